@@ -1,0 +1,132 @@
+"""The FastAPI app factory: ``create_app(settings)``.
+
+Services are built in the lifespan and kept on ``app.state.services``; nothing is global, so
+tests build as many apps as they like. Every ``/v1`` route requires an API key when keys are
+configured. Bodies over ``max_request_bytes`` are refused with 413 before they are read
+whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ember import __version__
+from ember.api.chat.router import router as chat_router
+from ember.api.completions.router import router as completions_router
+from ember.api.deps import require_api_key
+from ember.api.embeddings.router import router as embeddings_router
+from ember.api.errors import error_body, install_error_handlers
+from ember.api.models.router import router as models_router
+from ember.errors import PayloadTooLargeError
+from ember.services.container import Services
+from ember.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class BodySizeLimit:
+    """Refuses bodies larger than ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLargeError(
+            f"The request body is larger than the limit of {self.limit} bytes."
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await JSONResponse(error_body(too_large), status_code=413)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # FastAPI turns foreign errors while reading the body into 400; an
+                    # HTTPException passes through and the handler maps it to our 413.
+                    raise HTTPException(status_code=413, detail=too_large.message)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _route_name(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """Build the Ember HTTP app. Pass ``services`` to share already-built ones."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services or Services.build(settings)
+        app.state.services = built
+        for name in settings.preload:
+            spec = built.registry.resolve(name)
+            logger.info("preloading %s", spec.id)
+            await built.manager.get(spec)
+        built.metrics.models_loaded.set(len(built.manager.loaded()))
+        try:
+            yield
+        finally:
+            await built.close()
+
+    app = FastAPI(
+        title="Ember",
+        version=__version__,
+        summary="Local open models behind the OpenAI API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def record_metrics(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        state_services = getattr(request.app.state, "services", None)
+        if state_services is not None:
+            route = _route_name(request)
+            metrics = state_services.metrics
+            metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+            metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+
+    secured = [Depends(require_api_key)]
+    for router in (models_router, chat_router, completions_router, embeddings_router):
+        app.include_router(router, dependencies=secured)
+
+    @app.get("/healthz", tags=["ember"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        built: Services = request.app.state.services
+        return {
+            "status": "ok",
+            "version": __version__,
+            "models_loaded": [entry.spec.id for entry in built.manager.loaded()],
+        }
+
+    @app.get("/metrics", tags=["ember"])
+    async def metrics(request: Request) -> Response:
+        built: Services = request.app.state.services
+        return Response(built.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

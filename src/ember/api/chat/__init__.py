@@ -1,0 +1,1 @@
+"""POST /v1/chat/completions: router (thin), protocol (wire models), serving."""

@@ -1,0 +1,42 @@
+"""``POST /v1/completions``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ember.api.completions.protocol import CompletionRequest
+from ember.api.completions.serving import text_completion, text_completion_stream
+from ember.api.deps import get_services
+from ember.api.sse import SSE_HEADERS
+from ember.services.container import Services
+
+router = APIRouter()
+
+
+@router.post("/v1/completions", response_model=None)
+async def create_completion(
+    body: CompletionRequest, services: Services = Depends(get_services)
+) -> Any:
+    params = body.sampling_params(
+        max_tokens=body.max_tokens if body.max_tokens is not None else 16,
+        logprobs=body.logprobs is not None,
+        top_logprobs=body.logprobs or 0,
+    )
+    batch = []
+    for prompt in body.prompts():
+        prepared = await services.text.prepare_completion(
+            body.model, prompt, params, n=body.n or 1
+        )
+        batch.append((prompt, prepared))
+    echo = bool(body.echo)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            text_completion_stream(services.text, batch, echo=echo, include_usage=include_usage),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    return JSONResponse(await text_completion(services.text, batch, echo=echo))

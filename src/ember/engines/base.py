@@ -1,0 +1,153 @@
+"""The engine interface every inference backend implements.
+
+An engine wraps one loaded model. Chat/completion engines turn a prompt string into a stream
+of :class:`GenerationChunk`; embedding engines turn texts into vectors. What an engine can do
+is data (:class:`EngineCapabilities`), so callers check flags, never class names.
+
+Engines are synchronous and not thread-safe: the caller (``ember.engines.manager``) runs them
+in a worker thread and serialises access with the engine's ``lock``. Generation stops early
+when the caller sets the ``cancel`` event (a client disconnected) or closes the iterator.
+
+Engines register a factory with :func:`register_engine`; the model manager picks the
+factory by the model's ``engine`` name, so adding an engine is adding a module.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ember.core.chat_template import ChatTemplate
+from ember.core.types import GenerationChunk, OutputConstraint, SamplingParams
+
+if TYPE_CHECKING:
+    from ember.models.registry import ModelSpec
+    from ember.settings import Settings
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine (with this model) can do."""
+
+    chat: bool = False
+    completion: bool = False
+    embeddings: bool = False
+    streaming: bool = False
+    json_schema: bool = False
+    tools: bool = False
+    logprobs: bool = False
+    seed: bool = False
+    lora: bool = False
+
+
+class Engine(ABC):
+    """A loaded model. Subclasses say what they can do through ``capabilities``."""
+
+    capabilities: EngineCapabilities
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def memory_bytes(self) -> int:
+        """Approximate resident size, used by the manager's memory budget."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most engines free on GC
+        """Free native resources now rather than at garbage collection."""
+
+
+class TextEngine(Engine):
+    """An engine that generates text from a prompt."""
+
+    @property
+    @abstractmethod
+    def context_length(self) -> int:
+        """Tokens the model can attend to: prompt plus output."""
+
+    @property
+    @abstractmethod
+    def chat_template(self) -> ChatTemplate:
+        """The model's chat template (ChatML when the model has none)."""
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of a rendered prompt (special tokens in the text are parsed)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        prompt_tokens: Sequence[int],
+        params: SamplingParams,
+        *,
+        constraint: OutputConstraint | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationChunk]:
+        """Yield text as it is generated; the last chunk carries ``finish_reason``.
+
+        The engine stops at the end-of-generation token, at ``params.max_tokens``, when the
+        grammar of ``constraint`` is complete, or when ``cancel`` is set (finish reason
+        ``cancelled``). Stop strings are applied by the caller, which closes the iterator.
+        """
+
+
+class EmbeddingEngine(Engine):
+    """An engine that maps texts to fixed-size vectors."""
+
+    @property
+    @abstractmethod
+    def dimensions(self) -> int:
+        """Length of every vector this engine returns."""
+
+    @property
+    @abstractmethod
+    def max_input_tokens(self) -> int:
+        """Longest input (in tokens) the model reads; longer inputs are refused."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model would read for ``text``."""
+
+    @abstractmethod
+    def embed(
+        self, texts: Sequence[str], *, input_type: Literal["query", "passage"] = "query"
+    ) -> list[list[float]]:
+        """One normalised vector per text."""
+
+
+EngineFactory = Callable[["ModelSpec", "Settings"], Engine]
+_FACTORIES: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str) -> Callable[[EngineFactory], EngineFactory]:
+    """Decorator: make ``factory`` the loader for models whose ``engine`` is ``name``."""
+
+    def decorate(factory: EngineFactory) -> EngineFactory:
+        _FACTORIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def engine_factory(name: str) -> EngineFactory:
+    from ember.engines import load_builtin_engines
+
+    load_builtin_engines()
+    try:
+        return _FACTORIES[name]
+    except KeyError:
+        from ember.errors import ModelLoadError
+
+        raise ModelLoadError(
+            f"No engine named '{name}' is installed (known: {', '.join(sorted(_FACTORIES))})."
+        ) from None
+
+
+def registered_engines() -> list[str]:
+    from ember.engines import load_builtin_engines
+
+    load_builtin_engines()
+    return sorted(_FACTORIES)

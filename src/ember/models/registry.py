@@ -1,0 +1,143 @@
+"""The model registry: which model ids exist, which aliases point where.
+
+Three sources, merged in this order (a later one may not shadow an earlier id):
+
+1. embedded models, shipped inside PyPI packages (``ember.models.embedded``);
+2. models the user declares in ``ember.toml`` under ``[models.NAME]``;
+3. models downloaded with ``ember models pull`` (rows in the store).
+
+Aliases: ``default`` and ``default-embedding`` point at the settings' defaults, and
+``[aliases]`` in ``ember.toml`` adds any other name (say a client's hard-coded
+``gpt-4o-mini``). An alias may point at another alias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ember.errors import ModelNotFoundError
+from ember.settings import Settings
+from ember.store import ModelRecord, Store
+
+ModelKind = Literal["chat", "completion", "embedding"]
+ModelSource = Literal["embedded", "config", "hub"]
+
+DEFAULT_ALIAS = "default"
+DEFAULT_EMBEDDING_ALIAS = "default-embedding"
+_MAX_ALIAS_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to load and describe one model."""
+
+    id: str
+    engine: str
+    kind: ModelKind
+    source: ModelSource
+    owned_by: str = "ember"
+    description: str = ""
+    path: Path | None = None
+    gguf_file: str | None = None
+    context_length: int | None = None
+    size_bytes: int = 0
+    created: int = 0
+    licence: str = ""
+    # Embedded models whose file must be prepared first (joined, verified) set this.
+    locate: Callable[[Settings], Path] | None = field(default=None, compare=False, repr=False)
+
+    def resolve_path(self, settings: Settings) -> Path:
+        """The model's file or directory on disk, preparing it if needed."""
+        if self.locate is not None:
+            return self.locate(settings)
+        if self.path is None:
+            raise ModelNotFoundError(self.id)
+        return self.path
+
+
+def _infer_engine(path: Path, gguf_file: str | None, kind: ModelKind) -> str:
+    if kind == "embedding":
+        return "sentence-transformers"
+    if path.suffix == ".gguf" and gguf_file is None:
+        return "llamacpp"
+    return "transformers"
+
+
+class ModelRegistry:
+    """Resolves names to :class:`ModelSpec` and lists what can be served."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    def aliases(self) -> dict[str, str]:
+        aliases = {
+            DEFAULT_ALIAS: self.settings.default_model,
+            DEFAULT_EMBEDDING_ALIAS: self.settings.default_embedding_model,
+        }
+        aliases.update(self.settings.aliases)
+        return aliases
+
+    def specs(self) -> dict[str, ModelSpec]:
+        """Every model id known now, embedded first."""
+        from ember.models.embedded import embedded_models
+
+        specs: dict[str, ModelSpec] = {}
+        for spec in embedded_models():
+            specs[spec.id] = spec
+        for model_id, config in self.settings.models.items():
+            if model_id in specs:
+                continue
+            specs[model_id] = ModelSpec(
+                id=model_id,
+                engine=config.engine or _infer_engine(config.path, config.gguf_file, config.kind),
+                kind=config.kind,
+                source="config",
+                owned_by="user",
+                path=config.path.expanduser(),
+                gguf_file=config.gguf_file,
+                context_length=config.context_length,
+            )
+        for record in self.store.list_models():
+            if record.id not in specs:
+                specs[record.id] = spec_from_record(record)
+        return specs
+
+    def list(self) -> list[ModelSpec]:
+        return list(self.specs().values())
+
+    def canonical_id(self, name: str) -> str:
+        """Follow aliases until a model id; unknown names raise ModelNotFoundError."""
+        specs = self.specs()
+        aliases = self.aliases()
+        current = name
+        for _ in range(_MAX_ALIAS_DEPTH):
+            if current in specs:
+                return current
+            if current not in aliases:
+                break
+            current = aliases[current]
+        raise ModelNotFoundError(name)
+
+    def resolve(self, name: str) -> ModelSpec:
+        return self.specs()[self.canonical_id(name)]
+
+
+def spec_from_record(record: ModelRecord) -> ModelSpec:
+    path = Path(record.path)
+    kind: ModelKind = "embedding" if record.kind == "embedding" else "chat"
+    return ModelSpec(
+        id=record.id,
+        engine=record.engine,
+        kind=kind,
+        source="hub",
+        owned_by=record.source.split("/")[0] if "/" in record.source else "hub",
+        description=f"Pulled from {record.source}@{record.revision}",
+        path=path,
+        gguf_file=record.gguf_file,
+        size_bytes=record.size_bytes,
+        created=record.created_at,
+    )

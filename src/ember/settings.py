@@ -1,0 +1,169 @@
+"""Ember's one settings model.
+
+Values come, highest first, from: keyword arguments (the CLI's flags), ``EMBER_*``
+environment variables, the ``ember.toml`` file, and the defaults below. The file is the one
+named by ``EMBER_CONFIG``, else ``./ember.toml``, else ``$EMBER_HOME/ember.toml``. The server
+and the CLI both call :func:`load_settings`, so they see the same configuration.
+
+Every field has a description; ``docs/CONFIGURATION.md`` lists them and a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "ember.toml"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("EMBER_HOME", Path.home() / ".ember")).expanduser()
+
+
+def find_config_file() -> Path | None:
+    """The ``ember.toml`` in force, or None when there is none."""
+    explicit = os.environ.get("EMBER_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in (Path.cwd() / CONFIG_FILE_NAME, default_home() / CONFIG_FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class LocalModelConfig(BaseModel):
+    """A model the user declares in ``ember.toml`` under ``[models.NAME]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="A GGUF file or a Hugging Face model directory.")
+    engine: Literal["llamacpp", "transformers", "sentence-transformers"] | None = Field(
+        default=None,
+        description="Engine to serve it with; inferred from the path when omitted.",
+    )
+    kind: Literal["chat", "completion", "embedding"] = Field(
+        default="chat", description="What the model is for."
+    )
+    gguf_file: str | None = Field(
+        default=None,
+        description="For the transformers engine: a GGUF file inside `path` to load from.",
+    )
+    context_length: int | None = Field(
+        default=None, description="Context window; read from the model when omitted."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything Ember can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMBER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Where Ember keeps its database, downloaded models and joined embedded "
+        "models (`EMBER_HOME`, default `~/.ember`).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `ember serve` listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `ember serve` uses.")
+    default_model: str = Field(
+        default="qwen2.5-coder-0.5b-instruct",
+        description="Model that the alias `default` points to.",
+    )
+    default_embedding_model: str = Field(
+        default="multilingual-e5-small",
+        description="Model that the alias `default-embedding` points to.",
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra model names mapped to a model id, e.g. `gpt-4o-mini = \"default\"`.",
+    )
+    models: dict[str, LocalModelConfig] = Field(
+        default_factory=dict,
+        description="Local model files or directories to serve, by id (`[models.NAME]`).",
+    )
+    preload: list[str] = Field(
+        default_factory=lambda: ["default"],
+        description="Models loaded when the server starts, so the first request is fast.",
+    )
+    hub_url: str = Field(
+        default="https://huggingface.co",
+        description="A Hugging Face-compatible hub for `ember models pull` (`EMBER_HUB_URL`).",
+    )
+    hub_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent to the hub, if it needs one."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="When non-empty, every /v1 request needs `Authorization: Bearer KEY` "
+        "with one of these keys.",
+    )
+    n_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        description="CPU threads per engine (llama.cpp `n_threads`, torch threads).",
+    )
+    context_length: int = Field(
+        default=8192,
+        ge=256,
+        description="Context window given to llama.cpp models (capped by the model's own).",
+    )
+    model_memory_budget_mb: int = Field(
+        default=8192,
+        ge=64,
+        description="Loaded models are evicted least-recently-used past this many MB.",
+    )
+    max_request_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies larger than this are refused with 413.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = find_config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "ember.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from flags, environment and ``ember.toml``.
+
+    Overrides whose value is None are ignored, so CLI flags left unset do not mask the
+    environment or the file.
+    """
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,213 @@
+"""Ember's store: the only owner of the database.
+
+One SQLite file (``$EMBER_HOME/ember.db``) in WAL mode, reached through SQLAlchemy 2 so that
+PostgreSQL can replace it later without touching callers. Callers use :class:`Store`'s
+methods; nobody else opens a session or writes SQL.
+
+Schema (see ``ember.store.migrations`` for how it got there):
+
+* ``models``: models added with ``ember models pull``: where their files are, which engine
+  serves them, and the hub's checksums. Embedded models are not rows: they come from
+  installed packages and are found afresh at every start.
+* ``responses``: stored ``/v1/responses`` objects (``store: true``), with the conversation
+  items that led to them so that ``previous_response_id`` can continue a conversation.
+* ``request_log``: one row per inference request (endpoint, model, tokens, latency, status);
+  later the audit chain and usage accounting build on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ember.store.migrations import migrate
+from ember.store.tables import ModelRow, RequestLogRow, ResponseRow
+
+
+@dataclass
+class ModelRecord:
+    """A model downloaded from a hub and registered in the store."""
+
+    id: str
+    engine: str
+    kind: str
+    path: str
+    source: str
+    revision: str = "main"
+    files: list[dict[str, Any]] = field(default_factory=list)
+    size_bytes: int = 0
+    gguf_file: str | None = None
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass
+class StoredResponse:
+    id: str
+    model: str
+    created_at: int
+    previous_response_id: str | None
+    conversation: list[dict[str, Any]]
+    response: dict[str, Any]
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Store:
+    """All reads and writes of Ember's database."""
+
+    def __init__(self, url_or_path: str | Path) -> None:
+        url = str(url_or_path)
+        if "://" not in url:
+            path = Path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- models ---------------------------------------------------------------------------
+
+    def add_model(self, record: ModelRecord) -> None:
+        """Insert or replace a downloaded model's record."""
+        with self.session() as session:
+            session.merge(
+                ModelRow(
+                    id=record.id,
+                    engine=record.engine,
+                    kind=record.kind,
+                    path=record.path,
+                    source=record.source,
+                    revision=record.revision,
+                    files=json.dumps(record.files),
+                    size_bytes=record.size_bytes,
+                    gguf_file=record.gguf_file,
+                    created_at=record.created_at,
+                )
+            )
+
+    def get_model(self, model_id: str) -> ModelRecord | None:
+        with self.session() as session:
+            row = session.get(ModelRow, model_id)
+            return _model_record(row) if row else None
+
+    def list_models(self) -> list[ModelRecord]:
+        with self.session() as session:
+            rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at)).all()
+            return [_model_record(row) for row in rows]
+
+    def remove_model(self, model_id: str) -> bool:
+        with self.session() as session:
+            row = session.get(ModelRow, model_id)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    # -- responses ------------------------------------------------------------------------
+
+    def save_response(self, stored: StoredResponse) -> None:
+        with self.session() as session:
+            session.merge(
+                ResponseRow(
+                    id=stored.id,
+                    model=stored.model,
+                    created_at=stored.created_at,
+                    previous_response_id=stored.previous_response_id,
+                    conversation=json.dumps(stored.conversation, ensure_ascii=False),
+                    response=json.dumps(stored.response, ensure_ascii=False),
+                )
+            )
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        with self.session() as session:
+            row = session.get(ResponseRow, response_id)
+            if row is None:
+                return None
+            return StoredResponse(
+                id=row.id,
+                model=row.model,
+                created_at=row.created_at,
+                previous_response_id=row.previous_response_id,
+                conversation=json.loads(row.conversation),
+                response=json.loads(row.response),
+            )
+
+    def delete_response(self, response_id: str) -> bool:
+        with self.session() as session:
+            row = session.get(ResponseRow, response_id)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    # -- request log ----------------------------------------------------------------------
+
+    def log_request(
+        self,
+        *,
+        endpoint: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_ms: float,
+        status: str,
+    ) -> None:
+        with self.session() as session:
+            session.add(
+                RequestLogRow(
+                    created_at=time.time(),
+                    endpoint=endpoint,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=latency_ms,
+                    status=status,
+                )
+            )
+
+    def count_requests(self, *, model: str | None = None) -> int:
+        with self.session() as session:
+            query = select(RequestLogRow.id)
+            if model is not None:
+                query = query.where(RequestLogRow.model == model)
+            return len(session.scalars(query).all())
+
+
+def _model_record(row: ModelRow) -> ModelRecord:
+    return ModelRecord(
+        id=row.id,
+        engine=row.engine,
+        kind=row.kind,
+        path=row.path,
+        source=row.source,
+        revision=row.revision,
+        files=json.loads(row.files),
+        size_bytes=row.size_bytes,
+        gguf_file=row.gguf_file,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,49 @@
+"""SQLAlchemy table definitions (the current schema; migrations build it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    engine: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    path: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str] = mapped_column(String)
+    files: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    gguf_file: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class ResponseRow(Base):
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String)
+    created_at: Mapped[int] = mapped_column(Integer)
+    previous_response_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    conversation: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+
+
+class RequestLogRow(Base):
+    __tablename__ = "request_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    endpoint: Mapped[str] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String)
