@@ -26,6 +26,7 @@ from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
 from ember.api.models.router import router as models_router
+from ember.api.responses.router import router as responses_router
 from ember.errors import PayloadTooLargeError
 from ember.services.container import Services
 from ember.settings import Settings
@@ -112,7 +113,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
 
     secured = [Depends(require_api_key)]
-    for router in (models_router, chat_router, completions_router, embeddings_router):
+    for router in (
+        models_router,
+        chat_router,
+        completions_router,
+        embeddings_router,
+        responses_router,
+    ):
         app.include_router(router, dependencies=secured)
 
     @app.get("/healthz", tags=["ember"])

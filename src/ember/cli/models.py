@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -132,7 +133,7 @@ def _show_rows(
     rows = [("id", spec.id)]
     if name != spec.id:
         rows.append(("resolved from", name))
-    source = spec.source
+    source: str = spec.source
     record = store.get_model(spec.id) if spec.source == "hub" else None
     if record is not None:
         source = f"hub: {record.source} @ {record.revision}"
@@ -152,6 +153,18 @@ def _show_rows(
     if record is not None:
         rows.append(("files", ", ".join(str(f["path"]) for f in record.files)))
     return rows
+
+
+class _ProgressOnFirstTask(Progress):
+    """A progress display that appears with its first bar, so an early error stays one line."""
+
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        self.start()
+        return super().add_task(*args, **kwargs)
+
+    def stop(self) -> None:
+        if self.live.is_started:
+            super().stop()
 
 
 @app.command()
@@ -192,20 +205,23 @@ def pull(
             TransferSpeedColumn(),
             TimeRemainingColumn(),
         )
+        progress = _ProgressOnFirstTask(*columns, console=_stderr())
         try:
-            with Progress(*columns, console=_stderr()) as progress:
-                record = pull_model(
-                    repo,
-                    settings=settings,
-                    store=store,
-                    files=file or None,
-                    revision=revision,
-                    model_id=model_id,
-                    progress=progress,
-                )
+            record = pull_model(
+                repo,
+                settings=settings,
+                store=store,
+                files=file or None,
+                revision=revision,
+                model_id=model_id,
+                progress=progress,
+            )
         except KeyboardInterrupt:
+            progress.stop()  # before the message, so the bar does not overwrite it
             _stderr().print("Interrupted: run the same pull again to resume.", style="yellow")
             raise typer.Exit(130) from None
+        finally:
+            progress.stop()
         _stdout().print(
             f"Pulled {repo} @ {revision} as [bold]{record.id}[/bold] ({record.engine}, "
             f'{record.kind}, {_size(record.size_bytes)}). Use it as model="{record.id}".',

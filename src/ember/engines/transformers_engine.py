@@ -133,8 +133,7 @@ class TransformersEngine(TextEngine):
         constraint: OutputConstraint | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[GenerationChunk]:
-        import torch
-
+        # Not itself a generator, so that a bad request fails here, before the first chunk.
         prompt = list(prompt_tokens)
         if not prompt:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
@@ -147,6 +146,20 @@ class TransformersEngine(TextEngine):
         room = self._context_length - len(prompt)
         limit = room if params.max_tokens is None else min(params.max_tokens, room)
         mask = self._token_mask(constraint)
+        if params.logprobs:
+            _ = self.lltokenizer  # token bytes come from it; build it before streaming
+        return self._decode(prompt, params, limit, mask, cancel)
+
+    def _decode(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        limit: int,
+        mask: TokenMask | None,
+        cancel: threading.Event | None,
+    ) -> Iterator[GenerationChunk]:
+        import torch
+
         sampler = _Sampler(params, self.model.config.vocab_size, prompt)
         decoder = _IncrementalDecoder(self.tokenizer)
         next_input = torch.tensor([prompt], dtype=torch.long)

@@ -101,7 +101,7 @@ class HubClient:
         token: str | None = None,
         *,
         retries: int = 4,
-        backoff_s: float = 1.0,
+        backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"User-Agent": f"ember/{__version__}"}
@@ -219,7 +219,7 @@ class HubClient:
                 if offset and not _resumes_at(response, offset):
                     partial.restart()  # the server ignored the range: take it from byte 0
                 with partial.path.open("ab") as out:
-                    for chunk in response.iter_bytes(_CHUNK_BYTES):
+                    for chunk in response.iter_bytes():  # as they arrive: a drop loses none
                         out.write(chunk)
                         partial.add(chunk)
                         report(partial.count)

@@ -9,6 +9,7 @@ from ember.models.registry import ModelRegistry
 from ember.services.embeddings import EmbeddingService
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, UsageStage
+from ember.services.responses import ResponseService
 from ember.services.text_generation import TextGenerationService
 from ember.settings import Settings
 from ember.store import Store
@@ -24,6 +25,7 @@ class Services:
     metrics: Metrics
     text: TextGenerationService
     embeddings: EmbeddingService
+    responses: ResponseService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -43,6 +45,7 @@ class Services:
             metrics=metrics,
             text=text,
             embeddings=EmbeddingService(registry, manager, pipeline),
+            responses=ResponseService(text, store),
         )
 
     async def close(self) -> None:

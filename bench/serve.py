@@ -1,0 +1,514 @@
+"""Single-stream serving speed of Ember against llama.cpp on the same GGUF.
+
+For each embedded chat model, three engines answer the same greedy chat request, one at a
+time (a second llama.cpp process on the machine would slow the first):
+
+* ``ember``: ``python -m ember serve`` in a subprocess with its own ``EMBER_HOME``, the model
+  preloaded, measured over HTTP with streaming chat completions;
+* ``in-process``: ``llama_cpp.Llama.create_chat_completion(stream=True)`` in this process;
+* ``llama_cpp.server``: ``python -m llama_cpp.server`` with its stock settings, over HTTP.
+
+Time to first token (TTFT) runs from sending the request to the first chunk with content;
+decode speed is ``(tokens - 1) / (last content chunk - first content chunk)``. Ember reports
+its token count in ``usage`` (``stream_options.include_usage``); for the two llama.cpp paths
+the content chunks are counted. Before each measured request a one-token request with another
+prompt replaces the KV cache, so every measured request reads its whole prompt.
+
+Run ``python bench/serve.py --help``. The exit status is non-zero only when something broke,
+never because a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from ember.models.embedded import QWEN_ID, SMOLLM2_ID, embedded_models
+from ember.settings import Settings
+
+MODELS = (SMOLLM2_ID, QWEN_ID)
+ENGINES = ("ember", "in-process", "llama_cpp.server")
+RSS_HEADROOM = 400 * 1024 * 1024
+DECODE_VS_IN_PROCESS = 0.97
+DECODE_VS_LLAMA_SERVER = 1.0
+START_TIMEOUT_S = 300
+REQUEST_TIMEOUT_S = 600
+
+# About 50 prompt tokens with either chat template; asks for an answer far longer than
+# max_tokens, since no engine here can be told to ignore the end-of-sequence token.
+PROMPT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {
+        "role": "user",
+        "content": "Write a long, detailed guide to baking sourdough bread at home: the "
+        "starter, mixing, folding, shaping, proofing and baking. Use at least twelve numbered "
+        "steps and explain each one thoroughly.",
+    },
+]
+# Shares only the template's first tokens with PROMPT, so it evicts PROMPT from the KV cache.
+FLUSH = [
+    {"role": "system", "content": "Answer in one word."},
+    {"role": "user", "content": "Hello?"},
+]
+
+# Piped output would otherwise wrap at 80 columns and cut the model names.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+class BenchError(Exception):
+    """Something kept the benchmark from measuring; the script exits with status 1."""
+
+
+@dataclass
+class Run:
+    """One measured request."""
+
+    ttft_s: float
+    decode_tps: float
+    tokens: int
+    content_chunks: int
+    text: str
+
+
+@dataclass
+class EngineResult:
+    """Every run of one engine on one model, and what it cost in memory."""
+
+    engine: str
+    command: list[str]
+    runs: list[Run] = field(default_factory=list)
+    rss_bytes: int | None = None
+
+    def median(self, name: str) -> float:
+        return statistics.median(getattr(run, name) for run in self.runs)
+
+
+Chat = Callable[[list[dict[str, str]], int], Run]
+
+
+def summarise(started: float, stamps: list[float], parts: list[str], tokens: int | None) -> Run:
+    """A Run from the arrival time of each content chunk after ``started``."""
+    if not stamps:
+        raise BenchError("The engine answered without any content.")
+    count = len(stamps) if tokens is None else tokens
+    span = stamps[-1] - stamps[0]
+    decode = (count - 1) / span if count > 1 and span > 0 else math.nan
+    return Run(stamps[0] - started, decode, count, len(stamps), "".join(parts))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children."""
+    process = psutil.Process(pid)
+    tree = [process, *process.children(recursive=True)]
+    return sum(p.memory_info().rss for p in tree)
+
+
+class HttpChat:
+    """Streaming chat completions against an OpenAI-compatible server on loopback."""
+
+    def __init__(self, base_url: str, extra: dict[str, Any]) -> None:
+        self.url = f"{base_url}/v1/chat/completions"
+        self.extra = extra
+        self.client = httpx.Client(timeout=REQUEST_TIMEOUT_S)
+
+    def __call__(self, messages: list[dict[str, str]], max_tokens: int) -> Run:
+        body = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": True,
+            **self.extra,
+        }
+        stamps: list[float] = []
+        parts: list[str] = []
+        usage_tokens: int | None = None
+        started = time.perf_counter()
+        with self.client.stream("POST", self.url, json=body) as response:
+            if response.status_code != 200:
+                response.read()
+                raise BenchError(f"{self.url} answered {response.status_code}: {response.text}")
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                now = time.perf_counter()
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise BenchError(f"{self.url} sent an error frame: {chunk['error']}")
+                if chunk.get("usage"):
+                    usage_tokens = chunk["usage"]["completion_tokens"]
+                for choice in chunk.get("choices", []):
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        stamps.append(now)
+                        parts.append(content)
+        return summarise(started, stamps, parts, usage_tokens)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@contextmanager
+def subprocess_server(
+    command: list[str], env: dict[str, str], log_path: Path, ready_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server, wait until ``ready_url`` answers 200, and always stop it."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise BenchError(
+                    f"{command[2]} exited with status {process.returncode} while starting:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"{command[2]} did not start in {START_TIMEOUT_S} s.")
+            time.sleep(0.3)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def ember_engine(
+    model_id: str, threads: int, n_ctx: int, home: Path
+) -> Iterator[tuple[Chat, list[str], int | None]]:
+    config = home / "ember.toml"
+    config.write_text(
+        f'preload = ["{model_id}"]\n'
+        f'default_model = "{model_id}"\n'
+        f"n_threads = {threads}\n"
+        f"context_length = {n_ctx}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
+    env.update(EMBER_HOME=str(home), EMBER_CONFIG=str(config))
+    port = free_port()
+    command = [sys.executable, "-m", "ember", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    log_path = home / f"ember-{model_id}.log"
+    with subprocess_server(command, env, log_path, f"{base}/healthz") as process:
+        chat = HttpChat(base, {"model": model_id, "stream_options": {"include_usage": True}})
+        try:
+            yield chat, command, process.pid
+        finally:
+            chat.close()
+
+
+@contextmanager
+def llama_server_engine(
+    model_id: str, path: Path, threads: int, n_ctx: int, home: Path
+) -> Iterator[tuple[Chat, list[str], int | None]]:
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path)]
+    command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    command += ["--n_ctx", str(n_ctx), "--host", "127.0.0.1", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    log_path = home / f"llama_cpp.server-{model_id}.log"
+    with subprocess_server(command, dict(os.environ), log_path, f"{base}/v1/models") as process:
+        # The server's own default repeat_penalty is 1.1; 1.0 keeps decoding greedy and equal
+        # to the other two engines.
+        chat = HttpChat(base, {"model": model_id, "repeat_penalty": 1.0})
+        try:
+            yield chat, command, process.pid
+        finally:
+            chat.close()
+
+
+@contextmanager
+def in_process_engine(
+    path: Path, threads: int, n_ctx: int
+) -> Iterator[tuple[Chat, list[str], int | None]]:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
+
+    def chat(messages: list[dict[str, str]], max_tokens: int) -> Run:
+        stamps: list[float] = []
+        parts: list[str] = []
+        started = time.perf_counter()
+        for chunk in llm.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stream=True,
+        ):
+            now = time.perf_counter()
+            content = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+            if content:
+                stamps.append(now)
+                parts.append(content)
+        return summarise(started, stamps, parts, None)
+
+    command = [f"llama_cpp.Llama({path.name}, n_threads={threads}, n_ctx={n_ctx})"]
+    try:
+        yield chat, command, None
+    finally:
+        llm.close()
+
+
+def measure(name: str, engine: Any, runs: int, max_tokens: int) -> EngineResult:
+    with engine as (chat, command, pid):
+        result = EngineResult(name, command)
+        chat(PROMPT, max_tokens)  # warm-up: pages the weights in, builds caches
+        for _ in range(runs):
+            chat(FLUSH, 1)
+            result.runs.append(chat(PROMPT, max_tokens))
+        if pid is not None:
+            result.rss_bytes = rss_bytes(pid)
+    return result
+
+
+def model_paths(model_ids: list[str], home: Path) -> dict[str, Path]:
+    """The GGUF of each model, joined (Qwen) into ``home`` so Ember's server reuses it."""
+    specs = {spec.id: spec for spec in embedded_models()}
+    settings = Settings(home=home)
+    return {model_id: specs[model_id].resolve_path(settings) for model_id in model_ids}
+
+
+def context_for(model_id: str, n_ctx: int) -> int:
+    """Ember caps the context at the model's own; the other engines get the same."""
+    spec = next(spec for spec in embedded_models() if spec.id == model_id)
+    return min(n_ctx, spec.context_length) if spec.context_length else n_ctx
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    n_ctx = context_for(model_id, args.n_ctx)
+    console.print(f"[bold]{model_id}[/bold]: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    engines = {
+        "ember": lambda: ember_engine(model_id, args.threads, n_ctx, home),
+        "in-process": lambda: in_process_engine(path, args.threads, n_ctx),
+        "llama_cpp.server": lambda: llama_server_engine(model_id, path, args.threads, n_ctx, home),
+    }
+    results: dict[str, EngineResult] = {}
+    for name, engine in engines.items():
+        with console.status(f"{model_id}: {name}"):
+            results[name] = measure(name, engine(), args.runs, args.max_tokens)
+        console.print(
+            f"  {name}: TTFT {results[name].median('ttft_s') * 1000:.0f} ms, "
+            f"decode {results[name].median('decode_tps'):.1f} tok/s"
+        )
+    ember, local, server = (results[name] for name in ENGINES)
+    file_bytes = path.stat().st_size
+    ratios = {
+        "decode_vs_in_process": ratio(ember.median("decode_tps"), local.median("decode_tps")),
+        "decode_vs_llama_cpp_server": ratio(
+            ember.median("decode_tps"), server.median("decode_tps")
+        ),
+        "ttft_vs_in_process": ratio(ember.median("ttft_s"), local.median("ttft_s")),
+        "ttft_vs_llama_cpp_server": ratio(ember.median("ttft_s"), server.median("ttft_s")),
+    }
+    rss_limit = file_bytes + RSS_HEADROOM
+    targets = {
+        "decode_vs_in_process": ratios["decode_vs_in_process"] >= DECODE_VS_IN_PROCESS,
+        "decode_vs_llama_cpp_server": ratios["decode_vs_llama_cpp_server"]
+        >= DECODE_VS_LLAMA_SERVER,
+        "rss": ember.rss_bytes is not None and ember.rss_bytes <= rss_limit,
+    }
+    return {
+        "model": model_id,
+        "path": str(path),
+        "file_bytes": file_bytes,
+        "n_ctx": n_ctx,
+        "rss_limit_bytes": rss_limit,
+        "engines": {name: asdict(result) for name, result in results.items()},
+        "medians": {
+            name: {
+                "ttft_s": result.median("ttft_s"),
+                "decode_tps": result.median("decode_tps"),
+                "tokens": result.median("tokens"),
+            }
+            for name, result in results.items()
+        },
+        "ratios": ratios,
+        "targets_met": targets,
+        "same_text": len({r.runs[0].text for r in results.values()}) == 1,
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (a decode speed from a single token) as null, so the file is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def mib(value: float | None) -> str:
+    return "—" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "[green]pass[/green]" if ok else "[red]FAIL[/red]"
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    config = report["config"]
+    speeds = Table(
+        title=f"Single-stream chat, one engine process at a time, n_threads={config['threads']}, "
+        f"max_tokens={config['max_tokens']}, median of {config['runs']} run(s)"
+    )
+    for column in ("model", "engine", "tokens", "TTFT ms", "decode tok/s", "RSS"):
+        speeds.add_column(column, justify="left" if column in ("model", "engine") else "right")
+    checks = Table(title="Ember against its targets")
+    for column in ("model", "check", "value", "target", "result"):
+        checks.add_column(column, justify="left" if column in ("model", "check") else "right")
+    for row in report["models"]:
+        for name in ENGINES:
+            engine = row["engines"][name]
+            counts = sorted({run["tokens"] for run in engine["runs"]})
+            speeds.add_row(
+                row["model"],
+                name,
+                "/".join(str(c) for c in counts),
+                f"{row['medians'][name]['ttft_s'] * 1000:.0f}",
+                f"{row['medians'][name]['decode_tps']:.1f}",
+                mib(engine["rss_bytes"]),
+            )
+        speeds.add_section()
+        ratios, met = row["ratios"], row["targets_met"]
+        rss = row["engines"]["ember"]["rss_bytes"]
+        rss_target = f"≤ {mib(row['rss_limit_bytes'])} (file {mib(row['file_bytes'])} + 400 MiB)"
+        for check, value, target, result in (
+            (
+                "decode, Ember / in-process",
+                f"{ratios['decode_vs_in_process']:.3f}×",
+                f"≥ {DECODE_VS_IN_PROCESS:.2f}×",
+                verdict(met["decode_vs_in_process"]),
+            ),
+            (
+                "decode, Ember / llama_cpp.server",
+                f"{ratios['decode_vs_llama_cpp_server']:.3f}×",
+                f"≥ {DECODE_VS_LLAMA_SERVER:.2f}×",
+                verdict(met["decode_vs_llama_cpp_server"]),
+            ),
+            ("TTFT, Ember / in-process", f"{ratios['ttft_vs_in_process']:.2f}×", "—", ""),
+            (
+                "TTFT, Ember / llama_cpp.server",
+                f"{ratios['ttft_vs_llama_cpp_server']:.2f}×",
+                "—",
+                "",
+            ),
+            ("Ember server RSS", mib(rss), rss_target, verdict(met["rss"])),
+        ):
+            checks.add_row(row["model"], check, value, target, result)
+        checks.add_section()
+    console.print(speeds)
+    console.print(checks)
+    for row in report["models"]:
+        if not row["same_text"]:
+            console.print(
+                f"[yellow]Note:[/yellow] the engines' answers for {row['model']} differ "
+                "(same greedy request); compare the token counts above."
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp n_threads (all engines)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request")
+    parser.add_argument("--runs", type=int, default=3, help="measured requests per engine")
+    parser.add_argument(
+        "--n-ctx", type=int, default=8192, help="context window (Ember's default context_length)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.max_tokens < 2 or args.runs < 1:
+        parser.error("--threads and --runs must be at least 1, --max-tokens at least 2")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report: dict[str, Any] = {
+        "config": {
+            "models": args.models,
+            "threads": args.threads,
+            "max_tokens": args.max_tokens,
+            "runs": args.runs,
+            "n_ctx": args.n_ctx,
+            "prompt": PROMPT,
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "ember": version("ember"),
+            "llama_cpp_python": version("llama_cpp_python"),
+        },
+        "models": [],
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
+            home = Path(tmp)
+            with console.status("Locating the models (joining Qwen's chunks)"):
+                paths = model_paths(args.models, home)
+            for model_id in args.models:
+                report["models"].append(bench_model(model_id, paths[model_id], args, home))
+    except BenchError as exc:
+        console.print(f"[red]Error:[/red] {exc}", highlight=False)
+        return 1
+    print_tables(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(json_safe(report), indent=2, ensure_ascii=False))
+        console.print(f"Raw numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

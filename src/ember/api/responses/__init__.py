@@ -1,0 +1,1 @@
+"""/v1/responses: router (thin), protocol (wire models), serving (objects and SSE events)."""

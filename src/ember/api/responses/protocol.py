@@ -1,0 +1,318 @@
+"""Wire models of ``POST /v1/responses`` (requests; responses use the openai types).
+
+Input items, content parts and tools are unions with a catch-all member, picked by their
+``type``: a known type is validated strictly, an unknown one parses and is refused with an
+``UnsupportedParameterError`` naming where it was, instead of a bare validation error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
+from ember.errors import InvalidRequestError, UnsupportedParameterError
+from ember.services.responses import (
+    Item,
+    ResponseRequest,
+    function_call_item,
+    function_call_output_item,
+    message_item,
+)
+
+
+def _tagged(known: tuple[str, ...], default: str | None = None) -> Discriminator:
+    """Discriminate on ``type``: a known value is its own tag, anything else is 'other'."""
+
+    def tag(value: Any) -> str:
+        kind = value.get("type", default) if isinstance(value, dict) else value.type
+        return kind if kind in known else "other"
+
+    return Discriminator(tag)
+
+
+class _Other(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str | None = None
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # output_text carries annotations, logprobs
+    type: Literal["input_text", "output_text"]
+    text: str
+
+
+class RefusalPart(BaseModel):
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("input_text")]
+    | Annotated[TextPart, Tag("output_text")]
+    | Annotated[RefusalPart, Tag("refusal")]
+    | Annotated[_Other, Tag("other")],
+    _tagged(("input_text", "output_text", "refusal")),
+]
+
+
+def content_texts(content: str | list[ContentPart], *, param: str) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    texts: list[str] = []
+    for index, part in enumerate(content):
+        if isinstance(part, _Other):
+            raise UnsupportedParameterError(
+                f"Content parts of type '{part.type}' are not supported by local text models.",
+                param=f"{param}[{index}].type",
+            )
+        texts.append(part.text if isinstance(part, TextPart) else part.refusal)
+    return texts
+
+
+class MessageInput(BaseModel):
+    """An input message; ``type`` may be left out (OpenAI's EasyInputMessage)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["message"] = "message"
+    id: str | None = None
+    role: Literal["user", "system", "developer", "assistant"]
+    content: str | list[ContentPart]
+
+    def to_item(self, index: int) -> Item:
+        texts = content_texts(self.content, param=f"input[{index}].content")
+        return message_item(self.role, texts, item_id=self.id)
+
+
+class FunctionCallInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function_call"]
+    id: str | None = None
+    call_id: str
+    name: str
+    arguments: str
+
+    def to_item(self, index: int) -> Item:
+        return function_call_item(self.call_id, self.name, self.arguments, item_id=self.id)
+
+
+class FunctionCallOutputInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function_call_output"]
+    id: str | None = None
+    call_id: str
+    output: str | list[ContentPart]
+
+    def to_item(self, index: int) -> Item:
+        texts = content_texts(self.output, param=f"input[{index}].output")
+        return function_call_output_item(self.call_id, "".join(texts), item_id=self.id)
+
+
+InputItem = Annotated[
+    Annotated[MessageInput, Tag("message")]
+    | Annotated[FunctionCallInput, Tag("function_call")]
+    | Annotated[FunctionCallOutputInput, Tag("function_call_output")]
+    | Annotated[_Other, Tag("other")],
+    _tagged(("message", "function_call", "function_call_output"), default="message"),
+]
+
+
+class FunctionTool(BaseModel):
+    """A function tool in the Responses shape (flat, not nested under ``function``)."""
+
+    type: Literal["function"]
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    def to_domain(self) -> ToolSpec:
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            parameters=self.parameters or {"type": "object", "properties": {}},
+            strict=self.strict is not False,
+        )
+
+
+Tool = Annotated[
+    Annotated[FunctionTool, Tag("function")] | Annotated[_Other, Tag("other")],
+    _tagged(("function",)),
+]
+
+
+class ToolChoiceObject(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    name: str | None = None
+
+
+class FormatText(BaseModel):
+    type: Literal["text"]
+
+
+class FormatJsonObject(BaseModel):
+    type: Literal["json_object"]
+
+
+class FormatJsonSchema(BaseModel):
+    type: Literal["json_schema"]
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class TextConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # verbosity: a local model has one
+    format: FormatText | FormatJsonObject | FormatJsonSchema = Field(
+        default_factory=lambda: FormatText(type="text"), discriminator="type"
+    )
+
+    def to_domain(self) -> OutputConstraint | None:
+        if isinstance(self.format, FormatJsonObject):
+            return OutputConstraint(kind="json_object")
+        if isinstance(self.format, FormatJsonSchema):
+            return OutputConstraint(kind="json_schema", schema=self.format.schema_)
+        return None
+
+
+class CreateResponseRequest(BaseModel):
+    """The body of ``POST /v1/responses``; fields Ember has no use for are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str | list[InputItem] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    max_output_tokens: int | None = Field(default=None, ge=16)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    tools: list[Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | ToolChoiceObject | None = None
+    parallel_tool_calls: bool | None = None
+    text: TextConfig | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    stream: bool | None = None
+    user: str | None = None
+    # Accepted so that they are refused by name rather than silently ignored.
+    background: bool | None = None
+    conversation: str | dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        if len(value) > 16:
+            raise ValueError("at most 16 metadata keys are allowed")
+        if any(len(k) > 64 or len(v) > 512 for k, v in value.items()):
+            raise ValueError("metadata keys are at most 64 characters, values at most 512")
+        return value
+
+    def _refuse_unsupported(self) -> None:
+        refused = {
+            "background": "Background responses are not supported.",
+            "conversation": "Conversations are not supported; use previous_response_id.",
+            "prompt": "Stored prompt templates are not supported.",
+        }
+        for param, message in refused.items():
+            if getattr(self, param):
+                raise UnsupportedParameterError(message, param=param)
+        if self.truncation == "auto":
+            raise UnsupportedParameterError(
+                "truncation 'auto' is not supported; shorten the input instead.",
+                param="truncation",
+            )
+        if self.top_logprobs:
+            raise UnsupportedParameterError(
+                "top_logprobs is not supported on /v1/responses yet.", param="top_logprobs"
+            )
+
+    def _items(self) -> list[Item]:
+        if self.input is None or self.input == []:
+            if self.previous_response_id is None:
+                raise InvalidRequestError(
+                    "Missing required parameter: 'input'.",
+                    param="input",
+                    code="missing_required_parameter",
+                )
+            return []
+        if isinstance(self.input, str):
+            return [message_item("user", [self.input])]
+        items: list[Item] = []
+        for index, entry in enumerate(self.input):
+            if isinstance(entry, _Other):
+                raise UnsupportedParameterError(
+                    f"Input items of type '{entry.type}' are not supported.",
+                    param=f"input[{index}].type",
+                )
+            items.append(entry.to_item(index))
+        return items
+
+    def _tools(self) -> tuple[ToolSpec, ...]:
+        specs: list[ToolSpec] = []
+        for index, tool in enumerate(self.tools or ()):
+            if isinstance(tool, _Other):
+                raise UnsupportedParameterError(
+                    f"Tools of type '{tool.type}' are not supported; only 'function' tools are.",
+                    param=f"tools[{index}].type",
+                )
+            specs.append(tool.to_domain())
+        return tuple(specs)
+
+    def _tool_choice(self, tools: tuple[ToolSpec, ...]) -> str:
+        wire = self.tool_choice
+        choice: str = "auto"
+        if isinstance(wire, ToolChoiceObject):
+            if wire.type != "function":
+                raise UnsupportedParameterError(
+                    f"tool_choice of type '{wire.type}' is not supported.", param="tool_choice"
+                )
+            if not wire.name:
+                raise InvalidRequestError(
+                    "tool_choice of type 'function' needs 'name'.", param="tool_choice.name"
+                )
+            choice = wire.name
+        elif wire is not None:
+            choice = wire
+        if choice not in ("auto", "none") and not tools:
+            raise InvalidRequestError("tool_choice is set but no tools are.", param="tool_choice")
+        return choice
+
+    def to_domain(self) -> ResponseRequest:
+        self._refuse_unsupported()
+        tools = self._tools()
+        choice = self._tool_choice(tools)
+        text = self.text or TextConfig()
+        constraint = text.to_domain()
+        if tools and constraint is not None and choice != "none":
+            raise UnsupportedParameterError(
+                "Using tools and a JSON text.format together is not supported.",
+                param="text.format",
+            )
+        return ResponseRequest(
+            model=self.model,
+            input=self._items(),
+            instructions=self.instructions,
+            previous_response_id=self.previous_response_id,
+            params=SamplingParams(
+                max_tokens=self.max_output_tokens,
+                temperature=1.0 if self.temperature is None else self.temperature,
+                top_p=1.0 if self.top_p is None else self.top_p,
+            ),
+            tools=tools,
+            tool_choice=choice,
+            parallel_tool_calls=self.parallel_tool_calls is not False,
+            text_format=text.format.model_dump(by_alias=True, exclude_none=True),
+            constraint=constraint,
+            metadata=dict(self.metadata or {}),
+            store=self.store is not False,
+            user=self.user,
+        )

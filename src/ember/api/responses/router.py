@@ -1,0 +1,52 @@
+"""``POST /v1/responses``, ``GET``/``DELETE /v1/responses/{id}`` and its ``input_items``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ember.api.deps import get_services
+from ember.api.responses.protocol import CreateResponseRequest
+from ember.api.responses.serving import response_object, response_stream
+from ember.api.sse import SSE_HEADERS
+from ember.services.container import Services
+
+router = APIRouter()
+
+
+@router.post("/v1/responses", response_model=None)
+async def create_response(
+    body: CreateResponseRequest, services: Services = Depends(get_services)
+) -> Any:
+    prepared = await services.responses.prepare(body.to_domain())
+    if body.stream:
+        return StreamingResponse(
+            response_stream(services.responses, prepared),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    return JSONResponse(await response_object(services.responses, prepared))
+
+
+@router.get("/v1/responses/{response_id}", response_model=None)
+async def retrieve_response(response_id: str, services: Services = Depends(get_services)) -> Any:
+    return JSONResponse(services.responses.get(response_id))
+
+
+@router.delete("/v1/responses/{response_id}", response_model=None)
+async def delete_response(response_id: str, services: Services = Depends(get_services)) -> Any:
+    return JSONResponse(services.responses.delete(response_id))
+
+
+@router.get("/v1/responses/{response_id}/input_items", response_model=None)
+async def list_input_items(
+    response_id: str,
+    after: str | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    services: Services = Depends(get_services),
+) -> Any:
+    page = services.responses.input_items(response_id, limit=limit, order=order, after=after)
+    return JSONResponse(page)

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real Ember server on a free loopback port, driven by the openai client.
+
+The server is started the way a user starts it (``python -m ember serve``) in a subprocess,
+with its own ``EMBER_HOME`` holding an ``ember.toml``. Tests use the small SmolLM2 model for
+speed (aliased as ``gpt-4o-mini``, a name clients hard-code); the default Qwen model is
+exercised by its own tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import openai
+import pytest
+
+SMALL_MODEL = "smollm2-135m-instruct"
+TEST_THREADS = 2
+
+SERVER_CONFIG = f"""
+preload = ["{SMALL_MODEL}"]
+n_threads = {TEST_THREADS}
+context_length = 2048
+max_request_bytes = 1048576
+
+[aliases]
+gpt-4o-mini = "{SMALL_MODEL}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(
+    home: Path, config: str, *, extra_env: dict[str, str] | None = None
+) -> RunningServer:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ember.toml").write_text(config)
+    port = free_port()
+    env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
+    env.update(extra_env or {})
+    log_path = home / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ember", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = RunningServer(f"http://127.0.0.1:{port}", home, process, log_path, log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.close()
+            raise RuntimeError(f"ember serve exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    process.wait()
+    log.close()
+    raise RuntimeError(f"ember serve did not start in time:\n{server.log()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    server.log_file.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("ember-home"), SERVER_CONFIG)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key="not-needed", max_retries=0, timeout=300)
