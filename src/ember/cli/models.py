@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -26,6 +27,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ember.errors import EmberError, ModelNotFoundError
 from ember.models.hub import LocalDetails, local_details, pull_model, remove_model
@@ -96,14 +98,9 @@ def list_models() -> None:
         table.add_column("size", justify="right")
         table.add_column("aliases", overflow="fold")
         for spec in registry.list():
-            table.add_row(
-                spec.id,
-                spec.engine,
-                spec.kind,
-                spec.source,
-                _size(spec.size_bytes),
-                ", ".join(aliases.get(spec.id, [])),
-            )
+            cells = (spec.id, spec.engine, spec.kind, spec.source, _size(spec.size_bytes))
+            # Text, not markup: ids and paths are the user's, and may hold square brackets.
+            table.add_row(*map(Text, (*cells, ", ".join(aliases.get(spec.id, [])))))
         _stdout().print(table)
         for line in dangling:
             _stderr().print(f"Note: alias {line}.", style="yellow", markup=False)
@@ -123,7 +120,7 @@ def show(
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         for label, value in _show_rows(model, spec, details, aliases.get(spec.id, []), store):
-            grid.add_row(label, value)
+            grid.add_row(label, Text(value))
         _stdout().print(grid)
 
 
@@ -223,8 +220,9 @@ def pull(
         finally:
             progress.stop()
         _stdout().print(
-            f"Pulled {repo} @ {revision} as [bold]{record.id}[/bold] ({record.engine}, "
-            f'{record.kind}, {_size(record.size_bytes)}). Use it as model="{record.id}".',
+            f"Pulled {repo} @ {escape(revision)} as [bold]{escape(record.id)}[/bold] "
+            f"({record.engine}, {record.kind}, {_size(record.size_bytes)}). Use it as "
+            f'model="{escape(record.id)}".',
             soft_wrap=True,
         )
 

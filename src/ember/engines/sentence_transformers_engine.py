@@ -40,9 +40,7 @@ class SentenceTransformersEngine(EmbeddingEngine):
                 "in ember.toml or pull it again with `ember models pull`."
             )
         try:
-            self._model: Any = SentenceTransformer(
-                str(path), device="cpu", local_files_only=True
-            )
+            self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
             raise ModelLoadError(
                 f"sentence-transformers could not load '{spec.id}' from {path} "
@@ -50,8 +48,16 @@ class SentenceTransformersEngine(EmbeddingEngine):
                 "sentence-transformers model (modules.json, config.json, weights)."
             ) from exc
         self._model.eval()
-        self._dimensions = int(self._model.get_embedding_dimension())
-        self._max_input_tokens = int(self._model.max_seq_length)
+        dimensions = self._model.get_embedding_dimension()
+        if dimensions is None:
+            raise ModelLoadError(
+                f"The model '{spec.id}' at {path} does not say how long its vectors are; "
+                "it needs a pooling module (1_Pooling/config.json)."
+            )
+        self._dimensions = int(dimensions)
+        # A model that names no limit is held to the window it was declared with.
+        max_tokens = self._model.max_seq_length or spec.context_length or 512
+        self._max_input_tokens = int(max_tokens)
         self._memory_bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
     @property

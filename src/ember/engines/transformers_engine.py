@@ -76,13 +76,16 @@ class TransformersEngine(TextEngine):
         config = self.model.config
         native = _config_context_length(config) or spec.context_length or settings.context_length
         self._context_length = min(native, spec.context_length or native)
+        # Penalty tables are sized like the logits, which may be wider than the tokenizer.
+        head = self.model.get_output_embeddings()
+        self._vocab_size = int(head.weight.shape[0]) if head is not None else config.vocab_size
         self._eos_ids = _eos_token_ids(self.model, self.tokenizer)
         self._bos_prefix = _bos_prefix(self.tokenizer)
         # Computing logits for every prompt position wastes vocab x prompt floats; models
         # that accept ``logits_to_keep`` return only the last row.
-        self._keeps_last_logits = "logits_to_keep" in inspect.signature(
-            self.model.forward
-        ).parameters
+        self._keeps_last_logits = (
+            "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        )
         self._memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     @property
@@ -160,7 +163,7 @@ class TransformersEngine(TextEngine):
     ) -> Iterator[GenerationChunk]:
         import torch
 
-        sampler = _Sampler(params, self.model.config.vocab_size, prompt)
+        sampler = _Sampler(params, self._vocab_size, prompt)
         decoder = _IncrementalDecoder(self.tokenizer)
         next_input = torch.tensor([prompt], dtype=torch.long)
         cache: Any = None
@@ -302,8 +305,9 @@ class _Sampler:
         if p.top_p < 1.0:
             ordered, order = torch.sort(scores, descending=True)
             sorted_probs = torch.softmax(ordered, dim=-1)
-            # Drop a token once the ones before it already reach top_p; the first always stays.
+            # Drop a token once the ones before it already reach top_p.
             drop = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= p.top_p
+            drop[0] = False  # even top_p=0 keeps the most likely token
             scores = scores.scatter(0, order, ordered.masked_fill(drop, -math.inf))
         probs = torch.softmax(scores, dim=-1)
         if p.min_p > 0.0:
@@ -346,16 +350,10 @@ class _IncrementalDecoder:
 
     def _advance(self, text: str) -> str:
         # Decoding is prefix-stable for the tokenizers we serve; if one ever rewrites
-        # earlier text, emit only what lies past the longest common prefix.
-        if text.startswith(self._emitted):
-            new = text[len(self._emitted) :]
-        else:
-            common = 0
-            for a, b in zip(text, self._emitted, strict=False):
-                if a != b:
-                    break
-                common += 1
-            new = text[common:]
+        # earlier text, what was sent stays sent and only what lies past it goes out.
+        same = zip(text, self._emitted, strict=False)
+        common = next((i for i, (a, b) in enumerate(same) if a != b), len(self._emitted))
+        new = text[common:]
         self._emitted = text
         return new
 

@@ -101,6 +101,7 @@ def plan_pull(repo: str, available: list[HubFile], wanted: list[str] | None) -> 
     by_path = {f.path: f for f in available}
     name = repo.split("/")[-1].lower()
     if wanted:
+        wanted = list(dict.fromkeys(wanted))  # a file named twice is fetched once
         missing = [p for p in wanted if p not in by_path]
         if missing:
             raise NotFoundError(f"The repo '{repo}' has no file {', '.join(missing)}.")

@@ -22,12 +22,16 @@ from ember.services.responses import (
 )
 
 
-def _tagged(known: tuple[str, ...], default: str | None = None) -> Discriminator:
-    """Discriminate on ``type``: a known value is its own tag, anything else is 'other'."""
+def _tagged(union: str, known: tuple[str, ...], default: str | None = None) -> Discriminator:
+    """Discriminate on ``type``: a known value picks its member, anything else 'other'.
+
+    Tags read ``<union>-<type>``: the error mapper drops loc parts with a dash (union
+    member names), so a validation error names ``input[0].call_id``, not the tag.
+    """
 
     def tag(value: Any) -> str:
         kind = value.get("type", default) if isinstance(value, dict) else value.type
-        return kind if kind in known else "other"
+        return f"{union}-{kind if kind in known else 'other'}"
 
     return Discriminator(tag)
 
@@ -49,15 +53,15 @@ class RefusalPart(BaseModel):
 
 
 ContentPart = Annotated[
-    Annotated[TextPart, Tag("input_text")]
-    | Annotated[TextPart, Tag("output_text")]
-    | Annotated[RefusalPart, Tag("refusal")]
-    | Annotated[_Other, Tag("other")],
-    _tagged(("input_text", "output_text", "refusal")),
+    Annotated[TextPart, Tag("part-input_text")]
+    | Annotated[TextPart, Tag("part-output_text")]
+    | Annotated[RefusalPart, Tag("part-refusal")]
+    | Annotated[_Other, Tag("part-other")],
+    _tagged("part", ("input_text", "output_text", "refusal")),
 ]
 
 
-def content_texts(content: str | list[ContentPart], *, param: str) -> list[str]:
+def content_texts(content: list[ContentPart] | str, *, param: str) -> list[str]:
     if isinstance(content, str):
         return [content]
     texts: list[str] = []
@@ -78,7 +82,7 @@ class MessageInput(BaseModel):
     type: Literal["message"] = "message"
     id: str | None = None
     role: Literal["user", "system", "developer", "assistant"]
-    content: str | list[ContentPart]
+    content: list[ContentPart] | str
 
     def to_item(self, index: int) -> Item:
         texts = content_texts(self.content, param=f"input[{index}].content")
@@ -102,7 +106,7 @@ class FunctionCallOutputInput(BaseModel):
     type: Literal["function_call_output"]
     id: str | None = None
     call_id: str
-    output: str | list[ContentPart]
+    output: list[ContentPart] | str
 
     def to_item(self, index: int) -> Item:
         texts = content_texts(self.output, param=f"input[{index}].output")
@@ -110,11 +114,11 @@ class FunctionCallOutputInput(BaseModel):
 
 
 InputItem = Annotated[
-    Annotated[MessageInput, Tag("message")]
-    | Annotated[FunctionCallInput, Tag("function_call")]
-    | Annotated[FunctionCallOutputInput, Tag("function_call_output")]
-    | Annotated[_Other, Tag("other")],
-    _tagged(("message", "function_call", "function_call_output"), default="message"),
+    Annotated[MessageInput, Tag("item-message")]
+    | Annotated[FunctionCallInput, Tag("item-function_call")]
+    | Annotated[FunctionCallOutputInput, Tag("item-function_call_output")]
+    | Annotated[_Other, Tag("item-other")],
+    _tagged("item", ("message", "function_call", "function_call_output"), default="message"),
 ]
 
 
@@ -137,8 +141,8 @@ class FunctionTool(BaseModel):
 
 
 Tool = Annotated[
-    Annotated[FunctionTool, Tag("function")] | Annotated[_Other, Tag("other")],
-    _tagged(("function",)),
+    Annotated[FunctionTool, Tag("tool-function")] | Annotated[_Other, Tag("tool-other")],
+    _tagged("tool", ("function",)),
 ]
 
 
@@ -164,13 +168,26 @@ class FormatJsonSchema(BaseModel):
     strict: bool | None = None
 
 
+TextFormat = Annotated[
+    Annotated[FormatText, Tag("format-text")]
+    | Annotated[FormatJsonObject, Tag("format-json_object")]
+    | Annotated[FormatJsonSchema, Tag("format-json_schema")]
+    | Annotated[_Other, Tag("format-other")],
+    _tagged("format", ("text", "json_object", "json_schema")),
+]
+
+
 class TextConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")  # verbosity: a local model has one
-    format: FormatText | FormatJsonObject | FormatJsonSchema = Field(
-        default_factory=lambda: FormatText(type="text"), discriminator="type"
-    )
+    format: TextFormat = Field(default_factory=lambda: FormatText(type="text"))
 
     def to_domain(self) -> OutputConstraint | None:
+        if isinstance(self.format, _Other):
+            raise InvalidRequestError(
+                f"text.format of type '{self.format.type}' is unknown; use 'text', "
+                "'json_object' or 'json_schema'.",
+                param="text.format.type",
+            )
         if isinstance(self.format, FormatJsonObject):
             return OutputConstraint(kind="json_object")
         if isinstance(self.format, FormatJsonSchema):
@@ -184,7 +201,7 @@ class CreateResponseRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str
-    input: str | list[InputItem] | None = None
+    input: list[InputItem] | str | None = None  # list first: its errors are reported first
     instructions: str | None = None
     previous_response_id: str | None = None
     max_output_tokens: int | None = Field(default=None, ge=16)
