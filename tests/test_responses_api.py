@@ -70,15 +70,15 @@ def test_item_input_with_instructions(client: openai.OpenAI) -> None:
     items: Any = [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi!"}]}
     ]
+    # Longer than the default system prompt the model's template adds when there is none.
+    instructions = "You are a pirate on a ship at sea. Answer every question like one. " * 4
     plain = client.responses.create(input=items, **SHORT)
-    instructed = client.responses.create(
-        input=items, instructions="You are a pirate. Answer like one.", **SHORT
-    )
+    instructed = client.responses.create(input=items, instructions=instructions, **SHORT)
 
-    assert instructed.instructions == "You are a pirate. Answer like one."
+    assert instructed.instructions == instructions
     assert plain.instructions is None
     assert instructed.usage and plain.usage
-    assert instructed.usage.input_tokens > plain.usage.input_tokens  # they reach the prompt
+    assert instructed.usage.input_tokens > plain.usage.input_tokens + 40  # in the prompt
     assert instructed.output_text
 
 

@@ -1,8 +1,9 @@
 """Wire models of ``POST /v1/responses`` (requests; responses use the openai types).
 
-Input items, content parts and tools are unions with a catch-all member, picked by their
-``type``: a known type is validated strictly, an unknown one parses and is refused with an
-``UnsupportedParameterError`` naming where it was, instead of a bare validation error.
+Input items, content parts, tools and text formats are unions with a catch-all member,
+picked by their ``type``: a known type is validated strictly, an unknown one parses and is
+refused with an ``UnsupportedParameterError`` naming where it was, instead of a bare
+validation error.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def _tagged(union: str, known: tuple[str, ...], default: str | None = None) -> D
     """
 
     def tag(value: Any) -> str:
-        kind = value.get("type", default) if isinstance(value, dict) else value.type
+        kind = (
+            value.get("type", default) if isinstance(value, dict) else getattr(value, "type", None)
+        )
         return f"{union}-{kind if kind in known else 'other'}"
 
     return Discriminator(tag)

@@ -1,0 +1,156 @@
+"""Table-driven tests of the pure pieces: stop strings, tool-call parsing, templates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ember.core.chat_template import ChatTemplate
+from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
+from ember.engines.grammar import closed_schema, grammar_for
+from ember.errors import InvalidRequestError
+from ember.services.generation import StopStringFilter
+from ember.services.tool_calls import ToolCallParser, parse_output
+
+
+@pytest.mark.parametrize(
+    ("stops", "pieces", "emitted", "stopped"),
+    [
+        ((), ["Hello", " world"], "Hello world", False),
+        (("END",), ["Hello E", "N", "D more"], "Hello ", True),
+        (("END",), ["Hello E", "NX"], "Hello ENX", False),
+        (("\n\n",), ["a\n", "\nb"], "a", True),
+        (("stop", "halt"), ["we ha", "lt now"], "we ", True),
+        (("abc",), ["xab", "xab"], "xabxab", False),
+    ],
+)
+def test_stop_string_filter(
+    stops: tuple[str, ...], pieces: list[str], emitted: str, stopped: bool
+) -> None:
+    flt = StopStringFilter(stops)
+    out = ""
+    for piece in pieces:
+        out += flt.feed(piece)
+        if flt.stopped:
+            break
+    if not flt.stopped:
+        out += flt.flush()
+    assert out == emitted
+    assert flt.stopped is stopped
+
+
+CALL = '<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "names"),
+    [
+        ("Just text.", "Just text.", []),
+        (CALL, "", ["f"]),
+        (CALL + "\n" + CALL.replace('"f"', '"g"'), "", ["f", "g"]),
+        ("  " + CALL, "", ["f"]),
+        ("<b>bold</b> text", "<b>bold</b> text", []),
+        ("<tool_call>\nnot json\n</tool_call>", "", []),
+    ],
+)
+def test_parse_output(text: str, content: str, names: list[str]) -> None:
+    parsed = parse_output(text)
+    assert parsed.content == content
+    assert [call.name for call in parsed.tool_calls] == names
+
+
+def test_tool_call_parser_handles_split_tags() -> None:
+    parser = ToolCallParser()
+    seen: list[ToolCall] = []
+    for i in range(0, len(CALL), 3):
+        text, calls = parser.feed(CALL[i : i + 3])
+        assert text == ""
+        seen.extend(calls)
+    assert [c.name for c in seen] == ["f"]
+    assert json.loads(seen[0].arguments) == {"x": 1}
+
+
+TOOL = ToolSpec(name="get_weather", parameters={"type": "object", "properties": {"city": {}}})
+TOOLS_TEMPLATE = (
+    "{% if tools %}TOOLS:{{ tools | tojson }}\n{% endif %}"
+    "{% for m in messages %}[{{ m.role }}]{{ m.content }}"
+    "{% if m.tool_calls %}{{ m.tool_calls | tojson }}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant]{% endif %}"
+)
+
+
+def test_template_without_tool_support_gets_tools_in_system_prompt() -> None:
+    template = ChatTemplate(None)  # ChatML fallback: knows nothing of tools
+    prompt = template.render(
+        [
+            ChatMessage(role="user", content="weather?"),
+            ChatMessage(
+                role="assistant",
+                tool_calls=(ToolCall(id="c1", name="get_weather", arguments='{"city": "X"}'),),
+            ),
+            ChatMessage(role="tool", content="sunny", tool_call_id="c1"),
+        ],
+        tools=[TOOL],
+    )
+    assert prompt.startswith("<|im_start|>system\nYou may call")
+    assert '"name": "get_weather"' in prompt
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "X"}}' in prompt
+    assert "<tool_response>\nsunny\n</tool_response>" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_template_with_tool_support_gets_native_tools() -> None:
+    template = ChatTemplate(TOOLS_TEMPLATE)
+    prompt = template.render(
+        [
+            ChatMessage(role="developer", content="be brief"),
+            ChatMessage(
+                role="assistant",
+                tool_calls=(ToolCall(id="c1", name="get_weather", arguments='{"city": "X"}'),),
+            ),
+        ],
+        tools=[TOOL],
+    )
+    assert prompt.startswith('TOOLS:[{"type": "function"')
+    assert "[system]be brief" in prompt  # developer maps to system
+    assert '"arguments": {"city": "X"}' in prompt
+
+
+def test_template_errors_become_400() -> None:
+    template = ChatTemplate("{{ raise_exception('roles must alternate') }}")
+    with pytest.raises(InvalidRequestError) as error:
+        template.render([ChatMessage(role="user", content="x")])
+    assert "roles must alternate" in error.value.message
+
+
+def test_closed_schema_closes_only_unsaid_objects() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "inner": {"type": "object", "properties": {"a": {"type": "string"}}},
+            "open": {"type": "object", "additionalProperties": True},
+        },
+    }
+    closed = closed_schema(schema)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["inner"]["additionalProperties"] is False
+    assert closed["properties"]["open"]["additionalProperties"] is True
+    assert "additionalProperties" not in schema  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "constraint",
+    [
+        OutputConstraint(kind="json_object"),
+        OutputConstraint(kind="json_schema", schema={"type": "array", "items": {"type": "integer"}}),
+        OutputConstraint(kind="tool_calls", tools=(TOOL,), tool_mode="auto"),
+        OutputConstraint(kind="tool_calls", tools=(TOOL, ToolSpec(name="b")), parallel=False),
+    ],
+)
+def test_grammars_compile(constraint: OutputConstraint) -> None:
+    import llguidance
+
+    grammar = grammar_for(constraint)
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+    assert not is_error, messages
