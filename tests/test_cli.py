@@ -32,14 +32,26 @@ def test_version(tmp_path: Path) -> None:
 
 def test_run_with_prompt_argument_and_stdin(tmp_path: Path) -> None:
     result = ember(
-        "run", "smollm2-135m-instruct", "What is 2+2?", "--max-tokens", "8",
-        "--temperature", "0", home=tmp_path,
+        "run",
+        "smollm2-135m-instruct",
+        "What is 2+2?",
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+        home=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     piped = ember(
-        "run", "smollm2-135m-instruct", "--max-tokens", "8", "--temperature", "0",
-        home=tmp_path, stdin="What is 2+2?",
+        "run",
+        "smollm2-135m-instruct",
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+        home=tmp_path,
+        stdin="What is 2+2?",
     )
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout == result.stdout  # same prompt, greedy: same answer
@@ -53,8 +65,13 @@ def test_run_unknown_model_is_one_clean_line(tmp_path: Path) -> None:
 
 def test_chat_repl(tmp_path: Path) -> None:
     result = ember(
-        "chat", "--model", "smollm2-135m-instruct", "--max-tokens", "6",
-        home=tmp_path, stdin="Hello!\n/exit\n",
+        "chat",
+        "--model",
+        "smollm2-135m-instruct",
+        "--max-tokens",
+        "6",
+        home=tmp_path,
+        stdin="Hello!\n/exit\n",
     )
     assert result.returncode == 0, result.stderr
     assert "Chatting with" in result.stdout

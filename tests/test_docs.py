@@ -35,8 +35,17 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
 def test_every_cli_command_has_help_and_is_documented() -> None:
     runner = CliRunner()
     cli_doc = (ROOT / "docs" / "CLI.md").read_text()
-    commands = [[], ["serve"], ["run"], ["chat"], ["models"], ["models", "list"],
-                ["models", "show"], ["models", "pull"], ["models", "rm"]]
+    commands = [
+        [],
+        ["serve"],
+        ["run"],
+        ["chat"],
+        ["models"],
+        ["models", "list"],
+        ["models", "show"],
+        ["models", "pull"],
+        ["models", "rm"],
+    ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -24,8 +24,7 @@ def test_llm_cli_talks_to_ember(server: RunningServer, tmp_path: Path) -> None:
         "OPENAI_API_KEY": "not-needed",
     }
     result = subprocess.run(
-        [llm, "-m", "ember-small", "--no-log", "-o", "max_tokens", "12",
-         "Say hello to Ada."],
+        [llm, "-m", "ember-small", "--no-log", "-o", "max_tokens", "12", "Say hello to Ada."],
         env=env,
         capture_output=True,
         text=True,

@@ -143,7 +143,9 @@ def test_closed_schema_closes_only_unsaid_objects() -> None:
     "constraint",
     [
         OutputConstraint(kind="json_object"),
-        OutputConstraint(kind="json_schema", schema={"type": "array", "items": {"type": "integer"}}),
+        OutputConstraint(
+            kind="json_schema", schema={"type": "array", "items": {"type": "integer"}}
+        ),
         OutputConstraint(kind="tool_calls", tools=(TOOL,), tool_mode="auto"),
         OutputConstraint(kind="tool_calls", tools=(TOOL, ToolSpec(name="b")), parallel=False),
     ],

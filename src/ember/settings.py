@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     )
     aliases: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra model names mapped to a model id, e.g. `gpt-4o-mini = \"default\"`.",
+        description='Extra model names mapped to a model id, e.g. `gpt-4o-mini = "default"`.',
     )
     models: dict[str, LocalModelConfig] = Field(
         default_factory=dict,

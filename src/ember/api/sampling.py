@@ -47,9 +47,7 @@ class SamplingFields(BaseModel):
         from ember.errors import UnsupportedParameterError
 
         if self.logit_bias:
-            raise UnsupportedParameterError(
-                "logit_bias is not supported yet.", param="logit_bias"
-            )
+            raise UnsupportedParameterError("logit_bias is not supported yet.", param="logit_bias")
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=1.0 if self.temperature is None else self.temperature,

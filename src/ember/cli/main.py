@@ -76,7 +76,9 @@ def serve(
     except ValueError as exc:
         err_console.print(f"[red]Invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     console.print(
         f"Ember {__version__} serving [bold]{settings.default_model}[/bold] on "
         f"http://{settings.host}:{settings.port}/v1 (data in {settings.home})"
@@ -125,7 +127,9 @@ def run(
         raise typer.Exit(2)
     messages = [ChatMessage(role="system", content=system)] if system else []
     messages.append(ChatMessage(role="user", content="\n\n".join(parts)))
-    request = ChatRequest(model=model, messages=messages, params=_params(max_tokens, temperature, seed))
+    request = ChatRequest(
+        model=model, messages=messages, params=_params(max_tokens, temperature, seed)
+    )
 
     async def go() -> None:
         services = Services.build(load_settings())

@@ -75,9 +75,7 @@ def format_tool_call_text(name: str, arguments: str) -> str:
 class ChatTemplate:
     """A compiled chat template plus the special tokens it refers to."""
 
-    def __init__(
-        self, source: str | None, *, bos_token: str = "", eos_token: str = ""
-    ) -> None:
+    def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
         env = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
         )

@@ -45,9 +45,7 @@ class ToolSpec:
 
     name: str
     description: str | None = None
-    parameters: dict[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool = False
 
 

@@ -10,7 +10,7 @@ allowed set, JSON and tool-call output is valid by construction, on both engines
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llguidance
 import numpy as np
@@ -20,10 +20,13 @@ from ember.core.chat_template import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ember.core.types import OutputConstraint
 from ember.errors import EngineError, InvalidRequestError
 
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
 
 # Compact, conventional JSON ("a": 1, "b": 2) is what small models were trained on; flexible
 # whitespace lets them wander into runs of newlines and spaces.
-JSON_OPTIONS: dict[str, Any] = {
+JSON_OPTIONS: JsonCompileOptions = {
     "item_separator": ", ",
     "key_separator": ": ",
     "whitespace_flexible": False,
@@ -50,9 +53,7 @@ def closed_schema(schema: Any) -> Any:
 def grammar_for(constraint: OutputConstraint) -> str:
     """The llguidance grammar (JSON text) enforcing ``constraint``."""
     if constraint.kind == "json_object":
-        return str(
-            llguidance.LLMatcher.grammar_from_json_schema({"type": "object"}, JSON_OPTIONS)
-        )
+        return str(llguidance.LLMatcher.grammar_from_json_schema({"type": "object"}, JSON_OPTIONS))
     if constraint.kind == "json_schema":
         schema = closed_schema(constraint.schema or {})
         return str(llguidance.LLMatcher.grammar_from_json_schema(schema, JSON_OPTIONS))
@@ -68,7 +69,7 @@ def grammar_for(constraint: OutputConstraint) -> str:
             "%llguidance {}",
             f"start: {start}",
             f"calls: call{repeat}",
-            f'call: {json.dumps(TOOL_CALL_OPEN + chr(10))} %json {call_schema} '
+            f"call: {json.dumps(TOOL_CALL_OPEN + chr(10))} %json {call_schema} "
             f'{json.dumps(chr(10) + TOOL_CALL_CLOSE)} "\\n"?',
             r"TEXT: /[^<](.|\n)*/",
         ]

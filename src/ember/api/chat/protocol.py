@@ -167,12 +167,12 @@ class ChatCompletionRequest(SamplingFields):
             choice = self.tool_choice.function.name
         elif self.tool_choice is not None:
             choice = self.tool_choice
-        if self.tools and self.response_format and self.response_format.type != "text":
-            if choice != "none":
-                raise UnsupportedParameterError(
-                    "Using tools and a JSON response_format together is not supported.",
-                    param="response_format",
-                )
+        json_output = self.response_format is not None and self.response_format.type != "text"
+        if self.tools and json_output and choice != "none":
+            raise UnsupportedParameterError(
+                "Using tools and a JSON response_format together is not supported.",
+                param="response_format",
+            )
         max_tokens = self.max_completion_tokens or self.max_tokens
         return ChatRequest(
             model=self.model,

@@ -27,9 +27,7 @@ async def create_completion(
     )
     batch = []
     for prompt in body.prompts():
-        prepared = await services.text.prepare_completion(
-            body.model, prompt, params, n=body.n or 1
-        )
+        prepared = await services.text.prepare_completion(body.model, prompt, params, n=body.n or 1)
         batch.append((prompt, prepared))
     echo = bool(body.echo)
     if body.stream:

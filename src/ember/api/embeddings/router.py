@@ -48,9 +48,7 @@ class EmbeddingRequest(BaseModel):
         if not texts:
             raise InvalidRequestError("input must not be empty.", param="input")
         if len(texts) > MAX_INPUTS:
-            raise InvalidRequestError(
-                f"At most {MAX_INPUTS} inputs per request.", param="input"
-            )
+            raise InvalidRequestError(f"At most {MAX_INPUTS} inputs per request.", param="input")
         if any(not text for text in texts):
             raise InvalidRequestError("input must not contain empty strings.", param="input")
         return texts

@@ -73,9 +73,7 @@ async def load_model(model_id: str, services: Services = Depends(get_services)) 
 
 
 @router.post("/v1/ember/models/{model_id:path}/unload")
-async def unload_model(
-    model_id: str, services: Services = Depends(get_services)
-) -> dict[str, Any]:
+async def unload_model(model_id: str, services: Services = Depends(get_services)) -> dict[str, Any]:
     spec = services.registry.resolve(model_id)
     was_loaded = await services.manager.unload(spec.id)
     services.metrics.models_loaded.set(len(services.manager.loaded()))
