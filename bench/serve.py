@@ -32,9 +32,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ class Run:
     tokens: int
     content_chunks: int
     text: str
+    prompt_tokens: int | None = None
 
 
 @dataclass
@@ -104,16 +106,22 @@ class EngineResult:
 
 
 Chat = Callable[[list[dict[str, str]], int], Run]
+# What an engine's context manager yields: how to chat, how it was started, its process id
+# (None for the in-process engine, whose memory is this script's).
+Handle = tuple[Chat, list[str], int | None]
 
 
-def summarise(started: float, stamps: list[float], parts: list[str], tokens: int | None) -> Run:
+def summarise(
+    started: float, stamps: list[float], parts: list[str], usage: dict[str, int] | None
+) -> Run:
     """A Run from the arrival time of each content chunk after ``started``."""
     if not stamps:
-        raise BenchError("The engine answered without any content.")
-    count = len(stamps) if tokens is None else tokens
+        return Run(math.nan, math.nan, 0, 0, "")
+    count = len(stamps) if usage is None else usage["completion_tokens"]
     span = stamps[-1] - stamps[0]
     decode = (count - 1) / span if count > 1 and span > 0 else math.nan
-    return Run(stamps[0] - started, decode, count, len(stamps), "".join(parts))
+    prompt_tokens = None if usage is None else usage["prompt_tokens"]
+    return Run(stamps[0] - started, decode, count, len(stamps), "".join(parts), prompt_tokens)
 
 
 def free_port() -> int:
@@ -147,7 +155,7 @@ class HttpChat:
         }
         stamps: list[float] = []
         parts: list[str] = []
-        usage_tokens: int | None = None
+        usage: dict[str, int] | None = None
         started = time.perf_counter()
         with self.client.stream("POST", self.url, json=body) as response:
             if response.status_code != 200:
@@ -164,13 +172,13 @@ class HttpChat:
                 if "error" in chunk:
                     raise BenchError(f"{self.url} sent an error frame: {chunk['error']}")
                 if chunk.get("usage"):
-                    usage_tokens = chunk["usage"]["completion_tokens"]
+                    usage = chunk["usage"]
                 for choice in chunk.get("choices", []):
                     content = (choice.get("delta") or {}).get("content")
                     if content:
                         stamps.append(now)
                         parts.append(content)
-        return summarise(started, stamps, parts, usage_tokens)
+        return summarise(started, stamps, parts, usage)
 
     def close(self) -> None:
         self.client.close()
@@ -210,9 +218,7 @@ def subprocess_server(
 
 
 @contextmanager
-def ember_engine(
-    model_id: str, threads: int, n_ctx: int, home: Path
-) -> Iterator[tuple[Chat, list[str], int | None]]:
+def ember_engine(model_id: str, threads: int, n_ctx: int, home: Path) -> Iterator[Handle]:
     config = home / "ember.toml"
     config.write_text(
         f'preload = ["{model_id}"]\n'
@@ -238,7 +244,7 @@ def ember_engine(
 @contextmanager
 def llama_server_engine(
     model_id: str, path: Path, threads: int, n_ctx: int, home: Path
-) -> Iterator[tuple[Chat, list[str], int | None]]:
+) -> Iterator[Handle]:
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path)]
     command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
@@ -256,9 +262,7 @@ def llama_server_engine(
 
 
 @contextmanager
-def in_process_engine(
-    path: Path, threads: int, n_ctx: int
-) -> Iterator[tuple[Chat, list[str], int | None]]:
+def in_process_engine(path: Path, threads: int, n_ctx: int) -> Iterator[Handle]:
     import llama_cpp
 
     llm = llama_cpp.Llama(
@@ -294,16 +298,30 @@ def in_process_engine(
         llm.close()
 
 
-def measure(name: str, engine: Any, runs: int, max_tokens: int) -> EngineResult:
+def measure(
+    name: str, engine: AbstractContextManager[Handle], runs: int, max_tokens: int
+) -> EngineResult:
     with engine as (chat, command, pid):
         result = EngineResult(name, command)
         chat(PROMPT, max_tokens)  # warm-up: pages the weights in, builds caches
         for _ in range(runs):
             chat(FLUSH, 1)
-            result.runs.append(chat(PROMPT, max_tokens))
+            run = chat(PROMPT, max_tokens)
+            if not run.content_chunks:
+                raise BenchError(f"{name} answered the benchmark prompt without any content.")
+            result.runs.append(run)
         if pid is not None:
             result.rss_bytes = rss_bytes(pid)
     return result
+
+
+def check_llama_server_installed() -> None:
+    missing = [m for m in ("sse_starlette", "starlette_context") if find_spec(m) is None]
+    if missing:
+        raise BenchError(
+            f"llama_cpp.server needs {', '.join(missing)}. Install them without touching "
+            "llama-cpp-python: pip install --no-deps sse-starlette 'starlette-context>=0.3.6,<0.4'"
+        )
 
 
 def model_paths(model_ids: list[str], home: Path) -> dict[str, Path]:
@@ -325,7 +343,10 @@ def ratio(numerator: float, denominator: float) -> float:
 
 def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     n_ctx = context_for(model_id, args.n_ctx)
-    console.print(f"[bold]{model_id}[/bold]: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    console.print(
+        f"[bold]{model_id}[/bold]: {path} ({path.stat().st_size / 2**20:.0f} MiB); "
+        f"each engine alone, n_threads={args.threads}, n_ctx={n_ctx}"
+    )
     engines = {
         "ember": lambda: ember_engine(model_id, args.threads, n_ctx, home),
         "in-process": lambda: in_process_engine(path, args.threads, n_ctx),
@@ -333,8 +354,8 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
     }
     results: dict[str, EngineResult] = {}
     for name, engine in engines.items():
-        with console.status(f"{model_id}: {name}"):
-            results[name] = measure(name, engine(), args.runs, args.max_tokens)
+        # No spinner here: its refresh thread would share the CPU with the engine measured.
+        results[name] = measure(name, engine(), args.runs, args.max_tokens)
         console.print(
             f"  {name}: TTFT {results[name].median('ttft_s') * 1000:.0f} ms, "
             f"decode {results[name].median('decode_tps'):.1f} tok/s"
@@ -361,6 +382,7 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         "path": str(path),
         "file_bytes": file_bytes,
         "n_ctx": n_ctx,
+        "prompt_tokens": ember.runs[0].prompt_tokens,
         "rss_limit_bytes": rss_limit,
         "engines": {name: asdict(result) for name, result in results.items()},
         "medians": {
@@ -400,9 +422,12 @@ def print_tables(report: dict[str, Any]) -> None:
     config = report["config"]
     speeds = Table(
         title=f"Single-stream chat, one engine process at a time, n_threads={config['threads']}, "
-        f"max_tokens={config['max_tokens']}, median of {config['runs']} run(s)"
+        f"max_tokens={config['max_tokens']}, median of {config['runs']} run(s)",
+        caption="Prompt tokens (Ember's usage): "
+        + ", ".join(f"{row['model']} {row['prompt_tokens']}" for row in report["models"])
+        + ". RSS after the runs, server process only.",
     )
-    for column in ("model", "engine", "tokens", "TTFT ms", "decode tok/s", "RSS"):
+    for column in ("model", "engine", "tokens out", "TTFT ms", "decode tok/s", "RSS"):
         speeds.add_column(column, justify="left" if column in ("model", "engine") else "right")
     checks = Table(title="Ember against its targets")
     for column in ("model", "check", "value", "target", "result"):
@@ -496,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
             home = Path(tmp)
+            check_llama_server_installed()
             with console.status("Locating the models (joining Qwen's chunks)"):
                 paths = model_paths(args.models, home)
             for model_id in args.models:

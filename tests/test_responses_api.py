@@ -1,18 +1,25 @@
 """/v1/responses through the real server, driven by the official openai client.
 
 Generations are kept short (``max_output_tokens`` near the minimum of 16) and greedy, so the
-suite stays quick on a two-core machine.
+suite stays quick on a two-core machine. A failure in the middle of a stream cannot be caused
+from outside, so that one case drives ``response_stream`` directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import openai
 import pytest
-from openai.types.responses import ResponseStreamEvent
+from openai.types.responses import ResponseErrorEvent, ResponseStreamEvent
 from pydantic import TypeAdapter
+
+from ember.api.responses.serving import response_stream
+from ember.errors import EngineError
+from ember.services.responses import ResponseEvent, ResponseService, ResponseStarted
 
 MODEL = "gpt-4o-mini"
 SHORT: dict[str, Any] = {"model": MODEL, "max_output_tokens": 16, "temperature": 0}
@@ -268,3 +275,33 @@ def test_unsupported_is_refused_by_name(
         client.responses.create(**{"model": MODEL, "input": "Hi", **request_body})
     assert caught.value.code == "unsupported_parameter"
     assert caught.value.param == param
+
+
+class _FailingService(ResponseService):
+    """Starts a response, then fails the way an engine failure mid-stream does."""
+
+    def __init__(self) -> None:  # needs no text service or store to fail
+        pass
+
+    async def run(self, prepared: Any) -> AsyncIterator[ResponseEvent]:
+        yield ResponseStarted({"id": "resp_1", "object": "response", "status": "in_progress"})
+        raise EngineError("The engine stopped.")
+
+
+def test_failure_after_the_stream_started_is_an_error_event() -> None:
+    async def frames() -> list[str]:
+        return [frame async for frame in response_stream(_FailingService(), cast(Any, None))]
+
+    *started, last = asyncio.run(frames())
+    assert [f.split("\n")[0] for f in started] == [
+        "event: response.created",
+        "event: response.in_progress",
+    ]
+    name, data = last.strip().split("\n")
+    assert name == "event: error"
+    error = ResponseErrorEvent.model_validate_json(data.removeprefix("data: "))
+    assert (error.code, error.message, error.sequence_number) == (
+        "engine_error",
+        "The engine stopped.",
+        2,
+    )

@@ -44,10 +44,18 @@ def sse_error_frame(exc: BaseException) -> str:
     return f"data: {json.dumps(error_body(ember))}\n\n"
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "tuple", "literal"}
+
+
+def _is_union_member(part: str) -> bool:
+    return part in _TYPE_TAGS or part[:1].isupper() or "[" in part or "-" in part
+
+
 def _param_name(loc: Sequence[Any]) -> str | None:
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
-    # pydantic puts union member names and function-after tags into loc: drop them
-    parts = [p for p in parts if not (isinstance(p, str) and ("[" in p or "-" in p))]
+    # pydantic puts union members into loc ("str", "list[...]", "TextPart",
+    # "function-after[...]"): they are not parameter names, drop them.
+    parts = [p for p in parts if not (isinstance(p, str) and _is_union_member(p))]
     name = ""
     for part in parts:
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))

@@ -142,8 +142,8 @@ class TransformersEngine(TextEngine):
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         if len(prompt) >= self._context_length:
             raise ContextLengthExceededError(
-                f"The prompt has {len(prompt)} tokens, and this model's context window is "
-                f"{self._context_length} tokens. Shorten the messages or the prompt.",
+                f"This model's maximum context length is {self._context_length} tokens, "
+                f"but the prompt has {len(prompt)} tokens.",
                 param="messages",
             )
         room = self._context_length - len(prompt)
