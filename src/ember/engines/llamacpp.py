@@ -29,7 +29,12 @@ from ember.core.types import (
     TopLogprob,
 )
 from ember.engines.base import Engine, EngineCapabilities, TextEngine, register_engine
-from ember.errors import ContextLengthExceededError, EngineError, ModelLoadError
+from ember.errors import (
+    ContextLengthExceededError,
+    EngineError,
+    InvalidRequestError,
+    ModelLoadError,
+)
 
 if TYPE_CHECKING:
     import llguidance
@@ -208,7 +213,7 @@ class LlamaCppEngine(TextEngine):
     ) -> Iterator[GenerationChunk]:
         tokens = list(prompt_tokens)
         if not tokens:
-            raise ContextLengthExceededError("The prompt is empty.", param="messages")
+            raise InvalidRequestError("The prompt is empty.", param="messages")
         room = self.context_length - len(tokens)
         if room <= 0:
             raise ContextLengthExceededError(

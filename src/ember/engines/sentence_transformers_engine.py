@@ -32,7 +32,8 @@ class SentenceTransformersEngine(EmbeddingEngine):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(settings.n_threads)
+        # torch's pool is process-wide; more threads than cores only thrash.
+        torch.set_num_threads(min(settings.n_threads, os.cpu_count() or 1))
         path = spec.resolve_path(settings)
         if not path.exists():
             raise ModelLoadError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -70,7 +71,8 @@ class TransformersEngine(TextEngine):
         super().__init__()
         import torch
 
-        torch.set_num_threads(settings.n_threads)
+        # torch's pool is process-wide; more threads than cores only thrash.
+        torch.set_num_threads(min(settings.n_threads, os.cpu_count() or 1))
         self.spec = spec
         self.model, self.tokenizer = _load(spec, settings)
         config = self.model.config
