@@ -39,6 +39,7 @@ from ember.errors import (
 if TYPE_CHECKING:
     import llguidance
 
+    from ember.engines.grammar import TokenMask
     from ember.models.registry import ModelSpec
     from ember.settings import Settings
 
@@ -87,10 +88,10 @@ class LlamaCppEngine(TextEngine):
         self._lltokenizer: llguidance.LLTokenizer | None = None
         self._piece_buffer = ctypes.create_string_buffer(256)
 
-    def _piece(self, token: int) -> bytes:
-        """The bytes of one token (special tokens render as empty)."""
+    def _piece(self, token: int, *, special: bool = False) -> bytes:
+        """The bytes of one token (special tokens render as empty unless ``special``)."""
         size = self._llama_cpp.llama_token_to_piece(
-            self._vocab, token, self._piece_buffer, len(self._piece_buffer), 0, False
+            self._vocab, token, self._piece_buffer, len(self._piece_buffer), 0, special
         )
         return self._piece_buffer.raw[: max(0, size)]
 
@@ -126,10 +127,32 @@ class LlamaCppEngine(TextEngine):
         return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def _grammar_tokenizer(self) -> llguidance.LLTokenizer:
+        """llguidance's view of this vocabulary, built once (about a second)."""
         if self._lltokenizer is None:
-            from llguidance.llamacpp import lltokenizer_from_vocab
+            from llguidance import LLTokenizer
 
-            self._lltokenizer = lltokenizer_from_vocab(self._vocab)
+            llama_cpp = self._llama_cpp
+            pieces: list[bytes] = []
+            for token in range(self._n_vocab):
+                piece = self._piece(token, special=True)
+                attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
+                control = attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+                user_special = (
+                    attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+                    and piece.startswith(b"<")
+                    and piece.endswith(b">")
+                )
+                # llguidance marks special tokens with a 0xFF prefix so grammars never
+                # produce them as text.
+                pieces.append(b"\xff" + piece if control or user_special else piece)
+            tokenize = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p)
+            self._lltokenizer = LLTokenizer.from_llamacpp(  # type: ignore[attr-defined]
+                tokens=pieces,
+                vocab_ptr=self._vocab,
+                tokenize_fptr=tokenize.value,
+                eos_token=llama_cpp.llama_vocab_eos(self._vocab),
+                slices=None,
+            )
         return self._lltokenizer
 
     def _sampler(self, params: SamplingParams) -> Any:
@@ -211,6 +234,7 @@ class LlamaCppEngine(TextEngine):
         constraint: OutputConstraint | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[GenerationChunk]:
+        # Everything a request can get wrong fails here, before the stream starts.
         tokens = list(prompt_tokens)
         if not tokens:
             raise InvalidRequestError("The prompt is empty.", param="messages")
@@ -225,9 +249,19 @@ class LlamaCppEngine(TextEngine):
         from ember.engines.grammar import TokenMask
 
         mask = TokenMask(self._grammar_tokenizer(), constraint) if constraint else None
+        return self._stream(tokens, params, max_tokens, mask, cancel)
+
+    def _stream(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        max_tokens: int,
+        mask: TokenMask | None,
+        cancel: threading.Event | None,
+    ) -> Iterator[GenerationChunk]:
         sampler = self._sampler(params)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        llama_cpp = self._llama_cpp
+        is_eog = self._llama_cpp.llama_vocab_is_eog
         try:
             self._load_prompt(tokens)
             produced = 0
@@ -239,19 +273,18 @@ class LlamaCppEngine(TextEngine):
                 logits = self._logits()
                 if mask is not None:
                     mask.apply(logits)
-                logprob = None
                 token = int(sampler.sample(self._llama._ctx, -1))
-                if params.logprobs:
-                    logprob = self._logprob(logits, token, params.top_logprobs)
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                logprob = (
+                    self._logprob(logits, token, params.top_logprobs) if params.logprobs else None
+                )
+                if is_eog(self._vocab, token):
                     finish = "stop"
                     break
                 if mask is not None:
                     mask.consume(token)
                 produced += 1
-                piece = self._piece(token)
                 yield GenerationChunk(
-                    text=decoder.decode(piece),
+                    text=decoder.decode(self._piece(token)),
                     tokens=1,
                     logprobs=(logprob,) if logprob else (),
                 )
