@@ -298,3 +298,29 @@ def test_client_disconnect_cancels_generation(server: RunningServer) -> None:
     assert reply.status_code == 200
     # 1500 tokens at ~100 tok/s would take ~15 s; a cancelled stream frees the model at once.
     assert waited < 6, f"the next request waited {waited:.1f} s: the stream was not cancelled"
+
+
+def test_transformers_engine_serves_the_same_api(client: openai.OpenAI) -> None:
+    """The second engine behind the same endpoint: text, streaming and a valid tool call."""
+    model = "smollm2-135m-instruct-transformers"
+    reply = client.chat.completions.create(
+        model=model, messages=HELLO, max_tokens=8, temperature=0
+    )
+    assert reply.model == model and reply.choices[0].message.content
+    assert reply.system_fingerprint == "ember-transformers"
+    stream = client.chat.completions.create(
+        model=model, messages=HELLO, max_tokens=8, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+        reply.choices[0].message.content
+    )
+    called = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice="required",
+        parallel_tool_calls=False,
+        max_tokens=60,
+    )
+    call = called.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert set(json.loads(call.function.arguments)) == {"city", "unit"}  # type: ignore[union-attr]
