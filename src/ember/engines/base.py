@@ -77,6 +77,21 @@ class TextEngine(Engine):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of a rendered prompt (special tokens in the text are parsed)."""
 
+    def output_budget(self, prompt_tokens: Sequence[int], params: SamplingParams) -> int:
+        """How many tokens this prompt leaves for output; refuses empty or too-long prompts."""
+        from ember.errors import ContextLengthExceededError, InvalidRequestError
+
+        if not prompt_tokens:
+            raise InvalidRequestError("The prompt is empty.", param="messages")
+        room = self.context_length - len(prompt_tokens)
+        if room <= 0:
+            raise ContextLengthExceededError(
+                f"This model's maximum context length is {self.context_length} tokens, "
+                f"but the prompt has {len(prompt_tokens)} tokens.",
+                param="messages",
+            )
+        return room if params.max_tokens is None else min(params.max_tokens, room)
+
     @abstractmethod
     def generate(
         self,

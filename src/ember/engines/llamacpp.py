@@ -30,9 +30,7 @@ from ember.core.types import (
 )
 from ember.engines.base import Engine, EngineCapabilities, TextEngine, register_engine
 from ember.errors import (
-    ContextLengthExceededError,
     EngineError,
-    InvalidRequestError,
     ModelLoadError,
 )
 
@@ -236,16 +234,7 @@ class LlamaCppEngine(TextEngine):
     ) -> Iterator[GenerationChunk]:
         # Everything a request can get wrong fails here, before the stream starts.
         tokens = list(prompt_tokens)
-        if not tokens:
-            raise InvalidRequestError("The prompt is empty.", param="messages")
-        room = self.context_length - len(tokens)
-        if room <= 0:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {self.context_length} tokens, "
-                f"but the prompt has {len(tokens)} tokens.",
-                param="messages",
-            )
-        max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
+        max_tokens = self.output_budget(tokens, params)
         from ember.engines.grammar import TokenMask
 
         mask = TokenMask(self._grammar_tokenizer(), constraint) if constraint else None

@@ -29,9 +29,7 @@ from ember.core.types import (
 )
 from ember.engines.base import EngineCapabilities, TextEngine, register_engine
 from ember.errors import (
-    ContextLengthExceededError,
     EngineError,
-    InvalidRequestError,
     ModelLoadError,
     UnsupportedParameterError,
 )
@@ -140,16 +138,7 @@ class TransformersEngine(TextEngine):
     ) -> Iterator[GenerationChunk]:
         # Not itself a generator, so that a bad request fails here, before the first chunk.
         prompt = list(prompt_tokens)
-        if not prompt:
-            raise InvalidRequestError("The prompt is empty.", param="prompt")
-        if len(prompt) >= self._context_length:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {self._context_length} tokens, "
-                f"but the prompt has {len(prompt)} tokens.",
-                param="messages",
-            )
-        room = self._context_length - len(prompt)
-        limit = room if params.max_tokens is None else min(params.max_tokens, room)
+        limit = self.output_budget(prompt, params)
         mask = self._token_mask(constraint)
         if params.logprobs:
             _ = self.lltokenizer  # token bytes come from it; build it before streaming
