@@ -6,7 +6,8 @@ time (a second llama.cpp process on the machine would slow the first):
 * ``ember``: ``python -m ember serve`` in a subprocess with its own ``EMBER_HOME``, the model
   preloaded, measured over HTTP with streaming chat completions;
 * ``in-process``: ``llama_cpp.Llama.create_chat_completion(stream=True)`` in this process;
-* ``llama_cpp.server``: ``python -m llama_cpp.server`` with its stock settings, over HTTP.
+* ``llama_cpp.server``: ``python -m llama_cpp.server`` over HTTP, stock settings but for
+  threads and context.
 
 Time to first token (TTFT) runs from sending the request to the first chunk with content;
 decode speed is ``(tokens - 1) / (last content chunk - first content chunk)``. Ember reports
@@ -55,7 +56,7 @@ DECODE_VS_LLAMA_SERVER = 1.0
 START_TIMEOUT_S = 300
 REQUEST_TIMEOUT_S = 600
 
-# About 50 prompt tokens with either chat template; asks for an answer far longer than
+# 60 prompt tokens with either chat template; asks for an answer far longer than
 # max_tokens, since no engine here can be told to ignore the end-of-sequence token.
 PROMPT = [
     {"role": "system", "content": "You are a helpful assistant."},

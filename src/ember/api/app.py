@@ -68,9 +68,41 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _route_name(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", "unmatched")
+class RequestMetrics:
+    """Counts requests by route and status and times them to the response's first byte.
+
+    A plain ASGI middleware: ``BaseHTTPMiddleware`` would add a task and a memory stream
+    between the app and the server for every streamed chunk.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                self._record(scope, status, time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observe_send)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, seconds: float) -> None:
+        state = getattr(scope.get("app"), "state", None)
+        services = getattr(state, "services", None)
+        if services is None:
+            return
+        route = getattr(scope.get("route"), "path", "unmatched")
+        services.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+        services.metrics.http_latency.labels(route).observe(seconds)
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -98,19 +130,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def record_metrics(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        state_services = getattr(request.app.state, "services", None)
-        if state_services is not None:
-            route = _route_name(request)
-            metrics = state_services.metrics
-            metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
-            metrics.http_latency.labels(route).observe(time.perf_counter() - started)
-        return response
-
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(RequestMetrics)
 
     secured = [Depends(require_api_key)]
     for router in (

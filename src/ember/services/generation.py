@@ -80,14 +80,29 @@ async def generate_async(
 
     worker = loop.run_in_executor(None, produce)
     stops = StopStringFilter(params.stop)
+    pending: object | None = None
     try:
         while True:
-            item = await queue.get()
+            item = pending if pending is not None else await queue.get()
+            pending = None
             if item is _DONE:
                 break
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, GenerationChunk)
+            # When the consumer falls behind (a slow client, a busy machine), send what has
+            # piled up as one chunk instead of one write per token.
+            while item.finish_reason is None and not queue.empty():
+                following = queue.get_nowait()
+                if not isinstance(following, GenerationChunk):
+                    pending = following  # an error or the end: handled next turn
+                    break
+                item = GenerationChunk(
+                    text=item.text + following.text,
+                    tokens=item.tokens + following.tokens,
+                    logprobs=item.logprobs + following.logprobs,
+                    finish_reason=following.finish_reason,
+                )
             text = stops.feed(item.text)
             if stops.stopped:
                 cancel.set()
