@@ -303,9 +303,7 @@ def test_client_disconnect_cancels_generation(server: RunningServer) -> None:
 def test_transformers_engine_serves_the_same_api(client: openai.OpenAI) -> None:
     """The second engine behind the same endpoint: text, streaming and a valid tool call."""
     model = "smollm2-135m-instruct-transformers"
-    reply = client.chat.completions.create(
-        model=model, messages=HELLO, max_tokens=8, temperature=0
-    )
+    reply = client.chat.completions.create(model=model, messages=HELLO, max_tokens=8, temperature=0)
     assert reply.model == model and reply.choices[0].message.content
     assert reply.system_fingerprint == "ember-transformers"
     stream = client.chat.completions.create(
