@@ -57,13 +57,24 @@ def test_tool_call_with_the_default_model(qwen_client: openai.OpenAI) -> None:
             },
         },
     }
-    reply = qwen_client.chat.completions.create(
+    required = qwen_client.chat.completions.create(
         model="default",
         messages=[{"role": "user", "content": "北京今天天气怎么样？"}],
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="required",
+        max_tokens=60,
+        temperature=0,
+    )
+    calls = required.choices[0].message.tool_calls
+    assert required.choices[0].finish_reason == "tool_calls" and calls
+    assert "北京" in json.loads(calls[0].function.arguments)["city"]  # type: ignore[union-attr]
+    auto = qwen_client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
         tools=[tool],  # type: ignore[list-item]
         max_tokens=60,
         temperature=0,
     )
-    calls = reply.choices[0].message.tool_calls
-    assert reply.choices[0].finish_reason == "tool_calls" and calls
-    assert json.loads(calls[0].function.arguments)["city"]  # type: ignore[union-attr]
+    calls = auto.choices[0].message.tool_calls
+    assert auto.choices[0].finish_reason == "tool_calls" and calls
+    assert json.loads(calls[0].function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]

@@ -52,6 +52,8 @@ CALL = '<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
         ("  " + CALL, "", ["f"]),
         ("<b>bold</b> text", "<b>bold</b> text", []),
         ("<tool_call>\nnot json\n</tool_call>", "", []),
+        ('{"name": "f", "arguments": {"x": 1}}', "", ["f"]),
+        ('  {"name": "f", "arguments": {}}', "", ["f"]),
     ],
 )
 def test_parse_output(text: str, content: str, names: list[str]) -> None:

@@ -61,9 +61,11 @@ def grammar_for(constraint: OutputConstraint) -> str:
     call["x-guidance"] = JSON_OPTIONS
     call_schema = json.dumps(call, ensure_ascii=False)
     repeat = "+" if constraint.parallel else ""
-    # In "auto" mode the model may answer in text instead; text may not begin with "<" so
-    # that a call can never be half-written as prose.
-    start = "calls | TEXT" if constraint.tool_mode == "auto" else "calls"
+    # A call is a tagged block, or (one call only) the bare JSON object that some models
+    # (Qwen2.5-Coder) write without tags. In "auto" mode the model may answer in text
+    # instead; text may not begin with "<" or "{" so that a call is never half-written as
+    # prose.
+    start = "calls | bare | TEXT" if constraint.tool_mode == "auto" else "calls | bare"
     lark = "\n".join(
         [
             "%llguidance {}",
@@ -71,7 +73,8 @@ def grammar_for(constraint: OutputConstraint) -> str:
             f"calls: call{repeat}",
             f"call: {json.dumps(TOOL_CALL_OPEN + chr(10))} %json {call_schema} "
             f'{json.dumps(chr(10) + TOOL_CALL_CLOSE)} "\\n"?',
-            r"TEXT: /[^<](.|\n)*/",
+            f"bare: %json {call_schema}",
+            r"TEXT: /[^<{](.|\n)*/",
         ]
     )
     return str(llguidance.LLMatcher.grammar_from_lark(lark))

@@ -134,15 +134,11 @@ class LlamaCppEngine(TextEngine):
             for token in range(self._n_vocab):
                 piece = self._piece(token, special=True)
                 attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
+                # Control tokens get llguidance's 0xFF prefix so grammars never emit them as
+                # text. User-defined tokens stay plain: Qwen's <tool_call> is one, and the
+                # model should write the tag as the single token it was trained on.
                 control = attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
-                user_special = (
-                    attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
-                    and piece.startswith(b"<")
-                    and piece.endswith(b">")
-                )
-                # llguidance marks special tokens with a 0xFF prefix so grammars never
-                # produce them as text.
-                pieces.append(b"\xff" + piece if control or user_special else piece)
+                pieces.append(b"\xff" + piece if control else piece)
             tokenize = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p)
             self._lltokenizer = LLTokenizer.from_llamacpp(  # type: ignore[attr-defined]
                 tokens=pieces,

@@ -1,10 +1,10 @@
 """Split generated text into assistant content and ``<tool_call>`` blocks, incrementally.
 
 The grammar (``ember.engines.grammar``) guarantees that, when tools are offered, the output is
-either plain text that does not start with ``<``, or one or more
-``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks. So the first
-non-blank character decides the mode, and each block is complete, valid JSON when its closing
-tag arrives.
+plain text that starts with neither ``<`` nor ``{``; or one or more
+``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks; or one bare
+``{"name": ..., "arguments": {...}}`` object. So the first non-blank character decides the
+mode, and each call is complete, valid JSON when its closing tag (or the end) arrives.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ToolCallParser:
     """Feed text as it streams; get content deltas and completed tool calls back."""
 
     def __init__(self) -> None:
-        self._mode: str | None = None  # None until decided, then "text" or "calls"
+        self._mode: str | None = None  # None until decided: "text", "calls" or "bare"
         self._buffer = ""
         self.calls: list[ToolCall] = []
 
@@ -44,6 +44,9 @@ class ToolCallParser:
             stripped = self._buffer.lstrip()
             if not stripped:
                 return "", []
+            if stripped.startswith("{"):
+                self._mode = "bare"
+                return "", []
             if not stripped.startswith("<") or not TOOL_CALL_OPEN.startswith(
                 stripped[: len(TOOL_CALL_OPEN)]
             ):
@@ -53,6 +56,8 @@ class ToolCallParser:
             if len(stripped) < len(TOOL_CALL_OPEN):
                 return "", []
             self._mode = "calls"
+        if self._mode == "bare":
+            return "", []  # one JSON object: complete only at the end
         return "", self._drain_calls()
 
     def _drain_calls(self) -> list[ToolCall]:
@@ -73,6 +78,12 @@ class ToolCallParser:
         """Whatever is left once generation ended."""
         if self._mode == "calls":
             return "", self._drain_calls()
+        if self._mode == "bare":
+            call, self._buffer = _parse_call(self._buffer.strip()), ""
+            if call is not None:
+                self.calls.append(call)
+                return "", [call]
+            return "", []
         out, self._buffer = self._buffer, ""
         return out, []
 
