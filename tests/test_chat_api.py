@@ -181,11 +181,18 @@ def test_json_schema_output_is_valid_by_construction(client: openai.OpenAI) -> N
 def test_json_object_mode(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": "Give me a JSON object about Paris."}],
-        max_tokens=80,
+        messages=[
+            {
+                "role": "user",
+                "content": 'Reply with a JSON object with the keys "city" and "country" for Paris.',
+            }
+        ],
+        max_tokens=100,
+        temperature=0,
         response_format={"type": "json_object"},
     )
-    assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
+    assert reply.choices[0].finish_reason == "stop"
+    assert json.loads(reply.choices[0].message.content or "")["country"] == "France"
 
 
 def test_required_tool_call_is_valid_and_a_tool_turn_follows(client: openai.OpenAI) -> None:

@@ -230,9 +230,9 @@ def test_required_tool_call_matches_a_tool(engine: TextEngine) -> None:
     )
     text, chunks = run(engine.generate(ids, replace(GREEDY, max_tokens=80), constraint=constraint))
     assert chunks[-1].finish_reason == "stop"
+    # a tagged block, or the bare call object the grammar also allows
     match = re.fullmatch(r"<tool_call>\n(.*)\n</tool_call>\n?", text, flags=re.DOTALL)
-    assert match, text
-    call = json.loads(match.group(1))
+    call = json.loads(match.group(1) if match else text)
     assert set(call) == {"name", "arguments"}
     if call["name"] == "get_weather":
         assert isinstance(call["arguments"]["city"], str)
