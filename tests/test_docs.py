@@ -45,6 +45,14 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["models", "show"],
         ["models", "pull"],
         ["models", "rm"],
+        ["audit"],
+        ["audit", "verify"],
+        ["audit", "tail"],
+        ["audit", "export"],
+        ["guard"],
+        ["guard", "scan"],
+        ["guard", "redact"],
+        ["guard", "recognizers"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

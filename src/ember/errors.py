@@ -11,6 +11,7 @@ client.
     ├── InvalidRequestError                      400 invalid_request_error
     │   ├── ContextLengthExceededError           400 context_length_exceeded
     │   ├── UnsupportedParameterError            400 unsupported_parameter
+    │   ├── ContentPolicyViolationError          400 content_policy_violation
     │   └── PayloadTooLargeError                 413 request_too_large
     ├── AuthenticationError                      401 invalid_api_key
     ├── PermissionDeniedError                    403 permission_denied
@@ -80,6 +81,12 @@ class UnsupportedParameterError(InvalidRequestError):
     """A valid OpenAI parameter this model or engine cannot honour."""
 
     default_code = "unsupported_parameter"
+
+
+class ContentPolicyViolationError(InvalidRequestError):
+    """The guard's policy refuses this request (personal data, injection, moderation)."""
+
+    default_code = "content_policy_violation"
 
 
 class PayloadTooLargeError(InvalidRequestError):

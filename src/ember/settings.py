@@ -63,6 +63,26 @@ class LocalModelConfig(BaseModel):
     )
 
 
+class GuardPolicy(BaseModel):
+    """What the guard does with what it finds (``[guard]``, or per model in
+    ``[guard_policies.MODEL]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pii: Literal["allow", "redact", "block", "local_only"] = Field(
+        default="allow",
+        description="Personal data in a request: pass it (still detected and audited), "
+        "replace it with placeholders restored in the answer, refuse the request, or keep "
+        "the request on local models.",
+    )
+    injection: Literal["flag", "block"] = Field(
+        default="flag", description="Prompt injection at or above the threshold: record or refuse."
+    )
+    injection_threshold: float = Field(
+        default=0.8, ge=0, le=1, description="Injection score that counts as an attack."
+    )
+
+
 class Settings(BaseSettings):
     """Everything Ember can be configured with."""
 
@@ -132,8 +152,32 @@ class Settings(BaseSettings):
         ge=1024,
         description="Request bodies larger than this are refused with 413.",
     )
+    guard: GuardPolicy = Field(
+        default_factory=GuardPolicy,
+        description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
+        "`injection_threshold`).",
+    )
+    guard_policies: dict[str, GuardPolicy] = Field(
+        default_factory=dict,
+        description="Guard policies for particular models, by model id (`[guard_policies.ID]`).",
+    )
+    guard_recognizers: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="PII recognizers that are on, by name (`ember guard recognizers`), or "
+        '`["all"]`.',
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
+    )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Append every inference request to the tamper-evident audit log "
+        "(`ember audit verify`).",
+    )
+    audit_raw_text: bool = Field(
+        default=False,
+        description="Also keep each request's input and output text in the audit log, not "
+        "only their SHA-256 hashes.",
     )
 
     @classmethod

@@ -8,6 +8,7 @@ whole.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,9 @@ from ember.api.completions.router import router as completions_router
 from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
+from ember.api.guard.router import router as guard_router
 from ember.api.models.router import router as models_router
+from ember.api.moderations.router import router as moderations_router
 from ember.api.responses.router import router as responses_router
 from ember.errors import PayloadTooLargeError
 from ember.services.container import Services
@@ -116,6 +119,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             spec = built.registry.resolve(name)
             logger.info("preloading %s", spec.id)
             await built.manager.get(spec)
+        # The guard's NLP models (spaCy, jieba) load on first use: load them now, not on the
+        # first user's request.
+        await asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
         built.metrics.models_loaded.set(len(built.manager.loaded()))
         try:
             yield
@@ -140,6 +146,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         completions_router,
         embeddings_router,
         responses_router,
+        moderations_router,
+        guard_router,
     ):
         app.include_router(router, dependencies=secured)
 

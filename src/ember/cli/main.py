@@ -1,4 +1,4 @@
-"""The ``ember`` command: serve, chat, run, models.
+"""The ``ember`` command: serve, chat, run, models, audit.
 
 Every command loads settings the same way as the server (flags > ``EMBER_*`` > ``ember.toml``)
 and calls services; none of them reimplements what the services do.
@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from ember import __version__
+from ember.cli import audit as audit_cli
+from ember.cli import guard as guard_cli
 from ember.cli import models as models_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
@@ -30,6 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_cli.app, name="models")
+app.add_typer(audit_cli.app, name="audit")
+app.add_typer(guard_cli.app, name="guard")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ember.engines.manager import ModelManager
+from ember.guard.analyzer import Analyzer
+from ember.guard.injection.registry import InjectionScanner
+from ember.guard.moderation import LexiconModeration, ModerationModel
 from ember.models.registry import ModelRegistry
+from ember.services.audit import AuditStage
 from ember.services.embeddings import EmbeddingService
+from ember.services.guard_stage import GuardStage
 from ember.services.metrics import Metrics
-from ember.services.pipeline import Pipeline, UsageStage
+from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.responses import ResponseService
 from ember.services.text_generation import TextGenerationService
 from ember.settings import Settings
@@ -26,6 +31,9 @@ class Services:
     text: TextGenerationService
     embeddings: EmbeddingService
     responses: ResponseService
+    analyzer: Analyzer
+    injection: InjectionScanner
+    moderation: ModerationModel
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -34,7 +42,14 @@ class Services:
         registry = ModelRegistry(settings, store)
         manager = ModelManager(settings)
         metrics = Metrics()
-        pipeline = Pipeline([UsageStage(store, metrics)])
+        stages: list[RequestStage] = []
+        if settings.audit_enabled:  # first, so it sees the input as sent and completes last
+            stages.append(AuditStage(store, raw_text=settings.audit_raw_text))
+        analyzer = Analyzer(enabled=settings.guard_recognizers)
+        injection = InjectionScanner()
+        stages.append(GuardStage(settings, analyzer, injection))
+        stages.append(UsageStage(store, metrics))
+        pipeline = Pipeline(stages)
         text = TextGenerationService(registry, manager, pipeline)
         return cls(
             settings=settings,
@@ -46,6 +61,9 @@ class Services:
             text=text,
             embeddings=EmbeddingService(registry, manager, pipeline),
             responses=ResponseService(text, store),
+            analyzer=analyzer,
+            injection=injection,
+            moderation=LexiconModeration(),
         )
 
     async def close(self) -> None:

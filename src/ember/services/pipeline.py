@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +25,13 @@ from ember.store import Store
 
 logger = logging.getLogger(__name__)
 
-OutputFilter = Callable[[str], str]
+
+class OutputFilter(Protocol):
+    """Transforms streamed output; may hold text back until ``flush`` at the end."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
 
 
 @dataclass
@@ -40,6 +46,8 @@ class RequestContext:
     first_token_at: float | None = None
     status: str = "ok"
     attributes: dict[str, Any] = field(default_factory=dict)
+    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    output_text: str = ""  # every choice's text and tool-call arguments, as sent
 
     @property
     def latency_ms(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -26,12 +27,13 @@ from ember.engines.base import TextEngine
 from ember.engines.manager import ModelManager
 from ember.errors import (
     ContextLengthExceededError,
+    EmberError,
     InvalidRequestError,
     UnsupportedParameterError,
 )
 from ember.models.registry import ModelRegistry, ModelSpec
 from ember.services.generation import generate_async
-from ember.services.pipeline import Pipeline, RequestContext
+from ember.services.pipeline import OutputFilter, Pipeline, RequestContext
 from ember.services.tool_calls import ToolCallParser
 
 ToolChoice = Literal["auto", "none", "required"] | str
@@ -117,39 +119,40 @@ class TextGenerationService:
                 f"The model '{spec.id}' cannot return logprobs.", param="logprobs"
             )
         ctx = RequestContext(endpoint=endpoint, model=spec.id, messages=list(request.messages))
-        await self.pipeline.on_request(ctx)
-        constraint = request.response_format
-        tools: Sequence[ToolSpec] = ()
-        if request.tools and request.tool_choice != "none":
-            if not caps.tools:
-                raise UnsupportedParameterError(
-                    f"The model '{spec.id}' does not support tools.", param="tools"
+        async with self._refusal_recorded(ctx):
+            await self.pipeline.on_request(ctx)
+            constraint = request.response_format
+            tools: Sequence[ToolSpec] = ()
+            if request.tools and request.tool_choice != "none":
+                if not caps.tools:
+                    raise UnsupportedParameterError(
+                        f"The model '{spec.id}' does not support tools.", param="tools"
+                    )
+                tools = _chosen_tools(request)
+                constraint = OutputConstraint(
+                    kind="tool_calls",
+                    tools=tuple(tools),
+                    tool_mode="auto" if request.tool_choice == "auto" else "required",
+                    parallel=request.parallel_tool_calls,
                 )
-            tools = _chosen_tools(request)
-            constraint = OutputConstraint(
-                kind="tool_calls",
-                tools=tuple(tools),
-                tool_mode="auto" if request.tool_choice == "auto" else "required",
-                parallel=request.parallel_tool_calls,
+            if constraint is not None and not caps.json_schema:
+                raise UnsupportedParameterError(
+                    f"The model '{spec.id}' cannot constrain its output.", param="response_format"
+                )
+            prompt = engine.chat_template.render(ctx.messages, tools=request.tools if tools else ())
+            tokens = engine.tokenize(prompt)
+            self._check_context(engine, tokens, request.params, param="messages")
+            ctx.usage.prompt_tokens = len(tokens)
+            return PreparedGeneration(
+                spec=spec,
+                engine=engine,
+                ctx=ctx,
+                prompt_tokens=tokens,
+                params=request.params,
+                constraint=constraint,
+                parses_tools=bool(tools),
+                n=request.n,
             )
-        if constraint is not None and not caps.json_schema:
-            raise UnsupportedParameterError(
-                f"The model '{spec.id}' cannot constrain its output.", param="response_format"
-            )
-        prompt = engine.chat_template.render(ctx.messages, tools=request.tools if tools else ())
-        tokens = engine.tokenize(prompt)
-        self._check_context(engine, tokens, request.params, param="messages")
-        ctx.usage.prompt_tokens = len(tokens)
-        return PreparedGeneration(
-            spec=spec,
-            engine=engine,
-            ctx=ctx,
-            prompt_tokens=tokens,
-            params=request.params,
-            constraint=constraint,
-            parses_tools=bool(tools),
-            n=request.n,
-        )
 
     async def prepare_completion(
         self, model: str, prompt: str, params: SamplingParams, *, n: int = 1
@@ -164,11 +167,23 @@ class TextGenerationService:
             model=spec.id,
             messages=[ChatMessage(role="user", content=prompt)],
         )
-        await self.pipeline.on_request(ctx)
-        tokens = engine.tokenize(ctx.messages[0].content or "")
-        self._check_context(engine, tokens, params, param="prompt")
-        ctx.usage.prompt_tokens = len(tokens)
-        return PreparedGeneration(spec, engine, ctx, tokens, params, n=n)
+        async with self._refusal_recorded(ctx):
+            await self.pipeline.on_request(ctx)
+            tokens = engine.tokenize(ctx.messages[0].content or "")
+            self._check_context(engine, tokens, params, param="prompt")
+            ctx.usage.prompt_tokens = len(tokens)
+            return PreparedGeneration(spec, engine, ctx, tokens, params, n=n)
+
+    @asynccontextmanager
+    async def _refusal_recorded(self, ctx: RequestContext) -> AsyncIterator[None]:
+        """A request refused after the pipeline saw it still completes the pipeline, so the
+        audit log and usage record the refusal."""
+        try:
+            yield
+        except EmberError:
+            ctx.status = "refused"
+            await self.pipeline.on_complete(ctx)
+            raise
 
     @staticmethod
     def _check_context(
@@ -187,12 +202,12 @@ class TextGenerationService:
     async def run(self, prepared: PreparedGeneration) -> AsyncIterator[ChatEvent]:
         """Generate every choice in turn; completes the pipeline when done or abandoned."""
         ctx = prepared.ctx
-        filters = self.pipeline.output_filters(ctx)
         try:
             for index in range(prepared.n):
                 params = prepared.params
                 if params.seed is not None and index:
                     params = replace(params, seed=params.seed + index)
+                filters = self.pipeline.output_filters(ctx)
                 async for event in self._run_choice(prepared, index, params, filters):
                     yield event
         except BaseException:
@@ -206,7 +221,7 @@ class TextGenerationService:
         prepared: PreparedGeneration,
         index: int,
         params: SamplingParams,
-        filters: list,
+        filters: list[OutputFilter],
     ) -> AsyncIterator[ChatEvent]:
         ctx = prepared.ctx
         parser = ToolCallParser() if prepared.parses_tools else None
@@ -219,16 +234,20 @@ class TextGenerationService:
             ctx.usage.completion_tokens += chunk.tokens
             text = chunk.text
             for output_filter in filters:
-                text = output_filter(text)
+                text = output_filter.feed(text)
+                if chunk.finish_reason is not None:
+                    text += output_filter.flush()
             calls: list[ToolCall] = []
             if parser is not None:
                 text, calls = parser.feed(text)
                 if chunk.finish_reason is not None:
                     tail, more = parser.finish()
                     text, calls = text + tail, calls + more
+            ctx.output_text += text
             if text or chunk.logprobs:
                 yield ContentDelta(index, text, chunk.logprobs)
             for call in calls:
+                ctx.output_text += call.arguments
                 yield ToolCallDelta(index, positions, call)
                 positions += 1
             if chunk.finish_reason is not None:

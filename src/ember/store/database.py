@@ -12,7 +12,9 @@ Schema (see ``ember.store.migrations`` for how it got there):
 * ``responses``: stored ``/v1/responses`` objects (``store: true``), with the conversation
   items that led to them so that ``previous_response_id`` can continue a conversation.
 * ``request_log``: one row per inference request (endpoint, model, tokens, latency, status);
-  later the audit chain and usage accounting build on it.
+  later usage accounting builds on it.
+* ``audit_log``: the tamper-evident hash chain of requests; ``ember.store.audit`` explains
+  the chain and owns its reading, writing and checking.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ember.store import audit
+from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.migrations import migrate
 from ember.store.tables import ModelRow, RequestLogRow, ResponseRow
 
@@ -196,6 +200,25 @@ class Store:
             if model is not None:
                 query = query.where(RequestLogRow.model == model)
             return len(session.scalars(query).all())
+
+    # -- audit log ------------------------------------------------------------------------
+
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Chain one record onto the audit log, atomically."""
+        with self.session() as session:
+            return audit.append(session, entry)
+
+    def iter_audit(
+        self, *, after_seq: int | None = None, limit: int | None = None
+    ) -> Iterator[AuditRecord]:
+        return audit.iter_records(self.session, after_seq=after_seq, limit=limit)
+
+    def tail_audit(self, count: int) -> list[AuditRecord]:
+        with self.session() as session:
+            return audit.tail(session, count)
+
+    def verify_audit(self) -> AuditVerification:
+        return audit.verify(self.iter_audit())
 
 
 def _model_record(row: ModelRow) -> ModelRecord:

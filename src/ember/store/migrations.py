@@ -64,7 +64,34 @@ def m001_initial(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX request_log_model ON request_log (model, created_at)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+def m002_audit_log(conn: Connection) -> None:
+    """The tamper-evident audit chain (see ``ember.store.audit``)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE audit_log (
+                seq INTEGER PRIMARY KEY,
+                created_at REAL NOT NULL,
+                request_id TEXT NOT NULL,
+                tenant TEXT,
+                endpoint TEXT NOT NULL,
+                model TEXT NOT NULL,
+                route TEXT,
+                status TEXT NOT NULL,
+                verdicts TEXT NOT NULL,
+                input_sha256 TEXT NOT NULL,
+                output_sha256 TEXT NOT NULL,
+                input_text TEXT,
+                output_text TEXT,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            )
+            """
+        )
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log]
 
 
 def migrate(engine: Engine) -> list[str]:

@@ -47,3 +47,25 @@ class RequestLogRow(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String)
+
+
+class AuditLogRow(Base):
+    """One link of the audit chain; ``ember.store.audit`` owns how it is written and checked."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    request_id: Mapped[str] = mapped_column(String)
+    tenant: Mapped[str | None] = mapped_column(String, nullable=True)
+    endpoint: Mapped[str] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    route: Mapped[str | None] = mapped_column(String, nullable=True)
+    status: Mapped[str] = mapped_column(String)
+    verdicts: Mapped[str] = mapped_column(Text)
+    input_sha256: Mapped[str] = mapped_column(String)
+    output_sha256: Mapped[str] = mapped_column(String)
+    input_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String)
+    hash: Mapped[str] = mapped_column(String)

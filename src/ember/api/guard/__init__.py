@@ -1,0 +1,1 @@
+"""``/v1/ember/guard/*``: PII analysis over HTTP."""

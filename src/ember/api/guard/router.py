@@ -1,0 +1,65 @@
+"""``POST /v1/ember/guard/analyze`` and ``/redact``: PII spans in a text, and the text
+with them replaced. The analyzer is the app's own (``Services.analyzer``), the one the request
+pipeline uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.api.deps import get_services
+from ember.guard.analyzer import Analyzer
+from ember.guard.vault import Operator, apply_operator
+from ember.services.container import Services
+
+router = APIRouter()
+
+
+class AnalyzeRequest(BaseModel):
+    """The body of ``POST /v1/ember/guard/analyze``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The text to scan.")
+    language: Literal["zh", "en", "auto"] = Field(
+        default="auto", description="Language of the text; `auto` judges by its CJK share."
+    )
+    entities: list[str] | None = Field(
+        default=None, description="Entity types to look for (e.g. `PHONE`); all when omitted."
+    )
+
+
+def get_analyzer(services: Services = Depends(get_services)) -> Analyzer:
+    return services.analyzer
+
+
+class RedactRequest(AnalyzeRequest):
+    """The body of ``POST /v1/ember/guard/redact``."""
+
+    operator: Operator = Field(
+        default="replace",
+        description="`replace` with typed placeholders (`<PHONE_1>`), `mask` all but the last "
+        "four characters, `hash`, or `drop`.",
+    )
+
+
+@router.post("/v1/ember/guard/analyze", tags=["ember"])
+async def analyze(
+    body: AnalyzeRequest, analyzer: Analyzer = Depends(get_analyzer)
+) -> dict[str, Any]:
+    # spaCy and jieba are CPU-bound: keep them off the event loop.
+    spans = await asyncio.to_thread(analyzer.analyze, body.text, body.language, body.entities)
+    return {"spans": [span.to_dict() for span in spans]}
+
+
+@router.post("/v1/ember/guard/redact", tags=["ember"])
+async def redact(body: RedactRequest, analyzer: Analyzer = Depends(get_analyzer)) -> dict[str, Any]:
+    spans = await asyncio.to_thread(analyzer.analyze, body.text, body.language, body.entities)
+    return {
+        "text": apply_operator(body.text, spans, body.operator),
+        "spans": [span.to_dict() for span in spans],
+    }

@@ -1,0 +1,1 @@
+"""``POST /v1/moderations``: OpenAI-shaped moderation with Ember's injection verdict."""

@@ -1,0 +1,38 @@
+"""Spans: what the analyzer finds, and how overlapping findings are settled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One finding: an entity ``type`` at character offsets ``[start, end)`` of the text."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+    text: str
+
+    def overlaps(self, other: Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
+    """Keep the best of overlapping spans: higher score wins, then the longer one.
+
+    Ties keep the span found first (recognizers run in registry order). The result is
+    sorted by position.
+    """
+    ranked = sorted(spans, key=lambda span: (-span.score, -(span.end - span.start)))
+    kept: list[Span] = []
+    for span in ranked:
+        if not any(span.overlaps(other) for other in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda span: (span.start, span.end))

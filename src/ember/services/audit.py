@@ -1,0 +1,56 @@
+"""The audit stage: one record per inference request on the store's hash chain.
+
+It is the first stage, so its ``on_request`` sees the messages as the client sent them (before
+a guard rewrites them) and its ``on_complete`` runs last, after every other stage has left its
+verdicts in ``ctx.attributes``. What is hashed, and what the chain proves, is explained in
+``ember.store.audit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ember.services.pipeline import OutputFilter, RequestContext
+from ember.store import AuditEntry, Store
+from ember.store.audit import canonical_json, sha256_text
+
+_INPUT_KEY = "audit_input"
+
+
+class AuditStage:
+    """Appends every finished request (hashes, verdicts, optionally raw text) to the log."""
+
+    name = "audit"
+
+    def __init__(self, store: Store, *, raw_text: bool = False) -> None:
+        self.store = store
+        self.raw_text = raw_text
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        # The input as received: a canonical JSON list of the messages.
+        ctx.attributes[_INPUT_KEY] = canonical_json([asdict(m) for m in ctx.messages])
+
+    def output_filter(self, ctx: RequestContext) -> OutputFilter | None:
+        return None
+
+    async def on_complete(self, ctx: RequestContext) -> None:
+        # Synchronous on purpose: an awaited thread could be cancelled with a disconnecting
+        # client and lose the record; the append is one small transaction.
+        input_text: str = ctx.attributes.get(_INPUT_KEY, "[]")
+        verdicts: dict[str, Any] = ctx.attributes.get("guard") or {}
+        self.store.append_audit(
+            AuditEntry(
+                request_id=ctx.request_id,
+                tenant=ctx.attributes.get("tenant"),
+                endpoint=ctx.endpoint,
+                model=ctx.model,
+                route=ctx.attributes.get("route"),
+                status=ctx.status,
+                verdicts=verdicts,
+                input_sha256=sha256_text(input_text),
+                output_sha256=sha256_text(ctx.output_text),
+                input_text=input_text if self.raw_text else None,
+                output_text=ctx.output_text if self.raw_text else None,
+            )
+        )
