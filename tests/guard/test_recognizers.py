@@ -241,3 +241,16 @@ def test_throughput(analyzer: Analyzer) -> None:
     seconds = (time.perf_counter() - started) / 5
     print(f"\nguard throughput: {len(text) / seconds:,.0f} chars/s on {len(text)} chars")
     assert seconds < 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("I live at 2450 Crown St, Springfield, IL 62704.", "2450 Crown St, Springfield, IL 62704"),
+        ("Ship it to 1668 Glyn St please.", "1668 Glyn St"),
+    ],
+)
+def test_street_names_are_not_people(text: str, address: str) -> None:
+    """NER reads street names as people; a PERSON inside an ADDRESS match loses to it."""
+    spans = Analyzer().analyze(text, "en")
+    assert [(s.type, s.text) for s in spans] == [("ADDRESS", address)]
