@@ -109,6 +109,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
+def client_for(server: RunningServer, api_key: str = "not-needed") -> openai.OpenAI:
+    """The official client pointed at ``server``, without retries that would hide errors."""
+    return openai.OpenAI(base_url=server.v1, api_key=api_key, max_retries=0, timeout=300)
+
+
 @pytest.fixture(scope="session")
 def client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.v1, api_key="not-needed", max_retries=0, timeout=300)
+    return client_for(server)

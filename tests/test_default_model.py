@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, client_for, start_server, stop_server
 
 QWEN = "qwen2.5-coder-0.5b-instruct"
 
@@ -19,7 +19,7 @@ def qwen_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.Ope
         tmp_path_factory.mktemp("qwen-home"), 'preload = ["default"]\nn_threads = 2\n'
     )
     try:
-        yield openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0, timeout=300)
+        yield client_for(server)
     finally:
         stop_server(server)
 

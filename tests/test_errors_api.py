@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, client_for, start_server, stop_server
 
 MODEL = "gpt-4o-mini"
 
@@ -192,10 +192,10 @@ def test_api_keys_when_configured(tmp_path_factory: pytest.TempPathFactory) -> N
         assert_error(wrong, 401, "invalid_api_key", None)
         right = httpx.get(f"{server.v1}/models", headers={"Authorization": "Bearer sk-test-123"})
         assert right.status_code == 200
-        keyed = openai.OpenAI(base_url=server.v1, api_key="sk-test-123", max_retries=0)
+        keyed = client_for(server, "sk-test-123")
         assert any(m.id == "default" for m in keyed.models.list())
         with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=server.v1, api_key="bad", max_retries=0).models.list()
+            client_for(server, "bad").models.list()
         # health and metrics stay open for probes
         assert httpx.get(f"{server.base_url}/healthz").status_code == 200
     finally:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, client_for, start_server, stop_server
 
 PHONE = "13812345678"
 MODEL = "smollm2-135m-instruct"
@@ -39,7 +39,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 
 @pytest.fixture(scope="module")
 def guarded_client(guarded: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=guarded.v1, api_key="x", max_retries=0, timeout=300)
+    return client_for(guarded)
 
 
 ECHO = [{"role": "user", "content": f"Call me at {PHONE}"}]

@@ -111,7 +111,13 @@ class ModelRegistry:
 
     def canonical_id(self, name: str) -> str:
         """Follow aliases until a model id; unknown names raise ModelNotFoundError."""
-        specs = self.specs()
+        return self._follow(name, self.specs())
+
+    def resolve(self, name: str) -> ModelSpec:
+        specs = self.specs()  # one snapshot (one store query) per resolution
+        return specs[self._follow(name, specs)]
+
+    def _follow(self, name: str, specs: dict[str, ModelSpec]) -> str:
         aliases = self.aliases()
         current = name
         for _ in range(_MAX_ALIAS_DEPTH):
@@ -121,9 +127,6 @@ class ModelRegistry:
                 break
             current = aliases[current]
         raise ModelNotFoundError(name)
-
-    def resolve(self, name: str) -> ModelSpec:
-        return self.specs()[self.canonical_id(name)]
 
 
 def spec_from_record(record: ModelRecord) -> ModelSpec:
