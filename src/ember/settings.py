@@ -157,6 +157,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Files uploaded to /v1/files larger than this are refused with 413.",
     )
+    ground_chunk_tokens: int = Field(
+        default=300,
+        ge=100,
+        le=4096,
+        description="Chunk size, in the embedder's tokens, of the `auto` chunking strategy "
+        "(chunks are capped to the embedder's window).",
+    )
+    ground_chunk_overlap_tokens: int = Field(
+        default=60,
+        ge=0,
+        description="Overlap between consecutive chunks of the `auto` chunking strategy.",
+    )
     guard: GuardPolicy = Field(
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "

@@ -31,6 +31,7 @@ from ember.api.guard.router import router as guard_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
 from ember.api.responses.router import router as responses_router
+from ember.api.vector_stores.router import router as vector_stores_router
 from ember.errors import PayloadTooLargeError
 from ember.services.container import Services
 from ember.settings import Settings
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         # first user's request.
         await asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
         built.metrics.models_loaded.set(len(built.manager.loaded()))
+        built.ingestion.start()  # resumes files left in progress by an earlier run
         try:
             yield
         finally:
@@ -161,6 +163,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         moderations_router,
         guard_router,
         files_router,
+        vector_stores_router,
     ):
         app.include_router(router, dependencies=secured)
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ember import __version__
 from ember.cli import audit as audit_cli
+from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import models as models_cli
 from ember.core.types import ChatMessage, SamplingParams
@@ -34,6 +35,8 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
+app.add_typer(ground_cli.stores_app, name="stores")
+app.command("ingest")(ground_cli.ingest)
 console = Console()
 err_console = Console(stderr=True)
 

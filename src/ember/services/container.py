@@ -5,18 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ember.engines.manager import ModelManager
+from ember.ground.retrieval import Retriever
 from ember.guard.analyzer import Analyzer
 from ember.guard.injection.registry import InjectionScanner
 from ember.guard.moderation import LexiconModeration, ModerationModel
 from ember.models.registry import ModelRegistry
 from ember.services.audit import AuditStage
+from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
 from ember.services.guard_stage import GuardStage
+from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.responses import ResponseService
 from ember.services.text_generation import TextGenerationService
+from ember.services.vector_stores import VectorStoreService
 from ember.settings import Settings
 from ember.store import Store
 
@@ -36,6 +40,8 @@ class Services:
     injection: InjectionScanner
     moderation: ModerationModel
     files: FileService
+    ingestion: IngestionWorker
+    vector_stores: VectorStoreService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -53,6 +59,20 @@ class Services:
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
         text = TextGenerationService(registry, manager, pipeline)
+        files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
+
+        async def embedder() -> Embedder:
+            return await load_embedder(registry, manager, "default-embedding")
+
+        ingestion = IngestionWorker(Ingestor(store.vectors, files), embedder)
+        vector_stores = VectorStoreService(
+            store.vectors,
+            files,
+            ingestion,
+            Retriever(store.vectors),
+            embedder,
+            auto_chunking=(settings.ground_chunk_tokens, settings.ground_chunk_overlap_tokens),
+        )
         return cls(
             settings=settings,
             store=store,
@@ -66,9 +86,12 @@ class Services:
             analyzer=analyzer,
             injection=injection,
             moderation=LexiconModeration(),
-            files=FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes),
+            files=files,
+            ingestion=ingestion,
+            vector_stores=vector_stores,
         )
 
     async def close(self) -> None:
+        await self.ingestion.stop()
         await self.manager.close()
         self.store.close()

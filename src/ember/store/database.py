@@ -17,6 +17,9 @@ Schema (see ``ember.store.migrations`` for how it got there):
   the chain and owns its reading, writing and checking.
 * ``files``: uploaded files' metadata (``/v1/files``); ``ember.store.files`` owns it, the
   bytes live under ``$EMBER_HOME/files/``.
+* ``vector_stores``, ``vector_store_files``, ``vector_store_file_batches``, ``chunks`` and
+  the sqlite-vec ``chunk_vectors_<dim>`` tables: ``ember.store.vectors`` owns them
+  (``Store.vectors``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlean
+import sqlite_vec
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +43,7 @@ from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.files import FileRecord
 from ember.store.migrations import migrate
 from ember.store.tables import ModelRow, RequestLogRow, ResponseRow
+from ember.store.vectors import VectorTables
 
 
 @dataclass
@@ -67,6 +73,11 @@ class StoredResponse:
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite-vec (vector search for ``ember.ground``) is an extension: load it into every
+    # connection. The stdlib sqlite3 may be built without extension loading; sqlean is not.
+    dbapi_connection.enable_load_extension(True)
+    sqlite_vec.load(dbapi_connection)
+    dbapi_connection.enable_load_extension(False)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -84,11 +95,15 @@ class Store:
             path = Path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{path}"
-        self.engine: Engine = create_engine(url, future=True)
+        sqlite = url.startswith("sqlite")
+        # sqlean is sqlite3 with extension loading compiled in (see _set_sqlite_pragmas).
+        options: dict[str, Any] = {"module": sqlean.dbapi2} if sqlite else {}
+        self.engine: Engine = create_engine(url, future=True, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.vectors = VectorTables(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

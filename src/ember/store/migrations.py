@@ -113,7 +113,76 @@ def m003_files(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX files_sha256 ON files (sha256)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log, m003_files]
+def m003b_vector_stores(conn: Connection) -> None:
+    """Vector stores, their files (the ingestion journal) and chunks (``ember.store.vectors``).
+
+    The vectors themselves live in a sqlite-vec ``vec0`` table per dimension, created on
+    first use because its shape depends on the embedder.
+    """
+    statements = [
+        """
+        CREATE TABLE vector_stores (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT,
+            created_at INTEGER NOT NULL,
+            last_active_at INTEGER,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            expires_after TEXT,
+            expires_at INTEGER
+        )
+        """,
+        """
+        CREATE TABLE vector_store_file_batches (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            vector_store_id TEXT NOT NULL REFERENCES vector_stores (id) ON DELETE CASCADE,
+            created_at INTEGER NOT NULL,
+            cancelled INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE vector_store_files (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            vector_store_id TEXT NOT NULL REFERENCES vector_stores (id) ON DELETE CASCADE,
+            file_id TEXT NOT NULL,
+            batch_id TEXT,
+            created_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            last_error TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            chunking TEXT NOT NULL,
+            usage_bytes INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (vector_store_id, file_id)
+        )
+        """,
+        "CREATE INDEX vector_store_files_status ON vector_store_files (status)",
+        """
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            vector_store_id TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            page INTEGER,
+            heading TEXT,
+            tokens INTEGER NOT NULL,
+            terms TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            UNIQUE (vector_store_id, file_id, position)
+        )
+        """,
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    m001_initial,
+    m002_audit_log,
+    m003_files,
+    m003b_vector_stores,
+]
 
 
 def migrate(engine: Engine) -> list[str]:

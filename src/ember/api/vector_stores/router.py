@@ -1,0 +1,204 @@
+"""``/v1/vector_stores``: stores, ``/files``, ``/file_batches`` and ``/search``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from ember.api.deps import get_services
+from ember.api.vector_stores.protocol import (
+    CreateFileBatchRequest,
+    CreateVectorStoreFileRequest,
+    CreateVectorStoreRequest,
+    SearchRequest,
+    UpdateVectorStoreFileRequest,
+    UpdateVectorStoreRequest,
+)
+from ember.services.container import Services
+
+router = APIRouter()
+Order = Literal["asc", "desc"]
+FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
+
+
+@router.post("/v1/vector_stores", response_model=None)
+async def create_vector_store(
+    body: CreateVectorStoreRequest, services: Services = Depends(get_services)
+) -> Any:
+    created = await asyncio.to_thread(
+        services.vector_stores.create,
+        name=body.name,
+        file_ids=body.file_ids,
+        metadata=body.metadata,
+        chunking_strategy=body.chunking_strategy,
+        expires_after=body.expires_after,
+    )
+    return JSONResponse(created)
+
+
+@router.get("/v1/vector_stores", response_model=None)
+async def list_vector_stores(
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Order = "desc",
+    after: str | None = None,
+    services: Services = Depends(get_services),
+) -> Any:
+    return JSONResponse(services.vector_stores.list_stores(limit=limit, order=order, after=after))
+
+
+@router.get("/v1/vector_stores/{vector_store_id}", response_model=None)
+async def retrieve_vector_store(
+    vector_store_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.vector_stores.get(vector_store_id))
+
+
+@router.post("/v1/vector_stores/{vector_store_id}", response_model=None)
+async def update_vector_store(
+    vector_store_id: str,
+    body: UpdateVectorStoreRequest,
+    services: Services = Depends(get_services),
+) -> Any:
+    changes = body.model_dump(exclude_unset=True)
+    return JSONResponse(services.vector_stores.update(vector_store_id, changes))
+
+
+@router.delete("/v1/vector_stores/{vector_store_id}", response_model=None)
+async def delete_vector_store(
+    vector_store_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(await asyncio.to_thread(services.vector_stores.delete, vector_store_id))
+
+
+@router.post("/v1/vector_stores/{vector_store_id}/search", response_model=None)
+async def search_vector_store(
+    vector_store_id: str, body: SearchRequest, services: Services = Depends(get_services)
+) -> Any:
+    ranking = body.ranking_options
+    page = await services.vector_stores.search(
+        vector_store_id,
+        body.query,
+        max_num_results=body.max_num_results,
+        filters=body.filters,
+        score_threshold=ranking.score_threshold if ranking else 0.0,
+        mode=body.ember.retrieval if body.ember else "hybrid",
+    )
+    return JSONResponse(page)
+
+
+@router.post("/v1/vector_stores/{vector_store_id}/files", response_model=None)
+async def create_vector_store_file(
+    vector_store_id: str,
+    body: CreateVectorStoreFileRequest,
+    services: Services = Depends(get_services),
+) -> Any:
+    created = services.vector_stores.add_file(
+        vector_store_id,
+        body.file_id,
+        attributes=body.attributes,
+        chunking_strategy=body.chunking_strategy,
+    )
+    return JSONResponse(created)
+
+
+@router.get("/v1/vector_stores/{vector_store_id}/files", response_model=None)
+async def list_vector_store_files(
+    vector_store_id: str,
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Order = "desc",
+    after: str | None = None,
+    filter: FileStatus | None = None,
+    services: Services = Depends(get_services),
+) -> Any:
+    page = services.vector_stores.list_files(
+        vector_store_id, limit=limit, order=order, after=after, status=filter
+    )
+    return JSONResponse(page)
+
+
+@router.get("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
+async def retrieve_vector_store_file(
+    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.vector_stores.get_file(vector_store_id, file_id))
+
+
+@router.post("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
+async def update_vector_store_file(
+    vector_store_id: str,
+    file_id: str,
+    body: UpdateVectorStoreFileRequest,
+    services: Services = Depends(get_services),
+) -> Any:
+    updated = services.vector_stores.update_file(vector_store_id, file_id, body.attributes)
+    return JSONResponse(updated)
+
+
+@router.delete("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
+async def delete_vector_store_file(
+    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+) -> Any:
+    deleted = await asyncio.to_thread(services.vector_stores.delete_file, vector_store_id, file_id)
+    return JSONResponse(deleted)
+
+
+@router.get("/v1/vector_stores/{vector_store_id}/files/{file_id}/content", response_model=None)
+async def vector_store_file_content(
+    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.vector_stores.file_content(vector_store_id, file_id))
+
+
+@router.post("/v1/vector_stores/{vector_store_id}/file_batches", response_model=None)
+async def create_file_batch(
+    vector_store_id: str,
+    body: CreateFileBatchRequest,
+    services: Services = Depends(get_services),
+) -> Any:
+    created = await asyncio.to_thread(
+        services.vector_stores.create_batch,
+        vector_store_id,
+        body.file_ids,
+        attributes=body.attributes,
+        chunking_strategy=body.chunking_strategy,
+        files=body.files,
+    )
+    return JSONResponse(created)
+
+
+@router.get("/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", response_model=None)
+async def retrieve_file_batch(
+    vector_store_id: str, batch_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.vector_stores.get_batch(vector_store_id, batch_id))
+
+
+@router.post(
+    "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", response_model=None
+)
+async def cancel_file_batch(
+    vector_store_id: str, batch_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.vector_stores.cancel_batch(vector_store_id, batch_id))
+
+
+@router.get(
+    "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", response_model=None
+)
+async def list_file_batch_files(
+    vector_store_id: str,
+    batch_id: str,
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Order = "desc",
+    after: str | None = None,
+    filter: FileStatus | None = None,
+    services: Services = Depends(get_services),
+) -> Any:
+    services.vector_stores.get_batch(vector_store_id, batch_id)
+    page = services.vector_stores.list_files(
+        vector_store_id, limit=limit, order=order, after=after, status=filter, batch_id=batch_id
+    )
+    return JSONResponse(page)
