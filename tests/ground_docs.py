@@ -80,8 +80,8 @@ def write_documents(folder: Path) -> dict[str, Path]:
             ]
         ),
         "report.docx": docx_bytes(),
-        "cities.csv": "city,province,population\nChengdu,Sichuan,21 million\n"
-        "Lhasa,Tibet,0.9 million\n".encode(),
+        "cities.csv": b"city,province,population\nChengdu,Sichuan,21 million\n"
+        b"Lhasa,Tibet,0.9 million\n",
         "service.json": json.dumps(
             {"service": {"name": "billing-gateway", "port": 8731, "owner": "payments team"}}
         ).encode(),

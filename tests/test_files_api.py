@@ -30,8 +30,9 @@ def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 
 
 @pytest.fixture(scope="module")
-def files_client(files_server: RunningServer) -> openai.OpenAI:
-    return client_for(files_server)
+def files_client(files_server: RunningServer) -> Iterator[openai.OpenAI]:
+    with client_for(files_server) as client:
+        yield client
 
 
 def test_upload_retrieve_content_delete(
@@ -154,14 +155,15 @@ def test_files_survive_a_restart(tmp_path: Path) -> None:
     first = start_server(home, CONFIG)
     try:
         data = "持久 durable".encode()
-        created = client_for(first).files.create(file=("d.txt", data), purpose="assistants")
+        with client_for(first) as client:
+            created = client.files.create(file=("d.txt", data), purpose="assistants")
     finally:
         stop_server(first)
     second = start_server(home, CONFIG)
     try:
-        client = client_for(second)
-        assert client.files.retrieve(created.id).filename == "d.txt"
-        content = client.files.content(created.id).read()
+        with client_for(second) as client:
+            assert client.files.retrieve(created.id).filename == "d.txt"
+            content = client.files.content(created.id).read()
         assert hashlib.sha256(content).digest() == hashlib.sha256(data).digest()
     finally:
         stop_server(second)

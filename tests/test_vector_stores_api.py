@@ -29,8 +29,9 @@ def vs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
 
 
 @pytest.fixture(scope="module")
-def vs_client(vs_server: RunningServer) -> openai.OpenAI:
-    return client_for(vs_server)
+def vs_client(vs_server: RunningServer) -> Iterator[openai.OpenAI]:
+    with client_for(vs_server) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
