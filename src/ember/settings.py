@@ -169,6 +169,23 @@ class Settings(BaseSettings):
         ge=0,
         description="Overlap between consecutive chunks of the `auto` chunking strategy.",
     )
+    ground_min_score: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Grounded answers abstain without generating when the best retrieved "
+        "chunk's cosine similarity to the question is below this.",
+    )
+    ground_min_groundedness: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Grounded answers abstain when less than this share of their sentences "
+        "is supported by the cited sources (unsupported sentences are removed otherwise).",
+    )
+    ground_max_sources: int = Field(
+        default=5, ge=1, le=50, description="Chunks given to the model for a grounded answer."
+    )
     guard: GuardPolicy = Field(
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "

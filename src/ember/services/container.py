@@ -14,6 +14,7 @@ from ember.services.audit import AuditStage
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
+from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.metrics import Metrics
@@ -42,6 +43,7 @@ class Services:
     files: FileService
     ingestion: IngestionWorker
     vector_stores: VectorStoreService
+    grounding: GroundingService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -89,6 +91,14 @@ class Services:
             files=files,
             ingestion=ingestion,
             vector_stores=vector_stores,
+            grounding=GroundingService(
+                vector_stores,
+                text,
+                injection,
+                min_score=settings.ground_min_score,
+                min_groundedness=settings.ground_min_groundedness,
+                max_sources=settings.ground_max_sources,
+            ),
         )
 
     async def close(self) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
 from ember.api.deps import get_services
+from ember.api.grounding import chat_store_ids, grounded_chat_completion
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
 
@@ -18,9 +19,16 @@ router = APIRouter()
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, services: Services = Depends(get_services)
+    body: ChatCompletionRequest, raw: Request, services: Services = Depends(get_services)
 ) -> Any:
     request = body.to_domain()
+    store_ids = chat_store_ids(await raw.json())  # ember.vector_store_ids: a grounded answer
+    if store_ids is not None:
+        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        answer = await grounded_chat_completion(
+            services, await raw.json(), store_ids, question or ""
+        )
+        return JSONResponse(answer)
     prepared = await services.text.prepare_chat(request, endpoint="chat.completions")
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

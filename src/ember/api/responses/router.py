@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.deps import get_services
+from ember.api.grounding import file_search_tool, grounded_response
 from ember.api.responses.protocol import CreateResponseRequest
 from ember.api.responses.serving import response_object, response_stream
 from ember.api.sse import SSE_HEADERS
@@ -18,8 +19,12 @@ router = APIRouter()
 
 @router.post("/v1/responses", response_model=None)
 async def create_response(
-    body: CreateResponseRequest, services: Services = Depends(get_services)
+    body: CreateResponseRequest, raw: Request, services: Services = Depends(get_services)
 ) -> Any:
+    payload = await raw.json()
+    tool = file_search_tool(payload)  # the file_search tool: a grounded answer
+    if tool is not None:
+        return JSONResponse(await grounded_response(services, payload, tool))
     prepared = await services.responses.prepare(body.to_domain())
     if body.stream:
         return StreamingResponse(

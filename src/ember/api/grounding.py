@@ -1,0 +1,238 @@
+"""Grounded answers on the wire: ``file_search`` in ``/v1/responses``, and the chat extension.
+
+* ``/v1/responses`` with ``tools: [{"type": "file_search", "vector_store_ids": [...]}]``
+  answers with a ``file_search_call`` item and a message whose ``output_text`` carries
+  ``file_citation`` annotations, as OpenAI does.
+* ``/v1/chat/completions`` with ``extra_body={"ember": {"vector_store_ids": [...]}}``
+  answers a normal chat completion from those stores.
+
+Both add a top-level ``ember`` object (``abstained``, ``groundedness``, ``citations``, ...).
+``"ember": {"mode": "extractive"}`` answers by quoting the sources only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from openai.types.chat import ChatCompletion
+from openai.types.responses import Response
+
+from ember.errors import InvalidRequestError, UnsupportedParameterError
+from ember.ground import filters as attribute_filters
+from ember.services.container import Services
+from ember.services.grounding import GroundedAnswer
+from ember.services.responses import new_id
+
+
+def _ember_options(raw: dict[str, Any]) -> dict[str, Any]:
+    options = raw.get("ember")
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise InvalidRequestError("ember must be an object.", param="ember")
+    mode = options.get("mode", "generative")
+    if mode not in ("generative", "extractive"):
+        raise InvalidRequestError(
+            "ember.mode must be 'generative' or 'extractive'.", param="ember.mode"
+        )
+    return options
+
+
+def _store_ids(value: Any, param: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidRequestError(f"{param} must be a non-empty list of ids.", param=param)
+    return value
+
+
+def file_search_tool(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``file_search`` tool, validated, or None."""
+    tools = raw.get("tools") or []
+    found = [t for t in tools if isinstance(t, dict) and t.get("type") == "file_search"]
+    if not found:
+        return None
+    if len(found) != len(tools):
+        raise UnsupportedParameterError(
+            "file_search cannot be combined with other tools yet.", param="tools"
+        )
+    tool = found[0]
+    index = tools.index(tool)
+    _store_ids(tool.get("vector_store_ids"), f"tools[{index}].vector_store_ids")
+    if tool.get("filters") is not None:
+        attribute_filters.validate(tool["filters"], f"tools[{index}].filters")
+    limit = tool.get("max_num_results")
+    if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= 50):
+        raise InvalidRequestError(
+            "max_num_results must be from 1 to 50.", param=f"tools[{index}].max_num_results"
+        )
+    if raw.get("stream"):
+        raise UnsupportedParameterError(
+            "Streaming is not supported with file_search yet.", param="stream"
+        )
+    return tool
+
+
+def _question(raw_input: Any) -> str:
+    """The last user message's text of a Responses ``input``."""
+    if isinstance(raw_input, str):
+        return raw_input
+    for item in reversed(raw_input or []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            texts = [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+            return "\n".join(t for t in texts if t)
+    raise InvalidRequestError("file_search needs a user message in input.", param="input")
+
+
+def _usage_responses(answer: GroundedAnswer) -> dict[str, Any]:
+    return {
+        "input_tokens": answer.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": answer.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+    }
+
+
+async def grounded_response(
+    services: Services, raw: dict[str, Any], tool: dict[str, Any]
+) -> dict[str, Any]:
+    question = _question(raw.get("input"))
+    if not question.strip():
+        raise InvalidRequestError("The question is empty.", param="input")
+    options = _ember_options(raw)
+    answer = await services.grounding.answer(
+        question,
+        tool["vector_store_ids"],
+        model=raw.get("model") or "default",
+        mode=options.get("mode", "generative"),
+        max_results=tool.get("max_num_results"),
+        filters=tool.get("filters"),
+        max_tokens=raw.get("max_output_tokens"),
+    )
+    include = raw.get("include") or []
+    results = None
+    if "file_search_call.results" in include:
+        results = [
+            {
+                "file_id": hit.file_id,
+                "filename": hit.filename,
+                "score": round(hit.score, 6),
+                "text": hit.text,
+                "attributes": hit.attributes,
+            }
+            for hit in answer.sources
+        ]
+    annotations = [
+        {"type": "file_citation", "index": offset, "file_id": c.file_id, "filename": c.filename}
+        for offset, c in answer.citation_offsets
+    ]
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "id": new_id("resp"),
+        "object": "response",
+        "created_at": now,
+        "completed_at": now,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": raw.get("instructions"),
+        "max_output_tokens": raw.get("max_output_tokens"),
+        "model": answer.model or raw.get("model"),
+        "output": [
+            {
+                "id": new_id("fs"),
+                "type": "file_search_call",
+                "status": "completed",
+                "queries": [question],
+                "results": results,
+            },
+            {
+                "id": new_id("msg"),
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": answer.text,
+                        "annotations": annotations,
+                        "logprobs": [],
+                    }
+                ],
+            },
+        ],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [tool],
+        "truncation": "disabled",
+        "background": False,
+        "store": False,
+        "metadata": raw.get("metadata") or {},
+        "user": raw.get("user"),
+        "usage": _usage_responses(answer),
+        "ember": answer.ember(),
+    }
+    Response.model_validate(body)
+    return body
+
+
+def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:
+    """``ember.vector_store_ids`` of a chat request, or None when it is not grounded."""
+    options = _ember_options(raw)
+    if "vector_store_ids" not in options:
+        return None
+    ids = _store_ids(options["vector_store_ids"], "ember.vector_store_ids")
+    if raw.get("stream"):
+        raise UnsupportedParameterError(
+            "Streaming is not supported for grounded answers yet.", param="stream"
+        )
+    if raw.get("tools"):
+        raise UnsupportedParameterError(
+            "Tools cannot be combined with ember.vector_store_ids.", param="tools"
+        )
+    return ids
+
+
+async def grounded_chat_completion(
+    services: Services, raw: dict[str, Any], store_ids: list[str], question: str
+) -> dict[str, Any]:
+    options = _ember_options(raw)
+    answer = await services.grounding.answer(
+        question,
+        store_ids,
+        model=raw.get("model") or "default",
+        mode=options.get("mode", "generative"),
+        max_results=options.get("max_num_results"),
+        filters=options.get("filters"),
+        max_tokens=raw.get("max_completion_tokens") or raw.get("max_tokens"),
+    )
+    body: dict[str, Any] = {
+        "id": new_id("chatcmpl"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": answer.model or raw.get("model"),
+        "system_fingerprint": "ember-grounded",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        },
+        "ember": answer.ember(),
+    }
+    ChatCompletion.model_validate(body)
+    return body

@@ -1,0 +1,399 @@
+"""Grounded answers: retrieve, screen, prompt with numbered sources, generate, check, cite.
+
+1. Retrieve from the vector stores (hybrid search).
+2. Screen every retrieved chunk with the guard's injection scanner (``source="document"``):
+   sentences that carry instructions are cut out before anything reaches the prompt.
+3. Below ``ground_min_score`` (the best hit's cosine similarity) abstain without generating.
+4. ``generative`` mode: the model answers from numbered sources and cites them as ``[n]``;
+   ``extractive`` mode: the answer is the sources' own best-matching sentences, quoted.
+5. Check each answer sentence against the sources it cites (``ember.ground.support``);
+   unsupported sentences are removed; if the model declined, or less than
+   ``ground_min_groundedness`` of the answer survives, the whole answer abstains with the
+   fixed message in the question's language.
+
+The result carries what the ``ember`` response object reports: ``abstained``,
+``groundedness`` (share of answer sentences supported), ``citations`` (file id, filename,
+page, quoted text) and the per-sentence verdicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ember.core.types import ChatMessage, SamplingParams
+from ember.ground.chunking import split_sentences
+from ember.ground.retrieval import Hit
+from ember.ground.support import (
+    SentenceSupport,
+    best_quote,
+    cited_numbers,
+    judge,
+    lexical_support,
+    strip_citations,
+    units,
+)
+from ember.guard.injection.registry import InjectionScanner
+from ember.services.text_generation import ChatRequest, ContentDelta, TextGenerationService
+from ember.services.vector_stores import VectorStoreService
+
+Mode = Literal["generative", "extractive"]
+ABSTAIN = {
+    "zh": "根据现有资料无法回答。",
+    "en": "I can't answer that from the provided documents.",
+}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# What a model writes when it declines, beyond the exact message it was told to use.
+_DECLINE = re.compile(
+    r"无法回答|无法确定|没有(提及|提到|相关|足够)|未(提及|提到)|不知道|can(no|')t answer|"
+    r"cannot (be )?(answer|determine)|do(es)? not (contain|mention|provide)|"
+    r"not (mentioned|provided)",
+    re.IGNORECASE,
+)
+
+
+def language_of(text: str) -> Literal["zh", "en"]:
+    return "zh" if _CJK.search(text) else "en"
+
+
+@dataclass
+class Citation:
+    number: int
+    file_id: str
+    filename: str
+    page: int | None
+    quote: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.number,
+            "file_id": self.file_id,
+            "filename": self.filename,
+            "page": self.page,
+            "quote": self.quote,
+        }
+
+
+@dataclass
+class GroundedAnswer:
+    text: str
+    abstained: bool
+    groundedness: float
+    citations: list[Citation]
+    sources: list[Hit]
+    sentences: list[SentenceSupport] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    screened: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    mode: Mode = "generative"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    # Where each citation sits in ``text`` (character offset after its sentence).
+    citation_offsets: list[tuple[int, Citation]] = field(default_factory=list)
+
+    def ember(self) -> dict[str, Any]:
+        """The ``ember`` object of a grounded response."""
+        return {
+            "abstained": self.abstained,
+            "abstain_reason": self.reason,
+            "groundedness": round(self.groundedness, 4),
+            "mode": self.mode,
+            "citations": [c.to_dict() for c in self.citations],
+            "sentences": [
+                {
+                    "text": s.sentence,
+                    "supported": s.supported,
+                    "source": s.best_source,
+                    "lexical": round(s.lexical, 3),
+                    "embedding": round(s.embedding, 3),
+                }
+                for s in self.sentences
+            ],
+            "removed_sentences": self.removed,
+            "screened_sources": self.screened,
+            "retrieval": [
+                {"source": i, "file_id": h.file_id, "score": round(h.score, 4)}
+                for i, h in enumerate(self.sources, start=1)
+            ],
+        }
+
+
+def _prompt(question: str, sources: Sequence[Hit], language: str) -> list[ChatMessage]:
+    """Numbered sources and the question in one user turn (small models follow it best)."""
+    blocks = []
+    for number, hit in enumerate(sources, start=1):
+        where = hit.filename + (f", p. {hit.page}" if hit.page else "")
+        blocks.append(f"[{number}] ({where}) {hit.text}")
+    if language == "zh":
+        system = "你是一个严谨的问答助手，只根据给定的资料回答，不使用资料以外的知识。"
+        user = (
+            "资料：\n" + "\n".join(blocks) + f"\n\n问题：{question}\n"
+            "请根据资料，用一句完整的话回答问题。"
+        )
+    else:
+        system = "You are a careful assistant. You answer only from the given sources."
+        user = (
+            "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {question}\n"
+            "Answer the question in one sentence from the sources; you may cite a source "
+            "number in brackets. If the sources do not contain the answer, reply only: "
+            f"{ABSTAIN['en']}"
+        )
+    return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+
+
+class GroundingService:
+    def __init__(
+        self,
+        vector_stores: VectorStoreService,
+        text: TextGenerationService,
+        injection: InjectionScanner,
+        *,
+        min_score: float,
+        min_groundedness: float,
+        max_sources: int,
+    ) -> None:
+        self.vector_stores = vector_stores
+        self.text = text
+        self.injection = injection
+        self.min_score = min_score
+        self.min_groundedness = min_groundedness
+        self.max_sources = max_sources
+
+    # -- retrieval and screening ----------------------------------------------------------
+
+    def screen(self, hits: Sequence[Hit]) -> tuple[list[Hit], list[dict[str, Any]]]:
+        """Hits with injected instructions cut out, and what was cut."""
+        kept: list[Hit] = []
+        screened: list[dict[str, Any]] = []
+        for hit in hits:
+            if not self.injection.scan(hit.text, source="document").flagged:
+                kept.append(hit)
+                continue
+            clean = []
+            for sentence in split_sentences(hit.text):
+                verdict = self.injection.scan(sentence, source="document")
+                if verdict.flagged:
+                    screened.append(
+                        {"file_id": hit.file_id, "text": sentence, "score": verdict.score}
+                    )
+                else:
+                    clean.append(sentence)
+            if clean:
+                hit.text = " ".join(clean)
+                kept.append(hit)
+        return kept, screened
+
+    # -- answering ------------------------------------------------------------------------
+
+    async def answer(
+        self,
+        question: str,
+        store_ids: Sequence[str],
+        *,
+        model: str,
+        mode: Mode = "generative",
+        max_results: int | None = None,
+        filters: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        hits: Sequence[Hit] | None = None,
+    ) -> GroundedAnswer:
+        """A checked, cited answer to ``question`` (``hits`` skips retrieval: the bench)."""
+        language = language_of(question)
+        if hits is None:
+            hits = await self.vector_stores.retrieve(
+                store_ids, question, k=max_results or self.max_sources, filters=filters
+            )
+        sources, screened = await asyncio.to_thread(self.screen, hits)
+        if not sources or sources[0].score < self.min_score:
+            return self._abstain(
+                language, sources, screened, mode, model, "retrieval_confidence_below_threshold"
+            )
+        if mode == "extractive":
+            return self._extract(question, language, sources, screened, model)
+        draft, prompt_tokens, completion_tokens, model_id = await self._generate(
+            question, sources, language, model, max_tokens
+        )
+        answer = await self._check(draft, language, sources, screened, model_id)
+        answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
+        return answer
+
+    async def _generate(
+        self,
+        question: str,
+        sources: Sequence[Hit],
+        language: str,
+        model: str,
+        max_tokens: int | None,
+    ) -> tuple[str, int, int, str]:
+        request = ChatRequest(
+            model=model,
+            messages=_prompt(question, sources, language),
+            params=SamplingParams(max_tokens=max_tokens or 256, temperature=0.0),
+        )
+        prepared = await self.text.prepare_chat(request, endpoint="grounded")
+        parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
+        usage = prepared.ctx.usage
+        return "".join(parts), usage.prompt_tokens, usage.completion_tokens, prepared.spec.id
+
+    async def _similarities(self, sentences: Sequence[str], sources: Sequence[Hit]) -> np.ndarray:
+        """Cosine similarity of each sentence (as a query) to each source's stored vector."""
+        if not sentences:
+            return np.zeros((0, len(sources)))
+        embedder = await self.vector_stores.embedder()
+        vectors = await asyncio.to_thread(embedder.embed, list(sentences), "query")
+        table = np.zeros((len(sentences), len(sources)), dtype=np.float32)
+        ids = [hit.chunk_id for hit in sources]
+        for row, vector in enumerate(vectors):
+            distances = self.vector_stores.tables.distances(vector, ids)
+            table[row] = [1.0 - distances.get(chunk_id, 1.0) for chunk_id in ids]
+        return table
+
+    async def _check(
+        self,
+        draft: str,
+        language: str,
+        sources: list[Hit],
+        screened: list[dict[str, Any]],
+        model: str,
+    ) -> GroundedAnswer:
+        raw_sentences = [s for s in split_sentences(draft) if strip_citations(s)]
+        if not raw_sentences or _DECLINE.search(draft):
+            return self._abstain(language, sources, screened, "generative", model, "model_declined")
+        plain = [strip_citations(s) for s in raw_sentences]
+        similarity = await self._similarities(plain, sources)
+        texts = [hit.text for hit in sources]
+        verdicts = [
+            judge(text, cited_numbers(raw), texts, similarity[i].tolist())
+            for i, (raw, text) in enumerate(zip(raw_sentences, plain, strict=True))
+        ]
+        groundedness = sum(v.supported for v in verdicts) / len(verdicts)
+        kept = [v for v in verdicts if v.supported]
+        removed = [v.sentence for v in verdicts if not v.supported]
+        if not kept or groundedness < self.min_groundedness:
+            answer = self._abstain(
+                language, sources, screened, "generative", model, "unsupported_answer"
+            )
+            answer.sentences, answer.removed, answer.groundedness = verdicts, removed, groundedness
+            return answer
+        text, citations, offsets = self._compose(language, kept, sources)
+        return GroundedAnswer(
+            text=text,
+            abstained=False,
+            groundedness=groundedness,
+            citations=citations,
+            sources=sources,
+            sentences=verdicts,
+            removed=removed,
+            screened=screened,
+            mode="generative",
+            model=model,
+            citation_offsets=offsets,
+        )
+
+    def _compose(
+        self, language: str, kept: Sequence[SentenceSupport], sources: Sequence[Hit]
+    ) -> tuple[str, list[Citation], list[tuple[int, Citation]]]:
+        """The answer text with ``[n]`` markers, its citations, and where each one sits."""
+        text = ""
+        citations: dict[int, Citation] = {}
+        offsets: list[tuple[int, Citation]] = []
+        for verdict in kept:
+            numbers = [n for n in verdict.cited if 1 <= n <= len(sources)]
+            if not numbers and verdict.best_source is not None:
+                numbers = [verdict.best_source]
+            if text and (language == "en" or verdict.sentence[:1].isascii()):
+                text += " "
+            text += verdict.sentence
+            for number in dict.fromkeys(numbers):
+                hit = sources[number - 1]
+                citation = citations.get(number) or Citation(
+                    number,
+                    hit.file_id,
+                    hit.filename,
+                    hit.page,
+                    best_quote(verdict.sentence, hit.text),
+                )
+                citations[number] = citation
+                text += f"[{number}]"
+                offsets.append((len(text), citation))
+        return text, list(citations.values()), offsets
+
+    def _extract(
+        self,
+        question: str,
+        language: str,
+        sources: list[Hit],
+        screened: list[dict[str, Any]],
+        model: str,
+    ) -> GroundedAnswer:
+        """Answer only by quoting: the source sentences that share the most with the question."""
+        wanted = units(question)
+        scored: list[tuple[float, int, str]] = []
+        for number, hit in enumerate(sources, start=1):
+            for sentence in split_sentences(hit.text):
+                overlap = len(units(sentence) & wanted) / max(1, len(wanted))
+                if overlap > 0:
+                    scored.append((overlap + hit.score, number, sentence))
+        scored.sort(key=lambda item: -item[0])
+        chosen = scored[:2]
+        if not chosen or chosen[0][0] - sources[chosen[0][1] - 1].score < 0.2:
+            return self._abstain(
+                language, sources, screened, "extractive", model, "no_matching_quote"
+            )
+        open_quote, close_quote = ("“", "”") if language == "zh" else ('"', '"')
+        text = ""
+        citations: dict[int, Citation] = {}
+        offsets: list[tuple[int, Citation]] = []
+        verdicts = []
+        for _, number, sentence in chosen:
+            hit = sources[number - 1]
+            text += (" " if text else "") + f"{open_quote}{sentence}{close_quote}[{number}]"
+            citation = citations.setdefault(
+                number, Citation(number, hit.file_id, hit.filename, hit.page, sentence)
+            )
+            offsets.append((len(text), citation))
+            verdicts.append(
+                SentenceSupport(
+                    sentence, (number,), number, lexical_support(sentence, hit.text), 1.0, True
+                )
+            )
+        return GroundedAnswer(
+            text=text,
+            abstained=False,
+            groundedness=1.0,
+            citations=list(citations.values()),
+            sources=sources,
+            sentences=verdicts,
+            screened=screened,
+            mode="extractive",
+            model=model,
+            citation_offsets=offsets,
+        )
+
+    def _abstain(
+        self,
+        language: str,
+        sources: list[Hit],
+        screened: list[dict[str, Any]],
+        mode: Mode,
+        model: str,
+        reason: str,
+    ) -> GroundedAnswer:
+        # An abstention claims nothing, so nothing in it is unsupported.
+        return GroundedAnswer(
+            text=ABSTAIN[language],
+            abstained=True,
+            groundedness=1.0,
+            citations=[],
+            sources=sources,
+            screened=screened,
+            reason=reason,
+            mode=mode,
+            model=model,
+        )
