@@ -17,7 +17,7 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -31,7 +31,7 @@ async def require_api_key(request: Request) -> None:
     asking, and whether they asked to bypass the cache (``Cache-Control: no-cache``)."""
     services: Services = request.app.state.services
     no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
-    token = _bearer(request)
+    token = bearer_token(request)
     principal = None
     if token is not None:
         principal = services.keys.authenticate(token)
@@ -68,7 +68,7 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
 def require_admin_key(request: Request) -> None:
     """The admin API (``/v1/ember/keys``) needs the ``admin_key`` setting's key."""
     admin = request.app.state.services.settings.admin_key
-    token = _bearer(request)
+    token = bearer_token(request)
     if admin is None:
         raise AuthenticationError(
             "The admin API is off: set `admin_key` (EMBER_ADMIN_KEY) to use it.",

@@ -18,6 +18,7 @@ from rich.console import Console
 from ember import __version__
 from ember.cli import audit as audit_cli
 from ember.cli import guard as guard_cli
+from ember.cli import keys as keys_cli
 from ember.cli import models as models_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
@@ -34,6 +35,8 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
+app.add_typer(keys_cli.app, name="keys")
+app.command("usage")(keys_cli.usage)
 console = Console()
 err_console = Console(stderr=True)
 

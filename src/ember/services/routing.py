@@ -186,9 +186,9 @@ class RemoteGeneration:
     _used: bool = False
 
     async def open(self, params: SamplingParams) -> None:
+        self.ctx.attributes["cost_usd"] = 0.0
         self.opened = await self._first_token(params, list(self.plan.targets))
         self.ctx.attributes["route"] = self.opened.target.name
-        self.ctx.attributes["cost_usd"] = 0.0
 
     async def chunks(self, index: int, params: SamplingParams) -> AsyncIterator[GenerationChunk]:
         """Choice ``index``: the call opened for the first, a fresh one for the others."""

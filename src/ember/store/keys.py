@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from ember.store.tables import ApiKeyRow, RequestLogRow
@@ -137,7 +137,7 @@ def usage_report(
         func.sum(RequestLogRow.prompt_tokens),
         func.sum(RequestLogRow.completion_tokens),
         func.sum(RequestLogRow.cost_usd),
-        func.sum(RequestLogRow.cache_hit),
+        func.sum(cast(RequestLogRow.cache_hit, Integer)),
         func.avg(RequestLogRow.latency_ms),
     )
     if since is not None:
