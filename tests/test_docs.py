@@ -53,6 +53,11 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["guard", "scan"],
         ["guard", "redact"],
         ["guard", "recognizers"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["usage"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

@@ -83,6 +83,71 @@ class GuardPolicy(BaseModel):
     )
 
 
+class ProviderConfig(BaseModel):
+    """A remote OpenAI-compatible endpoint under ``[providers.NAME]`` (routing, issue 6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="The endpoint's base URL, e.g. `https://api.x.com/v1`.")
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the provider's API key."
+    )
+    models: list[str] = Field(default_factory=list, description="Model names it offers.")
+    input_price: float = Field(default=0.0, ge=0, description="USD per million input tokens.")
+    output_price: float = Field(default=0.0, ge=0, description="USD per million output tokens.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+    max_concurrency: int = Field(default=64, ge=1, description="Requests in flight at most.")
+    trusted: bool = Field(
+        default=False,
+        description="May receive sensitive (PII / local_only) requests, like a local model.",
+    )
+
+
+class RouteConfig(BaseModel):
+    """A model name clients ask for, mapped to ordered targets (``[routes.NAME]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[str] = Field(
+        min_length=1,
+        description='Ordered targets: `"local/MODEL"` or `"PROVIDER/MODEL"`.',
+    )
+    max_input_price: float | None = Field(
+        default=None, ge=0, description="Cost ceiling: skip targets pricier per M input tokens."
+    )
+    max_output_price: float | None = Field(
+        default=None, ge=0, description="Cost ceiling: skip targets pricier per M output tokens."
+    )
+    latency_objective_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Targets whose measured latency (EWMA) exceeds this rank after the others.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Target -> weight for choosing the first target."
+    )
+    retries: int = Field(default=1, ge=0, le=5, description="Retries per target.")
+
+
+class CacheConfig(BaseModel):
+    """The response cache (``[cache]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Exact-match cache of chat answers.")
+    ttl_s: float = Field(default=3600.0, gt=0, description="Entries expire after this long.")
+    max_entries: int = Field(default=10000, ge=1, description="Size bound (LRU eviction).")
+    semantic: bool = Field(
+        default=False, description="Also answer near-identical prompts (embedding similarity)."
+    )
+    semantic_threshold: float = Field(
+        default=0.95, gt=0, le=1, description="Cosine similarity that counts as a hit."
+    )
+    embedding_model: str = Field(
+        default="default-embedding", description="Embedding model for the semantic cache."
+    )
+
+
 class Settings(BaseSettings):
     """Everything Ember can be configured with."""
 
@@ -212,6 +277,24 @@ class Settings(BaseSettings):
         default=False,
         description="Also keep each request's input and output text in the audit log, not "
         "only their SHA-256 hashes.",
+    )
+
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=dict,
+        description="Remote OpenAI-compatible providers by name (`[providers.NAME]`).",
+    )
+    routes: dict[str, RouteConfig] = Field(
+        default_factory=dict,
+        description="Model names routed to ordered local/remote targets (`[routes.NAME]`).",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key for the admin API (`/v1/ember/keys`); admin API off when unset.",
+    )
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig,
+        description="Response cache (`[cache]`: `enabled`, `ttl_s`, `max_entries`, `semantic`, "
+        "`semantic_threshold`, `embedding_model`).",
     )
 
     @classmethod

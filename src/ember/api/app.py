@@ -28,6 +28,8 @@ from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
 from ember.api.files.router import router as files_router
 from ember.api.guard.router import router as guard_router
+from ember.api.keys.router import admin as keys_admin_router
+from ember.api.keys.router import usage_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
 from ember.api.responses.router import router as responses_router
@@ -166,6 +168,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         vector_stores_router,
     ):
         app.include_router(router, dependencies=secured)
+    app.include_router(keys_admin_router)  # its own dependency: the admin key
+    app.include_router(usage_router)  # admin key: every key's usage; a key: its own
 
     @app.get("/healthz", tags=["ember"])
     async def healthz(request: Request) -> dict[str, Any]:

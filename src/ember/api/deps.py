@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's services and API-key authentication."""
+"""FastAPI dependencies: the app's services, API-key authentication and the request scope."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from fastapi import Request
 
 from ember.errors import AuthenticationError
 from ember.services.container import Services
+from ember.services.gateway import RequestScope, current_scope, request_scope
+from ember.services.pipeline import RequestContext
 
 
 def get_services(request: Request) -> Services:
@@ -15,18 +17,62 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def require_api_key(request: Request) -> None:
-    """When keys are configured, the request must carry one as a bearer token."""
-    keys = request.app.state.services.settings.api_keys
-    if not keys:
-        return
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationError(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
-            code="missing_api_key",
-        )
-    supplied = token.strip().encode()
-    if not any(hmac.compare_digest(supplied, key.get_secret_value().encode()) for key in keys):
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def require_api_key(request: Request) -> None:
+    """Once any key exists (the ``api_keys`` setting or ``ember keys create``), the request
+    must carry a valid one as a bearer token. Sets the request scope the stages read: who is
+    asking, and whether they asked to bypass the cache (``Cache-Control: no-cache``)."""
+    services: Services = request.app.state.services
+    no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
+    token = bearer_token(request)
+    principal = None
+    if token is not None:
+        principal = services.keys.authenticate(token)
+    if principal is None and services.keys.required():
+        if token is None:
+            raise AuthenticationError(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                code="missing_api_key",
+            )
         raise AuthenticationError("Incorrect API key provided.")
+    current_scope.set(RequestScope(principal=principal, no_cache=no_cache))
+
+
+def opt_in(*, cache: bool) -> None:
+    """The request opted in to the cache (``"ember": {"cache": true}``)."""
+    scope = request_scope()
+    current_scope.set(
+        RequestScope(principal=scope.principal, no_cache=scope.no_cache, cache_opt_in=cache)
+    )
+
+
+def route_headers(ctx: RequestContext) -> dict[str, str]:
+    """``x-ember-route``: the target that served the request and why it was chosen."""
+    route = ctx.attributes.get("route")
+    if not route:
+        return {}
+    reason = ctx.attributes.get("route_reason") or "direct"
+    headers = {"x-ember-route": f"{route}; reason={reason}"}
+    if ctx.attributes.get("cache_hit"):
+        headers["x-ember-cache"] = "hit"
+    return headers
+
+
+def require_admin_key(request: Request) -> None:
+    """The admin API (``/v1/ember/keys``) needs the ``admin_key`` setting's key."""
+    admin = request.app.state.services.settings.admin_key
+    token = bearer_token(request)
+    if admin is None:
+        raise AuthenticationError(
+            "The admin API is off: set `admin_key` (EMBER_ADMIN_KEY) to use it.",
+            code="admin_api_disabled",
+        )
+    if token is None or not hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
+        raise AuthenticationError("Incorrect admin key provided.")

@@ -19,6 +19,7 @@ from ember import __version__
 from ember.cli import audit as audit_cli
 from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
+from ember.cli import keys as keys_cli
 from ember.cli import models as models_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
@@ -37,6 +38,8 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(ground_cli.stores_app, name="stores")
 app.command("ingest")(ground_cli.ingest)
+app.add_typer(keys_cli.app, name="keys")
+app.command("usage")(keys_cli.usage)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -10,16 +10,21 @@ from ember.guard.analyzer import Analyzer
 from ember.guard.injection.registry import InjectionScanner
 from ember.guard.moderation import LexiconModeration, ModerationModel
 from ember.models.registry import ModelRegistry
+from ember.route.cache import ResponseCache
+from ember.route.keys import KeyRing
+from ember.route.limits import Ledger
 from ember.services.audit import AuditStage
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
+from ember.services.gateway import CacheStage, Gateway, KeyStage
 from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.responses import ResponseService
+from ember.services.routing import Router
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 from ember.settings import Settings
@@ -44,6 +49,10 @@ class Services:
     ingestion: IngestionWorker
     vector_stores: VectorStoreService
     grounding: GroundingService
+    router: Router
+    ledger: Ledger
+    cache: ResponseCache
+    keys: KeyRing
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -57,10 +66,16 @@ class Services:
             stages.append(AuditStage(store, raw_text=settings.audit_raw_text))
         analyzer = Analyzer(enabled=settings.guard_recognizers)
         injection = InjectionScanner()
+        router = Router(settings)
+        ledger = Ledger(store)
+        cache = ResponseCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)
+        stages.append(KeyStage(settings, ledger, router))  # before the guard: per-key policy
         stages.append(GuardStage(settings, analyzer, injection))
+        stages.append(CacheStage(cache))
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
-        text = TextGenerationService(registry, manager, pipeline)
+        gateway = Gateway(settings, router, cache)
+        text = TextGenerationService(registry, manager, pipeline, gateway)
         files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
 
         async def embedder() -> Embedder:
@@ -99,9 +114,14 @@ class Services:
                 min_groundedness=settings.ground_min_groundedness,
                 max_sources=settings.ground_max_sources,
             ),
+            router=router,
+            ledger=ledger,
+            cache=cache,
+            keys=KeyRing(store, settings),
         )
 
     async def close(self) -> None:
         await self.ingestion.stop()
+        await self.router.close()
         await self.manager.close()
         self.store.close()

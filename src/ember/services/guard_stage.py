@@ -39,7 +39,9 @@ class GuardStage:
         return self.settings.guard_policies.get(model, self.settings.guard)
 
     async def on_request(self, ctx: RequestContext) -> None:
-        policy = self.policy_for(ctx.model)
+        # A per-key policy (set by the keys stage, ember.services.gateway) wins over the model's.
+        key_policy = ctx.attributes.get("guard_policy")
+        policy = key_policy if isinstance(key_policy, GuardPolicy) else self.policy_for(ctx.model)
         await asyncio.to_thread(self._inspect, ctx, policy)
 
     def _inspect(self, ctx: RequestContext, policy: GuardPolicy) -> None:

@@ -48,6 +48,7 @@ class RequestContext:
     attributes: dict[str, Any] = field(default_factory=dict)
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     output_text: str = ""  # every choice's text and tool-call arguments, as sent
+    max_tokens: int | None = None  # the completion tokens asked for, when bounded
 
     @property
     def latency_ms(self) -> float:
@@ -120,6 +121,11 @@ class UsageStage:
             completion_tokens=ctx.usage.completion_tokens,
             latency_ms=ctx.latency_ms,
             status=ctx.status,
+            tenant=ctx.attributes.get("tenant"),
+            target=ctx.attributes.get("route"),
+            cost_usd=float(ctx.attributes.get("cost_usd", 0.0)),
+            cache_hit=bool(ctx.attributes.get("cache_hit")),
+            route_reason=ctx.attributes.get("route_reason"),
         )
         if self.metrics is not None:
             self.metrics.observe_generation(ctx)

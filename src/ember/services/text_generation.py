@@ -12,11 +12,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from ember.core.types import (
     ChatMessage,
     FinishReason,
+    GenerationChunk,
     OutputConstraint,
     SamplingParams,
     TokenLogprob,
@@ -32,6 +33,7 @@ from ember.errors import (
     UnsupportedParameterError,
 )
 from ember.models.registry import ModelRegistry, ModelSpec
+from ember.services.gateway import Gateway
 from ember.services.generation import generate_async
 from ember.services.pipeline import OutputFilter, Pipeline, RequestContext
 from ember.services.tool_calls import ToolCallParser
@@ -51,6 +53,13 @@ class ChatRequest:
     parallel_tool_calls: bool = True
     response_format: OutputConstraint | None = None
     n: int = 1
+    stream: bool = False
+
+
+class ChunkSource(Protocol):
+    """Generated text from somewhere other than a local engine (``ember.services.gateway``)."""
+
+    def chunks(self, index: int, params: SamplingParams) -> AsyncIterator[GenerationChunk]: ...
 
 
 @dataclass
@@ -58,7 +67,7 @@ class PreparedGeneration:
     """A request that passed every check: the model is loaded and the prompt fits."""
 
     spec: ModelSpec
-    engine: TextEngine
+    engine: TextEngine | None  # None when a remote target serves it (``remote``)
     ctx: RequestContext
     prompt_tokens: list[int]
     params: SamplingParams
@@ -66,6 +75,7 @@ class PreparedGeneration:
     parses_tools: bool = False
     n: int = 1
     created: int = field(default_factory=lambda: int(time.time()))
+    remote: ChunkSource | None = None  # a remote target or a cached answer
 
 
 @dataclass(frozen=True)
@@ -94,10 +104,17 @@ ChatEvent = ContentDelta | ToolCallDelta | ChoiceEnd
 class TextGenerationService:
     """Composes the registry, the loaded engines and the request pipeline."""
 
-    def __init__(self, registry: ModelRegistry, manager: ModelManager, pipeline: Pipeline):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        manager: ModelManager,
+        pipeline: Pipeline,
+        gateway: Gateway | None = None,
+    ):
         self.registry = registry
         self.manager = manager
         self.pipeline = pipeline
+        self.gateway = gateway
 
     async def _text_engine(self, model: str, *, purpose: str) -> tuple[ModelSpec, TextEngine]:
         spec = self.registry.resolve(model)
@@ -111,16 +128,29 @@ class TextGenerationService:
         assert isinstance(engine, TextEngine)
         return spec, engine
 
-    async def prepare_chat(self, request: ChatRequest, *, endpoint: str) -> PreparedGeneration:
+    async def prepare_chat(
+        self, request: ChatRequest, *, endpoint: str, ctx: RequestContext | None = None
+    ) -> PreparedGeneration:
+        """``ctx``: a request the router already passed through the pipeline."""
+        if ctx is None and self.gateway is not None and self.gateway.handles(request.model):
+            return await self.gateway.prepare_chat(self, request, endpoint=endpoint)
+        routed = ctx
         spec, engine = await self._text_engine(request.model, purpose="chat")
         caps = engine.capabilities
         if request.params.logprobs and not caps.logprobs:
             raise UnsupportedParameterError(
                 f"The model '{spec.id}' cannot return logprobs.", param="logprobs"
             )
-        ctx = RequestContext(endpoint=endpoint, model=spec.id, messages=list(request.messages))
+        if ctx is None:
+            ctx = RequestContext(
+                endpoint=endpoint,
+                model=spec.id,
+                messages=list(request.messages),
+                max_tokens=request.params.max_tokens,
+            )
         async with self._refusal_recorded(ctx):
-            await self.pipeline.on_request(ctx)
+            if routed is None:
+                await self.pipeline.on_request(ctx)
             constraint = request.response_format
             tools: Sequence[ToolSpec] = ()
             if request.tools and request.tool_choice != "none":
@@ -226,9 +256,14 @@ class TextGenerationService:
         ctx = prepared.ctx
         parser = ToolCallParser() if prepared.parses_tools else None
         positions = 0
-        async for chunk in generate_async(
-            prepared.engine, prepared.prompt_tokens, params, constraint=prepared.constraint
-        ):
+        if prepared.remote is not None:
+            source = prepared.remote.chunks(index, params)
+        else:
+            assert prepared.engine is not None
+            source = generate_async(
+                prepared.engine, prepared.prompt_tokens, params, constraint=prepared.constraint
+            )
+        async for chunk in source:
             if chunk.tokens and ctx.first_token_at is None:
                 ctx.first_token_at = time.perf_counter()
             ctx.usage.completion_tokens += chunk.tokens

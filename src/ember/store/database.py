@@ -13,6 +13,9 @@ Schema (see ``ember.store.migrations`` for how it got there):
   items that led to them so that ``previous_response_id`` can continue a conversation.
 * ``request_log``: one row per inference request (endpoint, model, tokens, latency, status);
   later usage accounting builds on it.
+* ``api_keys``: API keys (name, salted hash, allowed models, guard policy, budgets, rate
+  limits); ``ember.store.keys`` reads and writes them. ``request_log`` also carries each
+  request's tenant (key name), route target, cost, cache hit and route reason (usage).
 * ``audit_log``: the tamper-evident hash chain of requests; ``ember.store.audit`` explains
   the chain and owns its reading, writing and checking.
 * ``files``: uploaded files' metadata (``/v1/files``); ``ember.store.files`` owns it, the
@@ -37,12 +40,12 @@ import sqlite_vec
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ember.store import audit
+from ember.store import audit, keys
 from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.files import FileRecord
 from ember.store.migrations import migrate
-from ember.store.tables import ModelRow, RequestLogRow, ResponseRow
+from ember.store.tables import ApiKeyRow, ModelRow, RequestLogRow, ResponseRow
 from ember.store.vectors import VectorTables
 
 
@@ -199,6 +202,11 @@ class Store:
         completion_tokens: int,
         latency_ms: float,
         status: str,
+        tenant: str | None = None,
+        target: str | None = None,
+        cost_usd: float = 0.0,
+        cache_hit: bool = False,
+        route_reason: str | None = None,
     ) -> None:
         with self.session() as session:
             session.add(
@@ -210,6 +218,11 @@ class Store:
                     completion_tokens=completion_tokens,
                     latency_ms=latency_ms,
                     status=status,
+                    tenant=tenant,
+                    target=target,
+                    cost_usd=cost_usd,
+                    cache_hit=cache_hit,
+                    route_reason=route_reason,
                 )
             )
 
@@ -219,6 +232,60 @@ class Store:
             if model is not None:
                 query = query.where(RequestLogRow.model == model)
             return len(session.scalars(query).all())
+
+    # -- API keys and usage (ember.store.keys) -------------------------------------------
+
+    def add_key(self, record: keys.KeyRecord) -> None:
+        with self.session() as session:
+            session.add(keys.to_row(record))
+
+    def get_key(self, key_id: str) -> keys.KeyRecord | None:
+        with self.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            return keys.from_row(row) if row else None
+
+    def find_key(self, name_or_id: str) -> keys.KeyRecord | None:
+        with self.session() as session:
+            row = (
+                session.get(ApiKeyRow, name_or_id)
+                or session.scalars(select(ApiKeyRow).where(ApiKeyRow.name == name_or_id)).first()
+            )
+            return keys.from_row(row) if row else None
+
+    def list_keys(self, *, include_revoked: bool = True) -> list[keys.KeyRecord]:
+        with self.session() as session:
+            query = select(ApiKeyRow).order_by(ApiKeyRow.created_at)
+            if not include_revoked:
+                query = query.where(ApiKeyRow.revoked_at.is_(None))
+            return [keys.from_row(row) for row in session.scalars(query).all()]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = time.time()
+            return True
+
+    def count_active_keys(self) -> int:
+        with self.session() as session:
+            return len(
+                session.scalars(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None))).all()
+            )
+
+    def spent_since(self, tenant: str, since: float) -> tuple[float, int]:
+        with self.session() as session:
+            return keys.spent_since(session, tenant, since)
+
+    def usage_report(
+        self,
+        group_by: list[keys.UsageGroup],
+        *,
+        since: float | None = None,
+        tenant: str | None = None,
+    ) -> list[keys.UsageRow]:
+        with self.session() as session:
+            return keys.usage_report(session, group_by, since=since, tenant=tenant)
 
     # -- audit log ------------------------------------------------------------------------
 

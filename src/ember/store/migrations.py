@@ -177,11 +177,47 @@ def m003b_vector_stores(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def m004_keys_usage(conn: Connection) -> None:
+    """API keys (salted hashes only) and usage columns on the request log (issue 6)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                salt TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                models TEXT,
+                policy TEXT,
+                budget_usd_day REAL,
+                budget_usd_month REAL,
+                budget_tokens_day INTEGER,
+                budget_tokens_month INTEGER,
+                rpm INTEGER,
+                tpm INTEGER,
+                created_at REAL NOT NULL,
+                revoked_at REAL
+            )
+            """
+        )
+    )
+    for column in (
+        "tenant TEXT",
+        "target TEXT",
+        "cost_usd REAL NOT NULL DEFAULT 0",
+        "cache_hit INTEGER NOT NULL DEFAULT 0",
+        "route_reason TEXT",
+    ):
+        conn.execute(text(f"ALTER TABLE request_log ADD COLUMN {column}"))
+    conn.execute(text("CREATE INDEX request_log_tenant ON request_log (tenant, created_at)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
     m003_files,
     m003b_vector_stores,
+    m004_keys_usage,
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Integer, String, Text
+from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -47,6 +47,11 @@ class RequestLogRow(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String)
+    tenant: Mapped[str | None] = mapped_column(String, nullable=True)
+    target: Mapped[str | None] = mapped_column(String, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    route_reason: Mapped[str | None] = mapped_column(String, nullable=True)
 
 
 class AuditLogRow(Base):
@@ -84,3 +89,24 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(String)
     created_at: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ApiKeyRow(Base):
+    """An API key: only a salted SHA-256 of its secret is kept (``ember.route.keys``)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    salt: Mapped[str] = mapped_column(String)
+    hash: Mapped[str] = mapped_column(String)
+    models: Mapped[str | None] = mapped_column(Text, nullable=True)
+    policy: Mapped[str | None] = mapped_column(String, nullable=True)
+    budget_usd_day: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget_usd_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget_tokens_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    budget_tokens_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -154,6 +154,7 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolWire] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    ember: dict[str, Any] | None = None  # Ember extensions ({"cache": true}: docs/API.md)
 
     def to_domain(self) -> ChatRequest:
         if self.top_logprobs and not self.logprobs:
@@ -187,4 +188,5 @@ class ChatCompletionRequest(SamplingFields):
             parallel_tool_calls=self.parallel_tool_calls is not False,
             response_format=self.response_format.to_domain() if self.response_format else None,
             n=self.n or 1,
+            stream=bool(self.stream),
         )

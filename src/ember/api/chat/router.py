@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
-from ember.api.deps import get_services
+from ember.api.deps import get_services, opt_in, route_headers
 from ember.api.grounding import chat_store_ids, grounded_chat_completion
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
@@ -29,12 +29,15 @@ async def create_chat_completion(
             services, await raw.json(), store_ids, question or ""
         )
         return JSONResponse(answer)
+    if body.ember and body.ember.get("cache"):
+        opt_in(cache=True)
     prepared = await services.text.prepare_chat(request, endpoint="chat.completions")
+    headers = route_headers(prepared.ctx)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             chat_completion_stream(services.text, prepared, include_usage=include_usage),
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers={**SSE_HEADERS, **headers},
         )
-    return JSONResponse(await chat_completion(services.text, prepared))
+    return JSONResponse(await chat_completion(services.text, prepared), headers=headers)

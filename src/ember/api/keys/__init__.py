@@ -1,0 +1,1 @@
+"""The admin API for keys and the usage API (issue 6)."""

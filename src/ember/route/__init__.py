@@ -1,0 +1,1 @@
+"""Routing: providers, the routing policy, target health, keys, limits and the cache."""
