@@ -152,6 +152,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Request bodies larger than this are refused with 413.",
     )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Files uploaded to /v1/files larger than this are refused with 413.",
+    )
     guard: GuardPolicy = Field(
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
@@ -202,6 +207,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.home / "files"
 
 
 def load_settings(**overrides: Any) -> Settings:

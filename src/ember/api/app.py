@@ -26,6 +26,7 @@ from ember.api.completions.router import router as completions_router
 from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
+from ember.api.files.router import router as files_router
 from ember.api.guard.router import router as guard_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
@@ -38,21 +39,26 @@ logger = logging.getLogger(__name__)
 
 
 class BodySizeLimit:
-    """Refuses bodies larger than ``limit`` bytes with 413, declared or streamed."""
+    """Refuses bodies larger than ``limit`` bytes with 413, declared or streamed.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``path_limits`` gives particular paths (file uploads) their own limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.limit)
         too_large = PayloadTooLargeError(
-            f"The request body is larger than the limit of {self.limit} bytes."
+            f"The request body is larger than the limit of {limit} bytes."
         )
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await JSONResponse(error_body(too_large), status_code=413)(scope, receive, send)
                 return
         received = 0
@@ -62,7 +68,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # FastAPI turns foreign errors while reading the body into 400; an
                     # HTTPException passes through and the handler maps it to our 413.
                     raise HTTPException(status_code=413, detail=too_large.message)
@@ -136,7 +142,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     install_error_handlers(app)
 
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    # An upload carries the file plus a little multipart framing.
+    upload_limit = max(settings.max_request_bytes, settings.max_file_bytes + 64 * 1024)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_request_bytes,
+        path_limits={"/v1/files": upload_limit},
+    )
     app.add_middleware(RequestMetrics)
 
     secured = [Depends(require_api_key)]
@@ -148,6 +160,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         responses_router,
         moderations_router,
         guard_router,
+        files_router,
     ):
         app.include_router(router, dependencies=secured)
 

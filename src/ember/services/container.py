@@ -11,6 +11,7 @@ from ember.guard.moderation import LexiconModeration, ModerationModel
 from ember.models.registry import ModelRegistry
 from ember.services.audit import AuditStage
 from ember.services.embeddings import EmbeddingService
+from ember.services.files import FileService
 from ember.services.guard_stage import GuardStage
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
@@ -34,6 +35,7 @@ class Services:
     analyzer: Analyzer
     injection: InjectionScanner
     moderation: ModerationModel
+    files: FileService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -64,6 +66,7 @@ class Services:
             analyzer=analyzer,
             injection=injection,
             moderation=LexiconModeration(),
+            files=FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes),
         )
 
     async def close(self) -> None:

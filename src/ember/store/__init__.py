@@ -2,11 +2,13 @@
 
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.database import ModelRecord, Store, StoredResponse
+from ember.store.files import FileRecord
 
 __all__ = [
     "AuditEntry",
     "AuditRecord",
     "AuditVerification",
+    "FileRecord",
     "ModelRecord",
     "Store",
     "StoredResponse",

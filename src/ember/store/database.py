@@ -15,6 +15,8 @@ Schema (see ``ember.store.migrations`` for how it got there):
   later usage accounting builds on it.
 * ``audit_log``: the tamper-evident hash chain of requests; ``ember.store.audit`` explains
   the chain and owns its reading, writing and checking.
+* ``files``: uploaded files' metadata (``/v1/files``); ``ember.store.files`` owns it, the
+  bytes live under ``$EMBER_HOME/files/``.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ember.store import audit
+from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
+from ember.store.files import FileRecord
 from ember.store.migrations import migrate
 from ember.store.tables import ModelRow, RequestLogRow, ResponseRow
 
@@ -219,6 +223,39 @@ class Store:
 
     def verify_audit(self) -> AuditVerification:
         return audit.verify(self.iter_audit())
+
+    # -- files ----------------------------------------------------------------------------
+
+    def add_file(self, record: FileRecord) -> None:
+        with self.session() as session:
+            files_table.add(session, record)
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        with self.session() as session:
+            return files_table.get(session, file_id)
+
+    def list_files(
+        self,
+        *,
+        purpose: str | None = None,
+        limit: int = 10000,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> tuple[list[FileRecord], bool]:
+        with self.session() as session:
+            return files_table.page(session, purpose=purpose, limit=limit, order=order, after=after)
+
+    def remove_file(self, file_id: str) -> bool:
+        with self.session() as session:
+            return files_table.remove(session, file_id)
+
+    def expired_files(self, now: int) -> list[str]:
+        with self.session() as session:
+            return files_table.expired(session, now)
+
+    def files_by_sha256(self, sha256: str) -> list[FileRecord]:
+        with self.session() as session:
+            return files_table.by_sha256(session, sha256)
 
 
 def _model_record(row: ModelRow) -> ModelRecord:

@@ -91,7 +91,29 @@ def m002_audit_log(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log]
+def m003_files(conn: Connection) -> None:
+    """Uploaded files (``/v1/files``); their bytes live under ``$EMBER_HOME/files/``."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE files (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                filename TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                bytes INTEGER NOT NULL,
+                sha256 TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                expires_at INTEGER
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX files_purpose ON files (purpose, seq)"))
+    conn.execute(text("CREATE INDEX files_sha256 ON files (sha256)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log, m003_files]
 
 
 def migrate(engine: Engine) -> list[str]:
