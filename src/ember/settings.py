@@ -157,6 +157,23 @@ class Settings(BaseSettings):
         ge=1,
         description="Files uploaded to /v1/files larger than this are refused with 413.",
     )
+    fine_tuning_threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch threads of the fine-tuning worker process (it shares the CPU with "
+        "serving).",
+    )
+    fine_tuning_seq_len: int = Field(
+        default=512,
+        ge=16,
+        description="Tokens per packed training block, unless a job sets `ember.seq_len`.",
+    )
+    fine_tuning_checkpoint_every: int = Field(
+        default=10,
+        ge=1,
+        description="Steps between fine-tuning checkpoints, unless a job sets "
+        "`ember.checkpoint_every`.",
+    )
     guard: GuardPolicy = Field(
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
@@ -211,6 +228,10 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.home / "files"
+
+    @property
+    def fine_tuning_dir(self) -> Path:
+        return self.home / "fine_tuning"
 
 
 def load_settings(**overrides: Any) -> Settings:

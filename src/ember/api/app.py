@@ -27,6 +27,7 @@ from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
 from ember.api.files.router import router as files_router
+from ember.api.fine_tuning.router import router as fine_tuning_router
 from ember.api.guard.router import router as guard_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         # first user's request.
         await asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
         built.metrics.models_loaded.set(len(built.manager.loaded()))
+        built.fine_tuning.start()  # resumes a job a previous server was running
         try:
             yield
         finally:
@@ -161,6 +163,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         moderations_router,
         guard_router,
         files_router,
+        fine_tuning_router,
     ):
         app.include_router(router, dependencies=secured)
 

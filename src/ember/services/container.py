@@ -12,6 +12,7 @@ from ember.models.registry import ModelRegistry
 from ember.services.audit import AuditStage
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
+from ember.services.fine_tuning import FineTuningService
 from ember.services.guard_stage import GuardStage
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
@@ -36,6 +37,7 @@ class Services:
     injection: InjectionScanner
     moderation: ModerationModel
     files: FileService
+    fine_tuning: FineTuningService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -53,6 +55,7 @@ class Services:
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
         text = TextGenerationService(registry, manager, pipeline)
+        files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
         return cls(
             settings=settings,
             store=store,
@@ -66,9 +69,11 @@ class Services:
             analyzer=analyzer,
             injection=injection,
             moderation=LexiconModeration(),
-            files=FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes),
+            files=files,
+            fine_tuning=FineTuningService(settings, store, registry, files),
         )
 
     async def close(self) -> None:
+        await self.fine_tuning.close()
         await self.manager.close()
         self.store.close()
