@@ -53,6 +53,9 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["guard", "scan"],
         ["guard", "redact"],
         ["guard", "recognizers"],
+        ["tune"],
+        *(["tune", c] for c in ("create", "follow", "list", "show", "cancel", "pause", "resume")),
+        ["tune", "export"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

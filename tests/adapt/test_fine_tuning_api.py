@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -275,6 +277,71 @@ def test_pause_resume_and_cancel(home: Path, client: openai.OpenAI) -> None:
     assert latest_step(client, job.id) == stopped_at
     with pytest.raises(openai.ConflictError):
         client.fine_tuning.jobs.resume(job.id)
+
+
+def ember_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "EMBER_HOME": str(home),
+        "EMBER_CONFIG": str(home / "ember.toml"),
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ember", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
+    home: Path, server: RunningServer, client: openai.OpenAI, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(jsonl(TRAINING))
+    created = ember_cli(
+        home, "tune", "create", str(data), "--model", TINY, "--suffix", "cli", "--seed", "3",
+        "--epochs", "10", "--batch-size", "2", "--lr-multiplier", "25", "--seq-len", "64",
+        "--max-steps", "12", "--base-url", server.v1,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    job_id = created.stdout.split()[0]
+    assert job_id.startswith("ftjob-")
+    assert "Step 12/12" not in created.stderr  # metrics drive the bar, not printed lines
+    assert "The job has successfully completed" in created.stderr
+    assert f"ft:{TINY}:cli:" in created.stdout and "perplexity after (validation)" in created.stdout
+
+    listed = ember_cli(home, "tune", "list", "--base-url", server.v1)
+    assert listed.returncode == 0 and job_id in listed.stdout
+    missing = ember_cli(home, "tune", "show", "ftjob-nope", "--base-url", server.v1)
+    assert missing.returncode == 1 and "No such fine-tuning job" in missing.stderr
+
+    model = client.fine_tuning.jobs.retrieve(job_id).fine_tuned_model
+    for fmt in ("adapter", "merged"):
+        out = tmp_path / fmt
+        result = ember_cli(home, "tune", "export", job_id, "--format", fmt, "--output", str(out))
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    assert (tmp_path / "merged" / "model.safetensors").exists()
+
+    result = ember_cli(home, "tune", "export", job_id, "--format", "gguf")
+    assert result.returncode == 0, result.stderr
+    assert f"registered as {model}:gguf" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.startswith("validation perplexity"))
+    fine_tuned, exported = (float(w.rstrip(",")) for w in line.split() if w[0].isdigit())
+    assert abs(exported - fine_tuned) / fine_tuned < 0.05  # F16 costs (almost) nothing
+
+    assert f"{model}:gguf" in {m.id for m in client.models.list()}
+    answer = client.chat.completions.create(
+        model=f"{model}:gguf",
+        messages=[{"role": "user", "content": "What is 4 plus 4?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert answer.system_fingerprint == "ember-llamacpp"
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
 
 
 def test_kill_9_and_server_restart_resume_the_same_loss_curve(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ember.adapt.data import IGNORE_INDEX, Block
@@ -54,4 +55,40 @@ def perplexity(model: Any, blocks: Sequence[Block], *, pad_id: int, batch_size: 
             count += n
     if was_training:
         model.train()
+    return math.exp(total / count) if count else math.nan
+
+
+def gguf_perplexity(path: Path, blocks: Sequence[Block], *, n_threads: int = 1) -> float:
+    """Perplexity of a GGUF model run by llama.cpp on the same blocks (and the same labels),
+    so the cost of conversion is measured by the engine that will serve the file."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    if not blocks:
+        return math.nan
+    width = max(len(b.input_ids) for b in blocks)
+    llm = Llama(
+        model_path=str(path),
+        n_ctx=max(width, 64),
+        n_batch=max(width, 64),
+        n_threads=n_threads,
+        logits_all=True,
+        verbose=False,
+    )
+    total, count = 0.0, 0
+    try:
+        for block in blocks:
+            llm.reset()
+            llm.eval(block.input_ids)
+            logits = np.asarray(llm.scores[: len(block.input_ids)], dtype=np.float64)
+            shifted = np.asarray(block.labels[1:])
+            rows = logits[:-1]
+            peak = rows.max(axis=1, keepdims=True)
+            logsumexp = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
+            keep = shifted != IGNORE_INDEX
+            chosen = rows[np.arange(len(shifted))[keep], shifted[keep]]
+            total += float((logsumexp[keep] - chosen).sum())
+            count += int(keep.sum())
+    finally:
+        llm.close()
     return math.exp(total / count) if count else math.nan

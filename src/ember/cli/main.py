@@ -19,6 +19,7 @@ from ember import __version__
 from ember.cli import audit as audit_cli
 from ember.cli import guard as guard_cli
 from ember.cli import models as models_cli
+from ember.cli import tune as tune_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
 from ember.services.container import Services
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
+app.add_typer(tune_cli.app, name="tune")
 console = Console()
 err_console = Console(stderr=True)
 
