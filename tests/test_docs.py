@@ -58,6 +58,9 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["keys", "list"],
         ["keys", "revoke"],
         ["usage"],
+        ["tune"],
+        *(["tune", c] for c in ("create", "follow", "list", "show", "cancel", "pause", "resume")),
+        ["tune", "export"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

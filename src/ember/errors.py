@@ -12,6 +12,7 @@ client.
     │   ├── ContextLengthExceededError           400 context_length_exceeded
     │   ├── UnsupportedParameterError            400 unsupported_parameter
     │   ├── ContentPolicyViolationError          400 content_policy_violation
+    │   ├── InvalidTrainingDataError             400 invalid_training_file
     │   └── PayloadTooLargeError                 413 request_too_large
     ├── AuthenticationError                      401 invalid_api_key
     ├── PermissionDeniedError                    403 permission_denied
@@ -29,6 +30,7 @@ client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -87,6 +89,21 @@ class ContentPolicyViolationError(InvalidRequestError):
     """The guard's policy refuses this request (personal data, injection, moderation)."""
 
     default_code = "content_policy_violation"
+
+
+class InvalidTrainingDataError(InvalidRequestError):
+    """A training or validation file has bad lines; each is reported with its number."""
+
+    default_code = "invalid_training_file"
+
+    def __init__(self, param: str, problems: Sequence[Any], *, shown: int = 50) -> None:
+        listed = "; ".join(str(p) for p in problems[:shown])
+        more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
+        super().__init__(
+            f"The {param.replace('_', ' ')} has {len(problems)} problem(s): {listed}{more}.",
+            param=param,
+        )
+        self.problems = list(problems)
 
 
 class PayloadTooLargeError(InvalidRequestError):

@@ -251,6 +251,23 @@ class Settings(BaseSettings):
     ground_max_sources: int = Field(
         default=5, ge=1, le=50, description="Chunks given to the model for a grounded answer."
     )
+    fine_tuning_threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch threads of the fine-tuning worker process (it shares the CPU with "
+        "serving).",
+    )
+    fine_tuning_seq_len: int = Field(
+        default=512,
+        ge=16,
+        description="Tokens per packed training block, unless a job sets `ember.seq_len`.",
+    )
+    fine_tuning_checkpoint_every: int = Field(
+        default=10,
+        ge=1,
+        description="Steps between fine-tuning checkpoints, unless a job sets "
+        "`ember.checkpoint_every`.",
+    )
     guard: GuardPolicy = Field(
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
@@ -323,6 +340,10 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.home / "files"
+
+    @property
+    def fine_tuning_dir(self) -> Path:
+        return self.home / "fine_tuning"
 
 
 def load_settings(**overrides: Any) -> Settings:

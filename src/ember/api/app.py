@@ -27,6 +27,7 @@ from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
 from ember.api.files.router import router as files_router
+from ember.api.fine_tuning.router import router as fine_tuning_router
 from ember.api.guard.router import router as guard_router
 from ember.api.keys.router import admin as keys_admin_router
 from ember.api.keys.router import usage_router
@@ -133,6 +134,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         await asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
         built.metrics.models_loaded.set(len(built.manager.loaded()))
         built.ingestion.start()  # resumes files left in progress by an earlier run
+        built.fine_tuning.start()  # resumes a job a previous server was running
         try:
             yield
         finally:
@@ -166,6 +168,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         guard_router,
         files_router,
         vector_stores_router,
+        fine_tuning_router,
     ):
         app.include_router(router, dependencies=secured)
     app.include_router(keys_admin_router)  # its own dependency: the admin key

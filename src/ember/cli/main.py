@@ -21,6 +21,7 @@ from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import keys as keys_cli
 from ember.cli import models as models_cli
+from ember.cli import tune as tune_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
 from ember.services.container import Services
@@ -40,6 +41,7 @@ app.add_typer(ground_cli.stores_app, name="stores")
 app.command("ingest")(ground_cli.ingest)
 app.add_typer(keys_cli.app, name="keys")
 app.command("usage")(keys_cli.usage)
+app.add_typer(tune_cli.app, name="tune")
 console = Console()
 err_console = Console(stderr=True)
 

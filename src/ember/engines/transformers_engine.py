@@ -72,7 +72,7 @@ class TransformersEngine(TextEngine):
         # torch's pool is process-wide; more threads than cores only thrash.
         torch.set_num_threads(min(settings.n_threads, os.cpu_count() or 1))
         self.spec = spec
-        self.model, self.tokenizer = _load(spec, settings)
+        self.model, self.tokenizer = load_pretrained(spec, settings)
         config = self.model.config
         native = _config_context_length(config) or spec.context_length or settings.context_length
         self._context_length = min(native, spec.context_length or native)
@@ -349,8 +349,12 @@ class _IncrementalDecoder:
         return new
 
 
-def _load(spec: ModelSpec, settings: Settings) -> tuple[Any, Any]:
-    """The model (float32, eval mode) and its tokenizer, or ModelLoadError."""
+def load_pretrained(spec: ModelSpec, settings: Settings) -> tuple[Any, Any]:
+    """The model (float32, eval mode) and its tokenizer, or ModelLoadError.
+
+    A fine-tuned spec names a LoRA ``adapter`` directory: it is merged into the base
+    weights, so the fine-tuned model decodes exactly as fast as its base.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -373,8 +377,23 @@ def _load(spec: ModelSpec, settings: Settings) -> tuple[Any, Any]:
             f"({type(exc).__name__}). Check that it is a causal language model in Hugging "
             "Face format, or a GGUF file of an architecture transformers can dequantize."
         ) from exc
+    if spec.adapter is not None:
+        model = _merge_adapter(model, spec)
     model.eval()
     return model, tokenizer
+
+
+def _merge_adapter(model: Any, spec: ModelSpec) -> Any:
+    from peft import PeftModel
+
+    assert spec.adapter is not None
+    try:
+        return PeftModel.from_pretrained(model, str(spec.adapter)).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"The LoRA adapter of '{spec.id}' at {spec.adapter} could not be applied "
+            f"({type(exc).__name__}). Export it again or re-run the fine-tuning job."
+        ) from exc
 
 
 def _config_context_length(config: Any) -> int | None:

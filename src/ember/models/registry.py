@@ -1,10 +1,11 @@
 """The model registry: which model ids exist, which aliases point where.
 
-Three sources, merged in this order (a later one may not shadow an earlier id):
+Four sources, merged in this order (a later one may not shadow an earlier id):
 
 1. embedded models, shipped inside PyPI packages (``ember.models.embedded``);
 2. models the user declares in ``ember.toml`` under ``[models.NAME]``;
-3. models downloaded with ``ember models pull`` (rows in the store).
+3. models downloaded with ``ember models pull`` (rows in the store);
+4. models fine-tuned by a finished job (``ft:<base>:<suffix>:<id>``: base + LoRA adapter).
 
 Aliases: ``default`` and ``default-embedding`` point at the settings' defaults, and
 ``[aliases]`` in ``ember.toml`` adds any other name (say a client's hard-coded
@@ -21,9 +22,10 @@ from typing import Literal
 from ember.errors import ModelNotFoundError
 from ember.settings import Settings
 from ember.store import ModelRecord, Store
+from ember.store.fine_tuning import JobRecord
 
 ModelKind = Literal["chat", "completion", "embedding"]
-ModelSource = Literal["embedded", "config", "hub"]
+ModelSource = Literal["embedded", "config", "hub", "fine-tune"]
 
 DEFAULT_ALIAS = "default"
 DEFAULT_EMBEDDING_ALIAS = "default-embedding"
@@ -46,6 +48,8 @@ class ModelSpec:
     size_bytes: int = 0
     created: int = 0
     licence: str = ""
+    # A LoRA adapter directory applied on top of the weights (fine-tuned models).
+    adapter: Path | None = None
     # Embedded models whose file must be prepared first (joined, verified) set this.
     locate: Callable[[Settings], Path] | None = field(default=None, compare=False, repr=False)
 
@@ -104,6 +108,9 @@ class ModelRegistry:
         for record in self.store.list_models():
             if record.id not in specs:
                 specs[record.id] = spec_from_record(record)
+        for job in self.store.fine_tuned_models():
+            if job.fine_tuned_model and job.fine_tuned_model not in specs:
+                specs[job.fine_tuned_model] = spec_from_fine_tuning_job(job)
         return specs
 
     def list(self) -> list[ModelSpec]:
@@ -127,6 +134,24 @@ class ModelRegistry:
                 break
             current = aliases[current]
         raise ModelNotFoundError(name)
+
+
+def spec_from_fine_tuning_job(job: JobRecord) -> ModelSpec:
+    """A fine-tuned model: its base's files (served by transformers) plus the job's adapter."""
+    base = job.internal["base"]
+    return ModelSpec(
+        id=str(job.fine_tuned_model),
+        engine="transformers",
+        kind="chat",
+        source="fine-tune",
+        owned_by="user",
+        description=f"{job.job['model']} fine-tuned with LoRA by job {job.id}",
+        path=Path(base["path"]),
+        gguf_file=base.get("gguf_file"),
+        context_length=base.get("context_length"),
+        created=int(job.job.get("finished_at") or job.created_at),
+        adapter=Path(job.internal["adapter"]),
+    )
 
 
 def spec_from_record(record: ModelRecord) -> ModelSpec:

@@ -17,6 +17,7 @@ from ember.services.audit import AuditStage
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
+from ember.services.fine_tuning import FineTuningService
 from ember.services.gateway import CacheStage, Gateway, KeyStage
 from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
@@ -53,6 +54,7 @@ class Services:
     ledger: Ledger
     cache: ResponseCache
     keys: KeyRing
+    fine_tuning: FineTuningService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -118,9 +120,11 @@ class Services:
             ledger=ledger,
             cache=cache,
             keys=KeyRing(store, settings),
+            fine_tuning=FineTuningService(settings, store, registry, files),
         )
 
     async def close(self) -> None:
+        await self.fine_tuning.close()
         await self.ingestion.stop()
         await self.router.close()
         await self.manager.close()

@@ -16,6 +16,8 @@ Schema (see ``ember.store.migrations`` for how it got there):
 * ``api_keys``: API keys (name, salted hash, allowed models, guard policy, budgets, rate
   limits); ``ember.store.keys`` reads and writes them. ``request_log`` also carries each
   request's tenant (key name), route target, cost, cache hit and route reason (usage).
+* ``fine_tuning_jobs``, ``fine_tuning_events``, ``fine_tuning_checkpoints``: fine-tuning
+  jobs, what happened to them, and where their checkpoints are (``ember.store.fine_tuning``).
 * ``audit_log``: the tamper-evident hash chain of requests; ``ember.store.audit`` explains
   the chain and owns its reading, writing and checking.
 * ``files``: uploaded files' metadata (``/v1/files``); ``ember.store.files`` owns it, the
@@ -40,7 +42,7 @@ import sqlite_vec
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ember.store import audit, keys
+from ember.store import audit, fine_tuning, keys
 from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.files import FileRecord
@@ -338,6 +340,57 @@ class Store:
     def files_by_sha256(self, sha256: str) -> list[FileRecord]:
         with self.session() as session:
             return files_table.by_sha256(session, sha256)
+
+    # -- fine-tuning ----------------------------------------------------------------------
+    # ``fine_tuning`` is the table module; each call is one transaction.
+
+    def add_fine_tuning_job(self, record: fine_tuning.JobRecord) -> None:
+        with self.session() as session:
+            fine_tuning.add_job(session, record)
+
+    def get_fine_tuning_job(self, job_id: str) -> fine_tuning.JobRecord | None:
+        with self.session() as session:
+            return fine_tuning.get_job(session, job_id)
+
+    def update_fine_tuning_job(self, job_id: str, **changes: Any) -> fine_tuning.JobRecord | None:
+        with self.session() as session:
+            return fine_tuning.update_job(session, job_id, **changes)
+
+    def list_fine_tuning_jobs(
+        self, *, after: str | None = None, limit: int = 20
+    ) -> tuple[list[fine_tuning.JobRecord], bool]:
+        with self.session() as session:
+            return fine_tuning.page_jobs(session, after=after, limit=limit)
+
+    def fine_tuning_jobs_in(self, statuses: list[str]) -> list[fine_tuning.JobRecord]:
+        with self.session() as session:
+            return fine_tuning.jobs_in(session, statuses)
+
+    def fine_tuned_models(self) -> list[fine_tuning.JobRecord]:
+        with self.session() as session:
+            return fine_tuning.fine_tuned_models(session)
+
+    def add_fine_tuning_event(self, job_id: str, message: str, **fields: Any) -> None:
+        with self.session() as session:
+            fine_tuning.add_event(session, job_id, int(time.time()), message, **fields)
+
+    def list_fine_tuning_events(
+        self, job_id: str, *, after: str | None = None, limit: int = 20
+    ) -> tuple[list[fine_tuning.EventRecord], bool]:
+        with self.session() as session:
+            return fine_tuning.page_events(session, job_id, after=after, limit=limit)
+
+    def add_fine_tuning_checkpoint(
+        self, job_id: str, step: int, path: str, metrics: dict[str, Any]
+    ) -> None:
+        with self.session() as session:
+            fine_tuning.add_checkpoint(session, job_id, int(time.time()), step, path, metrics)
+
+    def list_fine_tuning_checkpoints(
+        self, job_id: str, *, after: str | None = None, limit: int = 10
+    ) -> tuple[list[fine_tuning.CheckpointRecord], bool]:
+        with self.session() as session:
+            return fine_tuning.page_checkpoints(session, job_id, after=after, limit=limit)
 
 
 def _model_record(row: ModelRow) -> ModelRecord:

@@ -212,12 +212,68 @@ def m004_keys_usage(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX request_log_tenant ON request_log (tenant, created_at)"))
 
 
+def m005_fine_tuning(conn: Connection) -> None:
+    """Fine-tuning jobs, their events and checkpoints (``/v1/fine_tuning/jobs``)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE fine_tuning_jobs (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                requested TEXT,
+                worker_pid INTEGER,
+                fine_tuned_model TEXT,
+                job TEXT NOT NULL,
+                internal TEXT NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX fine_tuning_jobs_status ON fine_tuning_jobs (status)"))
+    conn.execute(
+        text(
+            """
+            CREATE TABLE fine_tuning_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                job_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                level TEXT NOT NULL,
+                type TEXT NOT NULL,
+                message TEXT NOT NULL,
+                data TEXT
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX fine_tuning_events_job ON fine_tuning_events (job_id, seq)"))
+    conn.execute(
+        text(
+            """
+            CREATE TABLE fine_tuning_checkpoints (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                job_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                step INTEGER NOT NULL,
+                path TEXT NOT NULL,
+                metrics TEXT NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(
+        text("CREATE INDEX fine_tuning_checkpoints_job ON fine_tuning_checkpoints (job_id, seq)")
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
     m003_files,
     m003b_vector_stores,
     m004_keys_usage,
+    m005_fine_tuning,
 ]
 
 

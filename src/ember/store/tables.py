@@ -110,3 +110,42 @@ class ApiKeyRow(Base):
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FineTuningJobRow(Base):
+    """A fine-tuning job: ``job`` is its OpenAI object, ``internal`` what the worker needs."""
+
+    __tablename__ = "fine_tuning_jobs"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String, unique=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String)
+    requested: Mapped[str | None] = mapped_column(String, nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String, nullable=True)
+    job: Mapped[str] = mapped_column(Text)
+    internal: Mapped[str] = mapped_column(Text)
+
+
+class FineTuningEventRow(Base):
+    __tablename__ = "fine_tuning_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String)
+    created_at: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String)
+    type: Mapped[str] = mapped_column(String)
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class FineTuningCheckpointRow(Base):
+    __tablename__ = "fine_tuning_checkpoints"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String)
+    created_at: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,114 @@
+"""Wire models of ``POST /v1/fine_tuning/jobs`` (``CreateFineTuningJobRequest``).
+
+The LoRA settings and Ember's training knobs are a documented extension: a top-level
+``ember`` object (clients send ``extra_body={"ember": {...}}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.adapt.training import DEFAULT_TARGET_MODULES
+from ember.errors import UnsupportedParameterError
+from ember.services.fine_tuning import JobRequest
+
+Auto = Literal["auto"]
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: Auto | int = Field(default="auto", ge=1, le=50)
+    batch_size: Auto | int = Field(default="auto", ge=1, le=256)
+    learning_rate_multiplier: Auto | float = Field(default="auto", gt=0, le=100)
+
+
+class SupervisedMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: SupervisedMethod | None = None
+
+
+class LoraOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(default=8, ge=1, le=256)
+    alpha: int = Field(default=16, ge=1, le=1024)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+
+
+class EmberJobOptions(BaseModel):
+    """Ember's extension of a fine-tuning job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+    seq_len: int | None = Field(default=None, ge=16, le=32768)
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    validation_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
+
+
+class CreateFineTuningJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    seed: int | None = Field(default=None, ge=0, le=2147483647)
+    hyperparameters: Hyperparameters | None = None
+    method: Method | None = None
+    integrations: list[Any] | None = None
+    metadata: dict[str, str] | None = None
+    ember: EmberJobOptions = Field(default_factory=EmberJobOptions)
+
+    def to_domain(self) -> JobRequest:
+        if self.integrations:
+            raise UnsupportedParameterError(
+                "Integrations (Weights and Biases) are not available in Ember; follow the "
+                "job's events instead.",
+                param="integrations",
+            )
+        hyper = self.hyperparameters or Hyperparameters()
+        if self.method is not None:
+            if self.method.type != "supervised":
+                raise UnsupportedParameterError(
+                    f"Ember fine-tunes with the 'supervised' method only, not "
+                    f"'{self.method.type}'.",
+                    param="method.type",
+                )
+            if self.method.supervised is not None:
+                hyper = self.method.supervised.hyperparameters
+        lora = self.ember.lora
+        return JobRequest(
+            model=self.model,
+            training_file=self.training_file,
+            validation_file=self.validation_file,
+            suffix=self.suffix,
+            seed=self.seed,
+            n_epochs=None if hyper.n_epochs == "auto" else hyper.n_epochs,
+            batch_size=None if hyper.batch_size == "auto" else hyper.batch_size,
+            learning_rate_multiplier=None
+            if hyper.learning_rate_multiplier == "auto"
+            else hyper.learning_rate_multiplier,
+            metadata=self.metadata,
+            lora_rank=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=tuple(lora.target_modules),
+            seq_len=self.ember.seq_len,
+            checkpoint_every=self.ember.checkpoint_every,
+            max_steps=self.ember.max_steps,
+            validation_fraction=self.ember.validation_fraction,
+        )

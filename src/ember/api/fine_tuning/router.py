@@ -1,0 +1,101 @@
+"""``/v1/fine_tuning/jobs``: create, list, retrieve, cancel, pause, resume, events, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from ember.api.deps import get_services
+from ember.api.fine_tuning.protocol import CreateFineTuningJobRequest
+from ember.services.container import Services
+from ember.store.fine_tuning import CheckpointRecord, JobRecord
+
+router = APIRouter()
+JOB = "/v1/fine_tuning/jobs/{fine_tuning_job_id}"
+
+
+def _page(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more})
+
+
+def _job(record: JobRecord) -> JSONResponse:
+    return JSONResponse(record.job)
+
+
+def _checkpoint(record: CheckpointRecord, job: JobRecord) -> dict[str, Any]:
+    name = job.fine_tuned_model or f"ft:{job.job['model']}:{job.internal.get('suffix') or ''}"
+    return {
+        "object": "fine_tuning.job.checkpoint",
+        "id": f"ftckpt-{record.seq}",
+        "created_at": record.created_at,
+        "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{record.step}",
+        "fine_tuning_job_id": record.job_id,
+        "step_number": record.step,
+        "metrics": record.metrics,
+    }
+
+
+@router.post("/v1/fine_tuning/jobs", response_model=None)
+async def create_job(
+    body: CreateFineTuningJobRequest, services: Services = Depends(get_services)
+) -> Any:
+    # Reading and checking every line of the files may take a while: off the event loop.
+    return _job(await asyncio.to_thread(services.fine_tuning.create, body.to_domain()))
+
+
+@router.get("/v1/fine_tuning/jobs", response_model=None)
+async def list_jobs(
+    after: str | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    services: Services = Depends(get_services),
+) -> Any:
+    records, has_more = services.fine_tuning.list_jobs(after=after, limit=limit)
+    return _page([r.job for r in records], has_more)
+
+
+@router.get(JOB, response_model=None)
+async def retrieve_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
+    return _job(services.fine_tuning.get(fine_tuning_job_id))
+
+
+@router.post(JOB + "/cancel", response_model=None)
+async def cancel_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
+    return _job(await asyncio.to_thread(services.fine_tuning.cancel, fine_tuning_job_id))
+
+
+@router.post(JOB + "/pause", response_model=None)
+async def pause_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
+    return _job(services.fine_tuning.pause(fine_tuning_job_id))
+
+
+@router.post(JOB + "/resume", response_model=None)
+async def resume_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
+    return _job(services.fine_tuning.resume(fine_tuning_job_id))
+
+
+@router.get(JOB + "/events", response_model=None)
+async def list_events(
+    fine_tuning_job_id: str,
+    after: str | None = None,
+    limit: int = Query(default=20, ge=1, le=1000),
+    services: Services = Depends(get_services),
+) -> Any:
+    events, has_more = services.fine_tuning.events(fine_tuning_job_id, after=after, limit=limit)
+    return _page([e.to_openai() for e in events], has_more)
+
+
+@router.get(JOB + "/checkpoints", response_model=None)
+async def list_checkpoints(
+    fine_tuning_job_id: str,
+    after: str | None = None,
+    limit: int = Query(default=10, ge=1, le=100),
+    services: Services = Depends(get_services),
+) -> Any:
+    job = services.fine_tuning.get(fine_tuning_job_id)
+    records, has_more = services.fine_tuning.checkpoints(
+        fine_tuning_job_id, after=after, limit=limit
+    )
+    return _page([_checkpoint(r, job) for r in records], has_more)
