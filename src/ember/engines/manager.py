@@ -104,7 +104,7 @@ class ModelManager:
             if total <= self.budget_bytes:
                 break
             entry = self._loaded[model_id]
-            if model_id == keep or entry.engine.lock.locked():
+            if model_id == keep or entry.engine.busy:
                 continue
             total -= entry.engine.memory_bytes
             self._drop(model_id)
