@@ -172,8 +172,8 @@ class Settings(BaseSettings):
         description="KV cache kept for finished requests per llama.cpp model (LRU); a request "
         "whose tokens start the same way skips re-reading them. 0 turns it off.",
     )
-    shutdown_timeout_s: float = Field(
-        default=30.0,
+    shutdown_timeout_s: int = Field(
+        default=30,
         ge=0,
         description="On shutdown `ember serve` stops accepting, lets running streams finish "
         "for this long, then cancels them.",
