@@ -267,7 +267,8 @@ def test_shutdown_lets_running_streams_finish(tmp_path: Path) -> None:
             for choice in chunk.choices:
                 finish = choice.finish_reason or finish
         assert finish == "length" and usage is not None and usage.completion_tokens == 60
-        assert server.process.wait(timeout=60) == 0
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.base_url}/healthz", timeout=2)
     finally:
@@ -294,7 +295,8 @@ def test_shutdown_cancels_streams_after_the_timeout(tmp_path: Path) -> None:
             for chunk in iterator:
                 finish = chunk.choices[0].finish_reason or finish
         assert finish is None
-        assert server.process.wait(timeout=60) == 0
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
         assert time.monotonic() - began < 20
     finally:
         if server.process.poll() is None:
