@@ -97,17 +97,17 @@ class LlamaCppEngine(TextEngine, TokenTools):
         self._vocab = self._model.vocab
         self._n_vocab = self._model.n_vocab()
         self._file_bytes = os.path.getsize(model_path)
-        # The cells every sequence shares (kv_unified): one full context for the running
-        # requests plus the prefix cache's budget.
-        cache_tokens = prefix_cache_mb * 1024 * 1024 // self._kv_bytes_per_token()
-        self._pool_cells = n_ctx + cache_tokens
+        # The cells every running sequence shares (kv_unified); the prefix cache lives in
+        # host memory.
+        self._pool_cells = n_ctx
+        self._cache_bytes = prefix_cache_mb * 1024 * 1024
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = self._pool_cells
         params.n_batch = _N_BATCH
         params.n_ubatch = _N_BATCH
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
-        params.n_seq_max = max_active * (2 if cache_tokens > 0 else 1)
+        params.n_seq_max = max_active
         params.kv_unified = True
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
@@ -138,7 +138,7 @@ class LlamaCppEngine(TextEngine, TokenTools):
             max_active=max_active,
             max_queued=max_queued,
             prefill_chunk=prefill_chunk,
-            cache_tokens=cache_tokens,
+            cache_bytes=self._cache_bytes,
             name=os.path.basename(model_path),
         )
 
@@ -172,8 +172,9 @@ class LlamaCppEngine(TextEngine, TokenTools):
 
     @property
     def memory_bytes(self) -> int:
-        # Weights plus the KV cells of the running requests and of the prefix cache.
-        return self._file_bytes + self._pool_cells * self._kv_bytes_per_token()
+        # Weights, the KV cells of the running requests, the prefix cache's snapshots.
+        kv_cells = self._pool_cells * self._kv_bytes_per_token()
+        return self._file_bytes + kv_cells + self._scheduler.cache_bytes
 
     @property
     def context_length(self) -> int:

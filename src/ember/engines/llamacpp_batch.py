@@ -10,9 +10,11 @@ Each sequence has its own llama.cpp sampler chain (its own seed) and, for constr
 its own llguidance mask; a sequence's logits depend only on its own tokens (the attention mask
 keeps sequences apart), so no request can influence another.
 
-The KV cells of a finished sequence stay behind as a prefix cache (least recently used first
-out, bounded by ``prefix_cache_mb``): a new request takes over the cached sequence that shares
-the longest token prefix with it and reads only the rest.
+A finished sequence's KV state is copied out to host memory (``llama_state_seq_get_data``)
+into a prefix cache (least recently used first out, bounded by ``prefix_cache_mb``) and its
+cells are freed; a new request whose tokens start like a cached entry gets that state copied
+back into its sequence and reads only the rest. Keeping cached prefixes out of the KV cells
+matters: with a unified cache every sequence's attention spans every occupied cell.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[GenerationChunk | BaseException], None]
 STEP_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 _RATE_WINDOW_S = 10.0
+MIN_REUSED_TOKENS = 16  # a shorter shared prefix is cheaper to re-read than to restore
 
 
 @dataclass(eq=False)
@@ -69,7 +72,48 @@ class Slot:
     seq_id: int
     tokens: list[int] = field(default_factory=list)
     owner: SequenceRequest | None = None
-    last_used: float = 0.0
+
+
+class PrefixCache:
+    """KV snapshots of finished sequences in host memory, by their tokens; LRU by bytes."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[int, ...], ctypes.Array[ctypes.c_uint8]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(key) for key in self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def best(self, tokens: list[int]) -> tuple[tuple[int, ...], int] | None:
+        """The entry sharing the longest prefix with ``tokens``, and that length."""
+        found = max(
+            ((key, _common_prefix(list(key), tokens)) for key in self._entries),
+            key=lambda pair: pair[1],
+            default=None,
+        )
+        return found if found and found[1] > 0 else None
+
+    def get(self, key: tuple[int, ...]) -> ctypes.Array[ctypes.c_uint8]:
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    def put(self, key: tuple[int, ...], state: ctypes.Array[ctypes.c_uint8]) -> None:
+        if len(state) > self.budget_bytes:
+            return
+        # an entry this one extends (the previous turn of the conversation) is redundant
+        for old in [k for k in self._entries if len(k) <= len(key) and key[: len(k)] == k]:
+            self._bytes -= len(self._entries.pop(old))
+        self._entries[key] = state
+        self._bytes += len(state)
+        while self._bytes > self.budget_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= len(evicted)
 
 
 class TokenTools:
@@ -108,7 +152,7 @@ class BatchScheduler:
         max_active: int,
         max_queued: int,
         prefill_chunk: int,
-        cache_tokens: int,
+        cache_bytes: int,
         name: str,
     ) -> None:
         self._ll = llama_cpp
@@ -120,10 +164,9 @@ class BatchScheduler:
         self._max_active = max_active
         self._max_queued = max_queued
         self._chunk = min(prefill_chunk, n_batch)
-        self._cache_tokens = cache_tokens
+        self._cache = PrefixCache(cache_bytes)
         self._memory = llama_cpp.llama_get_memory(ctx)
-        n_slots = max_active + (max_active if cache_tokens > 0 else 0)
-        self._slots = [Slot(i) for i in range(n_slots)]
+        self._slots = [Slot(i) for i in range(max_active)]
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._waiting: deque[SequenceRequest] = deque()
         self._active: list[SequenceRequest] = []
@@ -171,6 +214,10 @@ class BatchScheduler:
     def busy(self) -> bool:
         return bool(self._waiting or self._active)
 
+    @property
+    def cache_bytes(self) -> int:
+        return self._cache.bytes
+
     def stats(self) -> BatchStats:
         now = time.monotonic()
         recent = [n for t, n in list(self._recent) if now - t <= _RATE_WINDOW_S]
@@ -188,7 +235,7 @@ class BatchScheduler:
             cache_lookups=self._lookups,
             cache_hits=self._hits,
             cache_reused_tokens=self._reused,
-            cache_tokens=sum(len(s.tokens) for s in self._slots if s.owner is None),
+            cache_tokens=self._cache.tokens,
         )
 
     def close(self) -> None:
@@ -235,35 +282,6 @@ class BatchScheduler:
     def _used_cells(self) -> int:
         return sum(len(s.tokens) for s in self._slots)
 
-    def _evict_one(self, keep: Slot | None = None) -> bool:
-        """Free the least recently used cached sequence; False when there is none."""
-        cached = [s for s in self._slots if s.owner is None and s.tokens and s is not keep]
-        if not cached:
-            return False
-        victim = min(cached, key=lambda s: s.last_used)
-        self._ll.llama_memory_seq_rm(self._memory, victim.seq_id, -1, -1)
-        victim.tokens = []
-        return True
-
-    def _trim_cache(self) -> None:
-        while (
-            sum(len(s.tokens) for s in self._slots if s.owner is None) > self._cache_tokens
-            and self._evict_one()
-        ):
-            pass
-
-    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int]:
-        """The idle slot to run ``tokens`` in, and how many of its cached tokens it reuses."""
-        idle = [s for s in self._slots if s.owner is None]
-        best = max(idle, key=lambda s: _common_prefix(s.tokens, tokens))
-        shared = min(_common_prefix(best.tokens, tokens), len(tokens) - 1)
-        if shared > 0:
-            return best, shared
-        empty = [s for s in idle if not s.tokens]
-        if empty:
-            return empty[0], 0
-        return min(idle, key=lambda s: s.last_used), 0
-
     def _admit(self) -> None:
         while len(self._active) < self._max_active:
             with self._cond:
@@ -275,28 +293,49 @@ class BatchScheduler:
                     self._waiting.popleft()
                 self._finish(request, "cancelled")
                 continue
-            slot, shared = self._pick_slot(request.tokens)
-            need = len(request.tokens) - shared + len(self._active) + 1
-
-            def free_cells(slot: Slot = slot, shared: int = shared) -> int:
-                return self._pool - (self._used_cells() - len(slot.tokens) + shared)
-
-            while free_cells() < need and self._evict_one(keep=slot):
-                pass
-            if free_cells() < need and self._active:
+            if self._active and self._pool - self._used_cells() < (
+                len(request.tokens) + len(self._active) + 1
+            ):
                 return  # wait until running sequences leave room
             with self._cond:
                 self._waiting.popleft()
-            if len(slot.tokens) > shared:
-                self._ll.llama_memory_seq_rm(self._memory, slot.seq_id, shared, -1)
-                slot.tokens = slot.tokens[:shared]
+            slot = next(s for s in self._slots if s.owner is None)
             self._lookups += 1
+            shared = self._restore(slot, request.tokens)
             if shared:
                 self._hits += 1
                 self._reused += shared
             slot.owner = request
             request.slot = slot
             self._active.append(request)
+
+    def _restore(self, slot: Slot, tokens: list[int]) -> int:
+        """Copy the best cached prefix of ``tokens`` into ``slot``; how many tokens it holds."""
+        found = self._cache.best(tokens)
+        if found is None:
+            return 0
+        key, shared = found
+        shared = min(shared, len(tokens) - 1)  # re-read at least one token to get logits
+        if shared < MIN_REUSED_TOKENS or self._used_cells() + len(key) > self._pool:
+            return 0
+        state = self._cache.get(key)
+        if not self._ll.llama_state_seq_set_data(self._ctx, state, len(state), slot.seq_id):
+            self._ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            return 0
+        self._ll.llama_memory_seq_rm(self._memory, slot.seq_id, shared, -1)
+        slot.tokens = tokens[:shared]
+        return shared
+
+    def _save(self, slot: Slot) -> None:
+        """Copy ``slot``'s KV state into the prefix cache."""
+        if self._cache.budget_bytes <= 0 or len(slot.tokens) < MIN_REUSED_TOKENS:
+            return
+        size = self._ll.llama_state_seq_get_size(self._ctx, slot.seq_id)
+        if not size or size > self._cache.budget_bytes:
+            return
+        state = (ctypes.c_uint8 * size)()
+        if self._ll.llama_state_seq_get_data(self._ctx, state, size, slot.seq_id) == size:
+            self._cache.put(tuple(slot.tokens), state)
 
     def _step(self) -> None:
         for request in list(self._active):
@@ -333,17 +372,13 @@ class BatchScheduler:
             reading.append((request, take))
             budget -= take
         batch.n_tokens = n
-        while True:
-            status = self._ll.llama_decode(self._ctx, batch)
-            if status == 0:
-                break
-            if status == 1 and self._evict_one():
-                continue
-            if status == 1:  # the cells are all taken by running sequences
-                victim = max(self._active, key=lambda r: len(r.slot.tokens) if r.slot else 0)
-                logger.warning("KV cache full: ending the longest sequence")
-                self._finish(victim, "length")
-                return
+        status = self._ll.llama_decode(self._ctx, batch)
+        if status == 1:  # no free cells: the running sequences fill the context
+            victim = max(self._active, key=lambda r: len(r.slot.tokens) if r.slot else 0)
+            logger.warning("KV cache full: ending the longest sequence")
+            self._finish(victim, "length")
+            return
+        if status != 0:
             raise EngineError(f"llama.cpp failed while generating (llama_decode {status}).")
         for request in decoding:
             assert request.slot is not None and request.pending is not None
@@ -427,11 +462,9 @@ class BatchScheduler:
         request.sampler.close()
         slot = request.slot
         if slot is not None:
+            self._save(slot)
+            self._ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            slot.tokens = []
             slot.owner = None
-            slot.last_used = time.monotonic()
             request.slot = None
-            if self._cache_tokens <= 0:
-                self._ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-                slot.tokens = []
-            self._trim_cache()
         self._send(request, last)
