@@ -1,4 +1,4 @@
-"""Single-stream serving speed of Ember against llama.cpp on the same GGUF.
+"""Serving speed of Ember against llama.cpp on the same GGUF: one stream, then many.
 
 For each embedded chat model, three engines answer the same greedy chat request, one at a
 time (a second llama.cpp process on the machine would slow the first):
@@ -14,6 +14,15 @@ decode speed is ``(tokens - 1) / (last content chunk - first content chunk)``. E
 its token count in ``usage`` (``stream_options.include_usage``); for the two llama.cpp paths
 the content chunks are counted. Before each measured request a one-token request with another
 prompt replaces the KV cache, so every measured request reads its whole prompt.
+
+Then, with concurrency: eight different chats at 1, 4 and 8 concurrent streams, Ember
+(continuous batching) against ``llama_cpp.server`` (which serves one request at a time):
+aggregate decode tokens/s (all tokens over the span from the first content chunk to the last,
+per round) and p50/p95 TTFT, next to the machine's memory bandwidth from a copy benchmark run
+in the same process and the roofline ``bandwidth / model bytes``. Ember's greedy answers alone
+and in a batch of eight are compared (batch-size-dependent rounding makes them drift), and its
+prefix cache is measured as the TTFT of a second turn of a ~1,000-token conversation, cached
+against cold.
 
 Run ``python bench/serve.py --help``. The exit status is non-zero only when something broke,
 never because a target was missed.
@@ -33,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -73,6 +83,14 @@ FLUSH = [
     {"role": "user", "content": "Hello?"},
 ]
 
+
+def fresh(messages: list[dict[str, str]], index: int) -> list[dict[str, str]]:
+    """``messages`` opening with a run number, so no engine's cache holds any of its prefix
+    but the chat template's first tokens (Ember keeps earlier prompts in its prefix cache)."""
+    first, *rest = messages
+    return [{**first, "content": f"[{index}] {first['content']}"}, *rest]
+
+
 # Piped output would otherwise wrap at 80 columns and cut the model names.
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -91,6 +109,8 @@ class Run:
     content_chunks: int
     text: str
     prompt_tokens: int | None = None
+    first_at: float = math.nan  # perf_counter of the first and last content chunk
+    last_at: float = math.nan
 
 
 @dataclass
@@ -122,7 +142,16 @@ def summarise(
     span = stamps[-1] - stamps[0]
     decode = (count - 1) / span if count > 1 and span > 0 else math.nan
     prompt_tokens = None if usage is None else usage["prompt_tokens"]
-    return Run(stamps[0] - started, decode, count, len(stamps), "".join(parts), prompt_tokens)
+    return Run(
+        stamps[0] - started,
+        decode,
+        count,
+        len(stamps),
+        "".join(parts),
+        prompt_tokens,
+        stamps[0],
+        stamps[-1],
+    )
 
 
 def free_port() -> int:
@@ -250,6 +279,8 @@ def llama_server_engine(
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path)]
     command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     command += ["--n_ctx", str(n_ctx), "--host", "127.0.0.1", "--port", str(port)]
+    # By default a new request interrupts the running one; concurrent clients must queue.
+    command += ["--interrupt_requests", "False"]
     base = f"http://127.0.0.1:{port}"
     log_path = home / f"llama_cpp.server-{model_id}.log"
     with subprocess_server(command, dict(os.environ), log_path, f"{base}/v1/models") as process:
@@ -305,15 +336,163 @@ def measure(
     with engine as (chat, command, pid):
         result = EngineResult(name, command)
         chat(PROMPT, max_tokens)  # warm-up: pages the weights in, builds caches
-        for _ in range(runs):
+        for index in range(runs):
             chat(FLUSH, 1)
-            run = chat(PROMPT, max_tokens)
+            run = chat(fresh(PROMPT, index), max_tokens)
             if not run.content_chunks:
                 raise BenchError(f"{name} answered the benchmark prompt without any content.")
             result.runs.append(run)
         if pid is not None:
             result.rss_bytes = rss_bytes(pid)
     return result
+
+
+# Concurrency: eight different questions under the same system prompt, decoded alone (1
+# stream), four at a time and eight at a time.
+LEVELS = (1, 4, 8)
+TOPICS = (
+    "baking sourdough bread at home",
+    "repairing a bicycle puncture",
+    "planting a vegetable garden",
+    "learning to play the guitar",
+    "training for a first marathon",
+    "brewing coffee with a French press",
+    "painting a room in an apartment",
+    "preparing for a job interview",
+)
+CONCURRENT_PROMPTS = [
+    [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {
+            "role": "user",
+            "content": f"Write a long, detailed guide to {topic}. Use at least twelve numbered "
+            "steps and explain each one thoroughly.",
+        },
+    ]
+    for topic in TOPICS
+]
+AGGREGATE_VS_LLAMA_SERVER_AT_8 = 3.0
+PREFIX_TTFT_RATIO = 0.3
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = share * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def concurrent_round(chat: Chat, prompts: list[list[dict[str, str]]], max_tokens: int) -> list[Run]:
+    """Send ``prompts`` at once, one thread each; every stream's Run."""
+    with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        futures = [pool.submit(chat, prompt, max_tokens) for prompt in prompts]
+        return [future.result() for future in futures]
+
+
+def measure_concurrency(
+    name: str, engine: AbstractContextManager[Handle], max_tokens: int
+) -> dict[str, Any]:
+    """Every level: the eight prompts in rounds of ``level`` streams."""
+    levels: dict[str, Any] = {}
+    with engine as (chat, _command, _pid):
+        concurrent_round(chat, CONCURRENT_PROMPTS[:2], 4)  # warm-up
+        for level in LEVELS:
+            runs: list[Run] = []
+            span = 0.0
+            for start in range(0, len(CONCURRENT_PROMPTS), level):
+                chat(FLUSH, 1)
+                batch = concurrent_round(
+                    chat, CONCURRENT_PROMPTS[start : start + level], max_tokens
+                )
+                if any(not run.content_chunks for run in batch):
+                    raise BenchError(f"{name} answered a concurrent request without content.")
+                span += max(r.last_at for r in batch) - min(r.first_at for r in batch)
+                runs.extend(batch)
+            tokens = sum(run.tokens for run in runs)
+            ttfts = [run.ttft_s for run in runs]
+            levels[str(level)] = {
+                "aggregate_tps": ratio(tokens, span),
+                "ttft_p50_s": percentile(ttfts, 0.5),
+                "ttft_p95_s": percentile(ttfts, 0.95),
+                "tokens": tokens,
+                "texts": [run.text for run in runs],
+            }
+            console.print(
+                f"  {name} x{level}: {levels[str(level)]['aggregate_tps']:.1f} tok/s aggregate, "
+                f"TTFT p50 {levels[str(level)]['ttft_p50_s'] * 1000:.0f} ms"
+            )
+    return levels
+
+
+def greedy_drift(alone: list[str], batched: list[str]) -> dict[str, Any]:
+    """How far greedy answers decoded alone and in a batch of eight agree (characters)."""
+    shared = [
+        next((i for i, (a, b) in enumerate(zip(x, y, strict=False)) if a != b), min(len(x), len(y)))
+        for x, y in zip(alone, batched, strict=True)
+    ]
+    return {
+        "identical": sum(x == y for x, y in zip(alone, batched, strict=True)),
+        "of": len(alone),
+        "first_difference_chars": [
+            None if x == y else n for x, y, n in zip(alone, batched, shared, strict=True)
+        ],
+        "mean_agreeing_share": statistics.mean(
+            n / max(1, len(x)) for x, n in zip(alone, shared, strict=True)
+        ),
+    }
+
+
+def measure_prefix_cache(engine: AbstractContextManager[Handle]) -> dict[str, Any]:
+    """TTFT of a second turn in a ~1,000-token conversation: cold vs its first turn cached."""
+    rules = " ".join(
+        f"Rule {i}: when asked about topic number {i}, answer with care and cite the rule."
+        for i in range(55)
+    )
+
+    def conversation(nonce: str, turns: int) -> list[dict[str, str]]:
+        messages = [
+            {"role": "system", "content": f"Session {nonce}. You are a support agent. {rules}"},
+            {"role": "user", "content": "Summarise rule 3 in one sentence."},
+        ]
+        if turns == 2:
+            messages += [
+                {"role": "assistant", "content": "Rule 3 asks for careful, cited answers."},
+                {"role": "user", "content": "And rule 7?"},
+            ]
+        return messages
+
+    with engine as (chat, _command, _pid):
+        chat(FLUSH, 1)
+        cold = [chat(conversation(f"cold-{i}", 2), 8) for i in range(3)]
+        warm = []
+        for i in range(3):
+            chat(conversation(f"warm-{i}", 1), 8)
+            warm.append(chat(conversation(f"warm-{i}", 2), 8))
+    cold_ttft = statistics.median(run.ttft_s for run in cold)
+    warm_ttft = statistics.median(run.ttft_s for run in warm)
+    return {
+        "prompt_tokens": cold[0].prompt_tokens,
+        "cold_ttft_s": cold_ttft,
+        "cached_ttft_s": warm_ttft,
+        "ratio": ratio(warm_ttft, cold_ttft),
+    }
+
+
+def memory_bandwidth_bytes_per_s(size: int = 256 * 2**20, repeats: int = 5) -> float:
+    """A simple copy benchmark (numpy, one thread): bytes read plus written per second."""
+    import numpy as np
+
+    source = np.ones(size // 8)
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size / best
 
 
 def check_llama_server_installed() -> None:
@@ -363,6 +542,27 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         )
     ember, local, server = (results[name] for name in ENGINES)
     file_bytes = path.stat().st_size
+    concurrency = {
+        "ember": measure_concurrency(
+            "ember", ember_engine(model_id, args.threads, n_ctx, home), args.concurrent_tokens
+        ),
+        "llama_cpp.server": measure_concurrency(
+            "llama_cpp.server",
+            llama_server_engine(model_id, path, args.threads, n_ctx, home),
+            args.concurrent_tokens,
+        ),
+    }
+    prefix = measure_prefix_cache(ember_engine(model_id, args.threads, n_ctx, home))
+    console.print(
+        f"  prefix cache: second-turn TTFT {prefix['cached_ttft_s'] * 1000:.0f} ms vs cold "
+        f"{prefix['cold_ttft_s'] * 1000:.0f} ms ({prefix['prompt_tokens']} prompt tokens)"
+    )
+    top = str(LEVELS[-1])
+    aggregate_ratio = ratio(
+        concurrency["ember"][top]["aggregate_tps"],
+        concurrency["llama_cpp.server"][top]["aggregate_tps"],
+    )
+    drift = greedy_drift(concurrency["ember"]["1"]["texts"], concurrency["ember"][top]["texts"])
     ratios = {
         "decode_vs_in_process": ratio(ember.median("decode_tps"), local.median("decode_tps")),
         "decode_vs_llama_cpp_server": ratio(
@@ -377,7 +577,10 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         "decode_vs_llama_cpp_server": ratios["decode_vs_llama_cpp_server"]
         >= DECODE_VS_LLAMA_SERVER,
         "rss": ember.rss_bytes is not None and ember.rss_bytes <= rss_limit,
+        "aggregate_vs_llama_cpp_server_at_8": aggregate_ratio >= AGGREGATE_VS_LLAMA_SERVER_AT_8,
+        "prefix_cache_ttft": prefix["ratio"] <= PREFIX_TTFT_RATIO,
     }
+    ratios["aggregate_vs_llama_cpp_server_at_8"] = aggregate_ratio
     return {
         "model": model_id,
         "path": str(path),
@@ -397,6 +600,9 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         "ratios": ratios,
         "targets_met": targets,
         "same_text": len({r.runs[0].text for r in results.values()}) == 1,
+        "concurrency": concurrency,
+        "prefix_cache": prefix,
+        "greedy_drift": drift,
     }
 
 
@@ -470,10 +676,33 @@ def print_tables(report: dict[str, Any]) -> None:
                 "",
             ),
             ("Ember server RSS", mib(rss), rss_target, verdict(met["rss"])),
+            (
+                "aggregate at 8 streams, Ember / llama_cpp.server",
+                f"{ratios['aggregate_vs_llama_cpp_server_at_8']:.2f}×",
+                f"≥ {AGGREGATE_VS_LLAMA_SERVER_AT_8:.1f}×",
+                verdict(met["aggregate_vs_llama_cpp_server_at_8"]),
+            ),
+            (
+                "second-turn TTFT, cached / cold "
+                f"({row['prefix_cache']['prompt_tokens']} prompt tokens)",
+                f"{row['prefix_cache']['ratio']:.2f}× "
+                f"({row['prefix_cache']['cached_ttft_s'] * 1000:.0f} / "
+                f"{row['prefix_cache']['cold_ttft_s'] * 1000:.0f} ms)",
+                f"≤ {PREFIX_TTFT_RATIO:.1f}×",
+                verdict(met["prefix_cache_ttft"]),
+            ),
+            (
+                "greedy alone vs in a batch of 8: identical answers",
+                f"{row['greedy_drift']['identical']}/{row['greedy_drift']['of']} "
+                f"(agree on {row['greedy_drift']['mean_agreeing_share']:.0%} of the text)",
+                "—",
+                "",
+            ),
         ):
             checks.add_row(row["model"], check, value, target, result)
         checks.add_section()
     console.print(speeds)
+    console.print(concurrency_table(report))
     console.print(checks)
     for row in report["models"]:
         if not row["same_text"]:
@@ -481,6 +710,36 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"[yellow]Note:[/yellow] the engines' answers for {row['model']} differ "
                 "(same greedy request); compare the token counts above."
             )
+
+
+def concurrency_table(report: dict[str, Any]) -> Table:
+    config, machine = report["config"], report["machine"]
+    bandwidth = machine["copy_bandwidth_bytes_per_s"]
+    table = Table(
+        title=f"Concurrent streams, {len(CONCURRENT_PROMPTS)} chats per level in rounds of "
+        f"1/4/8, max_tokens={config['concurrent_tokens']}, n_threads={config['threads']}",
+        caption=f"Memory bandwidth (numpy copy, read + write, one thread): "
+        f"{bandwidth / 1e9:.1f} GB/s. Roofline = bandwidth / model bytes (single-stream "
+        "decode can at most reach it; a batched step yields one token per stream).",
+    )
+    for column in ("model", "engine", "streams", "aggregate tok/s", "× roofline", "TTFT p50 ms"):
+        table.add_column(column, justify="left" if column in ("model", "engine") else "right")
+    table.add_column("TTFT p95 ms", justify="right")
+    for row in report["models"]:
+        roofline = bandwidth / row["file_bytes"]
+        for engine, levels in row["concurrency"].items():
+            for level, numbers in levels.items():
+                table.add_row(
+                    row["model"],
+                    engine,
+                    level,
+                    f"{numbers['aggregate_tps']:.1f}",
+                    f"{numbers['aggregate_tps'] / roofline:.2f}",
+                    f"{numbers['ttft_p50_s'] * 1000:.0f}",
+                    f"{numbers['ttft_p95_s'] * 1000:.0f}",
+                )
+        table.add_section()
+    return table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -491,6 +750,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="measured requests per engine")
     parser.add_argument(
         "--n-ctx", type=int, default=8192, help="context window (Ember's default context_length)"
+    )
+    parser.add_argument(
+        "--concurrent-tokens", type=int, default=64, help="max_tokens per concurrent stream"
     )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)
@@ -508,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_tokens": args.max_tokens,
             "runs": args.runs,
             "n_ctx": args.n_ctx,
+            "concurrent_tokens": args.concurrent_tokens,
             "prompt": PROMPT,
         },
         "machine": {
@@ -516,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "ember": version("ember"),
             "llama_cpp_python": version("llama_cpp_python"),
+            "copy_bandwidth_bytes_per_s": memory_bandwidth_bytes_per_s(),
         },
         "models": [],
     }

@@ -21,6 +21,7 @@ client.
     ├── ConflictError                            409 conflict
     ├── RateLimitError                           429 rate_limit_exceeded
     ├── ServiceUnavailableError                  503 service_unavailable
+    │   └── ServerOverloadedError                503 server_overloaded (+ Retry-After)
     ├── EngineError                              500 engine_error
     │   └── ModelLoadError                       500 model_load_error
     ├── EmbeddedModelError                       500 embedded_model_invalid
@@ -173,6 +174,19 @@ class ServiceUnavailableError(EmberError):
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
+
+
+class ServerOverloadedError(ServiceUnavailableError):
+    """A model already runs and queues as many requests as its settings allow.
+
+    The response carries ``Retry-After`` (seconds), so clients back off instead of piling up.
+    """
+
+    default_code = "server_overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class EngineError(EmberError):

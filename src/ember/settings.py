@@ -212,6 +212,37 @@ class Settings(BaseSettings):
         ge=64,
         description="Loaded models are evicted least-recently-used past this many MB.",
     )
+    max_active_sequences: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Requests one llama.cpp model decodes at once (continuous batching).",
+    )
+    max_queued_requests: int = Field(
+        default=16,
+        ge=0,
+        description="Requests per model that may wait for a decoding slot; past this the "
+        "server answers 503 with Retry-After.",
+    )
+    prefill_chunk_tokens: int = Field(
+        default=128,
+        ge=16,
+        le=512,
+        description="Prompt tokens read per batch step while other sequences decode (a long "
+        "prompt joins in chunks instead of stalling running streams).",
+    )
+    prefix_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        description="KV cache kept for finished requests per llama.cpp model (LRU); a request "
+        "whose tokens start the same way skips re-reading them. 0 turns it off.",
+    )
+    shutdown_timeout_s: int = Field(
+        default=30,
+        ge=0,
+        description="On shutdown `ember serve` stops accepting, lets running streams finish "
+        "for this long, then cancels them.",
+    )
     max_request_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1024,

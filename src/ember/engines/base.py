@@ -18,7 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from ember.core.chat_template import ChatTemplate
 from ember.core.types import GenerationChunk, OutputConstraint, SamplingParams
@@ -43,6 +43,26 @@ class EngineCapabilities:
     lora: bool = False
 
 
+@dataclass(frozen=True)
+class BatchStats:
+    """A snapshot of a batching engine's scheduler, for ``/metrics``."""
+
+    queued: int
+    active: int
+    max_active: int
+    steps: int
+    step_size_buckets: tuple[int, ...]  # upper bounds: sequences advanced in one step
+    step_size_counts: tuple[int, ...]  # per bucket, plus one for larger steps
+    step_size_sum: int
+    generated_tokens: int
+    prompt_tokens_read: int
+    tokens_per_second: float  # generated, over the last few seconds
+    cache_lookups: int
+    cache_hits: int
+    cache_reused_tokens: int
+    cache_tokens: int
+
+
 class Engine(ABC):
     """A loaded model. Subclasses say what they can do through ``capabilities``."""
 
@@ -56,12 +76,24 @@ class Engine(ABC):
     def memory_bytes(self) -> int:
         """Approximate resident size, used by the manager's memory budget."""
 
+    @property
+    def busy(self) -> bool:
+        """A generation is running (the manager does not evict busy engines)."""
+        return self.lock.locked()
+
     def close(self) -> None:  # noqa: B027 - optional hook, most engines free on GC
         """Free native resources now rather than at garbage collection."""
 
 
 class TextEngine(Engine):
-    """An engine that generates text from a prompt."""
+    """An engine that generates text from a prompt.
+
+    A ``batching`` engine schedules concurrent requests itself: callers hand it requests with
+    :meth:`submit` (no lock, no thread of their own) and it streams chunks back through
+    ``emit``; :meth:`generate` is then a convenience on top of ``submit``.
+    """
+
+    batching: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -107,6 +139,29 @@ class TextEngine(Engine):
         grammar of ``constraint`` is complete, or when ``cancel`` is set (finish reason
         ``cancelled``). Stop strings are applied by the caller, which closes the iterator.
         """
+
+    def submit(
+        self,
+        prompt_tokens: Sequence[int],
+        params: SamplingParams,
+        *,
+        constraint: OutputConstraint | None,
+        cancel: threading.Event,
+        emit: Callable[[GenerationChunk | BaseException], None],
+    ) -> None:
+        """Queue a generation (``batching`` engines only); refusals raise here, at once.
+
+        ``emit`` is called from the engine's thread with each chunk; the last one carries
+        ``finish_reason``, or an exception arrives instead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not batch requests.")
+
+    def check_capacity(self) -> None:
+        """Raise ``ServerOverloadedError`` when a new request would be refused right now."""
+
+    def batch_stats(self) -> BatchStats | None:
+        """The scheduler's state (``batching`` engines), or None."""
+        return None
 
 
 class EmbeddingEngine(Engine):

@@ -1,21 +1,22 @@
-"""The llama.cpp engine: GGUF models through llama-cpp-python.
+"""The llama.cpp engine: GGUF models through llama-cpp-python's low-level API.
 
-``Llama`` loads the model and context and evaluates token batches; sampling runs through
-llama.cpp's own sampler chain (penalties, top-k, top-p, min-p, temperature, seeded
-distribution), so the decode loop costs what llama.cpp costs. For constrained output the
-llguidance mask is written straight into the context's logits buffer before the chain samples
-from it. The KV cache keeps the previous request's tokens, and a new prompt that shares a
-prefix with them re-reads only the rest (multi-turn chat starts faster).
+The engine loads the model and one llama.cpp context with several sequences; a
+:class:`~ember.engines.llamacpp_batch.BatchScheduler` thread decodes every running request in
+one ``llama_decode`` per step (continuous batching) and keeps finished requests' KV cells as a
+prefix cache, so multi-turn chat re-reads only the new turn. Sampling runs through llama.cpp's
+own sampler chain, one per request (penalties, top-k, top-p, min-p, temperature, seeded
+distribution); for constrained output the llguidance mask is written straight into the
+context's logits buffer before the chain samples from it.
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
+import queue
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,24 +29,31 @@ from ember.core.types import (
     TokenLogprob,
     TopLogprob,
 )
-from ember.engines.base import Engine, EngineCapabilities, TextEngine, register_engine
-from ember.errors import (
-    EngineError,
-    ModelLoadError,
+from ember.engines.base import (
+    BatchStats,
+    Engine,
+    EngineCapabilities,
+    TextEngine,
+    register_engine,
 )
+from ember.engines.llamacpp_batch import BatchScheduler, SequenceRequest, TokenTools
+from ember.errors import ModelLoadError
 
 if TYPE_CHECKING:
     import llguidance
 
-    from ember.engines.grammar import TokenMask
     from ember.models.registry import ModelSpec
     from ember.settings import Settings
 
 _PENALTY_LAST_N = 64
+_N_BATCH = 512
+_backend_ready = False
 
 
-class LlamaCppEngine(TextEngine):
-    """One GGUF model and its llama.cpp context."""
+class LlamaCppEngine(TextEngine, TokenTools):
+    """One GGUF model, its llama.cpp context and the scheduler that batches its requests."""
+
+    batching = True
 
     capabilities = EngineCapabilities(
         chat=True,
@@ -57,41 +65,105 @@ class LlamaCppEngine(TextEngine):
         seed=True,
     )
 
-    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        max_active: int = 8,
+        max_queued: int = 16,
+        prefill_chunk: int = 128,
+        prefix_cache_mb: int = 256,
+    ) -> None:
         super().__init__()
         import llama_cpp
+        from llama_cpp._internals import LlamaContext, LlamaModel
+        from llama_cpp._logger import set_verbose
 
+        global _backend_ready
+        if not _backend_ready:
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+        set_verbose(False)
         self._llama_cpp = llama_cpp
+        self._n_ctx = n_ctx
         try:
-            self._llama = llama_cpp.Llama(
-                model_path=model_path,
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
+            self._model = LlamaModel(
+                path_model=model_path, params=llama_cpp.llama_model_default_params(), verbose=False
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load '{model_path}'.") from exc
-        self._model = self._llama._model
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
-        self._n_vocab = self._llama.n_vocab()
+        self._vocab = self._model.vocab
+        self._n_vocab = self._model.n_vocab()
         self._file_bytes = os.path.getsize(model_path)
-        metadata = self._llama.metadata
+        # The cells every running sequence shares (kv_unified); the prefix cache lives in
+        # host memory.
+        self._pool_cells = n_ctx
+        self._cache_bytes = prefix_cache_mb * 1024 * 1024
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = self._pool_cells
+        params.n_batch = _N_BATCH
+        params.n_ubatch = _N_BATCH
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.n_seq_max = max_active
+        params.kv_unified = True
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.no_perf = True
+        try:
+            self._context = LlamaContext(model=self._model, params=params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self._model.close()
+            raise ModelLoadError(
+                f"llama.cpp could not create a context for '{model_path}'."
+            ) from exc
+        metadata = self._model.metadata()
         self._template = ChatTemplate(
             metadata.get("tokenizer.chat_template"),
             bos_token=self._token_text(self._model.token_bos()),
             eos_token=self._token_text(self._model.token_eos()),
         )
         self._lltokenizer: llguidance.LLTokenizer | None = None
+        self._lltokenizer_lock = threading.Lock()
         self._piece_buffer = ctypes.create_string_buffer(256)
+        self._piece_lock = threading.Lock()
+        self._scheduler = BatchScheduler(
+            llama_cpp=llama_cpp,
+            ctx=self._context.ctx,
+            n_vocab=self._n_vocab,
+            tools=self,
+            pool_cells=self._pool_cells,
+            n_batch=_N_BATCH,
+            max_active=max_active,
+            max_queued=max_queued,
+            prefill_chunk=prefill_chunk,
+            cache_bytes=self._cache_bytes,
+            name=os.path.basename(model_path),
+        )
+
+    def _kv_bytes_per_token(self) -> int:
+        """K and V, f16, every layer: 2 x layers x kv width x 2 bytes."""
+        model = self._model.model
+        n_layer = self._llama_cpp.llama_model_n_layer(model)
+        n_embd = self._llama_cpp.llama_model_n_embd(model)
+        n_head = max(1, self._llama_cpp.llama_model_n_head(model))
+        n_head_kv = self._llama_cpp.llama_model_n_head_kv(model) or n_head
+        return max(1, 2 * n_layer * (n_embd * n_head_kv // n_head) * 2)
 
     def _piece(self, token: int, *, special: bool = False) -> bytes:
         """The bytes of one token (special tokens render as empty unless ``special``)."""
-        size = self._llama_cpp.llama_token_to_piece(
-            self._vocab, token, self._piece_buffer, len(self._piece_buffer), 0, special
-        )
-        return self._piece_buffer.raw[: max(0, size)]
+        with self._piece_lock:
+            size = self._llama_cpp.llama_token_to_piece(
+                self._vocab, token, self._piece_buffer, len(self._piece_buffer), 0, special
+            )
+            return self._piece_buffer.raw[: max(0, size)]
+
+    def piece(self, token: int) -> bytes:
+        return self._piece(token)
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -100,17 +172,13 @@ class LlamaCppEngine(TextEngine):
 
     @property
     def memory_bytes(self) -> int:
-        # Weights plus KV cache: 2 (K and V) x layers x ctx x kv width x 2 bytes (f16).
-        n_layer = self._llama_cpp.llama_model_n_layer(self._model.model)
-        n_embd = self._llama_cpp.llama_model_n_embd(self._model.model)
-        n_head = max(1, self._llama_cpp.llama_model_n_head(self._model.model))
-        n_head_kv = self._llama_cpp.llama_model_n_head_kv(self._model.model) or n_head
-        kv_width = n_embd * n_head_kv // n_head
-        return self._file_bytes + 2 * n_layer * self._llama.n_ctx() * kv_width * 2
+        # Weights, the KV cells of the running requests, the prefix cache's snapshots.
+        kv_cells = self._pool_cells * self._kv_bytes_per_token()
+        return self._file_bytes + kv_cells + self._scheduler.cache_bytes
 
     @property
     def context_length(self) -> int:
-        return self._llama.n_ctx()
+        return self._n_ctx
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -122,10 +190,14 @@ class LlamaCppEngine(TextEngine):
         bos = self._template.bos_token
         if add_bos and bos and text.startswith(bos):
             add_bos = False
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def _grammar_tokenizer(self) -> llguidance.LLTokenizer:
         """llguidance's view of this vocabulary, built once (about a second)."""
+        with self._lltokenizer_lock:
+            return self._build_grammar_tokenizer()
+
+    def _build_grammar_tokenizer(self) -> llguidance.LLTokenizer:
         if self._lltokenizer is None:
             from llguidance import LLTokenizer
 
@@ -175,29 +247,7 @@ class LlamaCppEngine(TextEngine):
         sampler.add_dist(seed & 0xFFFFFFFF)
         return sampler
 
-    def _load_prompt(self, tokens: list[int]) -> None:
-        """Evaluate ``tokens``, reusing the KV cache for a prefix shared with the last call."""
-        llama = self._llama
-        shared = 0
-        for cached, new in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):
-            if cached != new:
-                break
-            shared += 1
-        shared = min(shared, len(tokens) - 1)  # re-read at least one token to get logits
-        if shared > 0 and llama._ctx.kv_cache_seq_rm(-1, shared, -1):
-            llama.n_tokens = shared
-        else:
-            llama.reset()
-            shared = 0
-        llama.eval(tokens[shared:])
-
-    def _logits(self) -> np.ndarray[Any, np.dtype[np.float32]]:
-        pointer = self._llama_cpp.llama_get_logits_ith(self._llama.ctx, -1)
-        array_type = ctypes.c_float * self._n_vocab
-        buffer = array_type.from_address(ctypes.addressof(pointer.contents))
-        return np.ctypeslib.as_array(buffer)
-
-    def _logprob(self, logits: np.ndarray[Any, Any], token: int, top: int) -> TokenLogprob:
+    def logprob(self, logits: np.ndarray[Any, Any], token: int, top: int) -> TokenLogprob:
         finite = np.where(np.isfinite(logits), logits, -np.inf).astype(np.float64)
         peak = finite.max()
         log_z = peak + np.log(np.exp(finite - peak).sum())
@@ -228,65 +278,79 @@ class LlamaCppEngine(TextEngine):
         constraint: OutputConstraint | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[GenerationChunk]:
+        cancel = cancel if cancel is not None else threading.Event()
+        chunks: queue.SimpleQueue[GenerationChunk | BaseException] = queue.SimpleQueue()
+        self.submit(prompt_tokens, params, constraint=constraint, cancel=cancel, emit=chunks.put)
+        return self._drain(chunks, cancel)
+
+    @staticmethod
+    def _drain(
+        chunks: queue.SimpleQueue[GenerationChunk | BaseException], cancel: threading.Event
+    ) -> Iterator[GenerationChunk]:
+        try:
+            while True:
+                item = chunks.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if cancel.is_set() and item.finish_reason is None:
+                    # The scheduler may be a token ahead: nothing after the cancel is delivered.
+                    yield GenerationChunk(text="", finish_reason="cancelled")
+                    return
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            cancel.set()
+
+    def submit(
+        self,
+        prompt_tokens: Sequence[int],
+        params: SamplingParams,
+        *,
+        constraint: OutputConstraint | None,
+        cancel: threading.Event,
+        emit: Callable[[GenerationChunk | BaseException], None],
+    ) -> None:
         # Everything a request can get wrong fails here, before the stream starts.
         tokens = list(prompt_tokens)
         max_tokens = self.output_budget(tokens, params)
+        self.check_capacity()
         from ember.engines.grammar import TokenMask
 
         mask = TokenMask(self._grammar_tokenizer(), constraint) if constraint else None
-        return self._stream(tokens, params, max_tokens, mask, cancel)
-
-    def _stream(
-        self,
-        tokens: list[int],
-        params: SamplingParams,
-        max_tokens: int,
-        mask: TokenMask | None,
-        cancel: threading.Event | None,
-    ) -> Iterator[GenerationChunk]:
+        if max_tokens <= 0:
+            emit(GenerationChunk(text="", finish_reason="length"))
+            return
         sampler = self._sampler(params)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        is_eog = self._llama_cpp.llama_vocab_is_eog
+        request = SequenceRequest(
+            tokens=tokens,
+            max_tokens=max_tokens,
+            sampler=sampler,
+            mask=mask,
+            top_logprobs=params.top_logprobs if params.logprobs else None,
+            cancel=cancel,
+            emit=emit,
+        )
         try:
-            self._load_prompt(tokens)
-            produced = 0
-            finish = "length"
-            while produced < max_tokens:
-                if cancel is not None and cancel.is_set():
-                    finish = "cancelled"
-                    break
-                logits = self._logits()
-                if mask is not None:
-                    mask.apply(logits)
-                token = int(sampler.sample(self._llama._ctx, -1))
-                logprob = (
-                    self._logprob(logits, token, params.top_logprobs) if params.logprobs else None
-                )
-                if is_eog(self._vocab, token):
-                    finish = "stop"
-                    break
-                if mask is not None:
-                    mask.consume(token)
-                produced += 1
-                yield GenerationChunk(
-                    text=decoder.decode(self._piece(token)),
-                    tokens=1,
-                    logprobs=(logprob,) if logprob else (),
-                )
-                if mask is not None and mask.is_stopped:
-                    finish = "stop"
-                    break
-                if produced < max_tokens:
-                    self._llama.eval([token])
-            tail = decoder.decode(b"", final=True)
-            yield GenerationChunk(text=tail, finish_reason=finish)  # type: ignore[arg-type]
-        except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
-            raise EngineError("llama.cpp failed while generating.") from exc
-        finally:
+            self._scheduler.submit(request)
+        except BaseException:
             sampler.close()
+            raise
+
+    def check_capacity(self) -> None:
+        self._scheduler.check_capacity()
+
+    def batch_stats(self) -> BatchStats:
+        return self._scheduler.stats()
+
+    @property
+    def busy(self) -> bool:
+        return self._scheduler.busy
 
     def close(self) -> None:
-        self._llama.close()
+        self._scheduler.close()
+        self._context.close()
+        self._model.close()
 
 
 @register_engine("llamacpp")
@@ -295,4 +359,12 @@ def load_llamacpp(spec: ModelSpec, settings: Settings) -> Engine:
     n_ctx = settings.context_length
     if spec.context_length:
         n_ctx = min(n_ctx, spec.context_length)
-    return LlamaCppEngine(str(path), n_ctx=n_ctx, n_threads=settings.n_threads)
+    return LlamaCppEngine(
+        str(path),
+        n_ctx=n_ctx,
+        n_threads=settings.n_threads,
+        max_active=settings.max_active_sequences,
+        max_queued=settings.max_queued_requests,
+        prefill_chunk=settings.prefill_chunk_tokens,
+        prefix_cache_mb=settings.prefix_cache_mb,
+    )

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ember.engines.base import Engine, engine_factory
+from ember.engines.base import BatchStats, Engine, TextEngine, engine_factory
 from ember.errors import EmberError, ModelLoadError
 from ember.models.registry import ModelSpec
 from ember.settings import Settings
@@ -47,6 +47,15 @@ class ModelManager:
 
     def loaded(self) -> list[LoadedModel]:
         return list(self._loaded.values())
+
+    def batch_stats(self) -> list[tuple[str, BatchStats]]:
+        """The scheduler state of every loaded batching engine, by model id."""
+        found = []
+        for entry in list(self._loaded.values()):
+            stats = entry.engine.batch_stats() if isinstance(entry.engine, TextEngine) else None
+            if stats is not None:
+                found.append((entry.spec.id, stats))
+        return found
 
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
@@ -104,7 +113,7 @@ class ModelManager:
             if total <= self.budget_bytes:
                 break
             entry = self._loaded[model_id]
-            if model_id == keep or entry.engine.lock.locked():
+            if model_id == keep or entry.engine.busy:
                 continue
             total -= entry.engine.memory_bytes
             self._drop(model_id)

@@ -63,6 +63,7 @@ class Services:
         registry = ModelRegistry(settings, store)
         manager = ModelManager(settings)
         metrics = Metrics()
+        metrics.watch_batches(manager.batch_stats)
         stages: list[RequestStage] = []
         if settings.audit_enabled:  # first, so it sees the input as sent and completes last
             stages.append(AuditStage(store, raw_text=settings.audit_raw_text))

@@ -1,9 +1,10 @@
 """Run a synchronous engine generation from async code, with stop strings and cancellation.
 
-The engine runs in a worker thread holding the engine's lock (one generation per model at a
-time); chunks cross to the event loop through a queue. When the consumer stops early (a stop
-string matched, the client disconnected, the task was cancelled) the ``cancel`` event is set
-and the engine stops at its next token.
+A batching engine (llama.cpp) takes the request with ``submit`` and streams chunks back from
+its scheduler thread; any other engine runs in a worker thread holding the engine's lock (one
+generation per model at a time). Either way chunks cross to the event loop through a queue.
+When the consumer stops early (a stop string matched, the client disconnected, the task was
+cancelled) the ``cancel`` event is set and the engine stops at its next token.
 """
 
 from __future__ import annotations
@@ -78,7 +79,25 @@ async def generate_async(
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-    worker = loop.run_in_executor(None, produce)
+    def emit(item: GenerationChunk | BaseException) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    worker: asyncio.Future[None] | None = None
+    if engine.batching:
+        try:
+            await asyncio.to_thread(
+                engine.submit,
+                prompt_tokens,
+                params,
+                constraint=constraint,
+                cancel=cancel,
+                emit=emit,
+            )
+        except BaseException:
+            cancel.set()  # cancelled while submitting: the request must not run on
+            raise
+    else:
+        worker = loop.run_in_executor(None, produce)
     stops = StopStringFilter(params.stop)
     pending: object | None = None
     try:
@@ -116,5 +135,7 @@ async def generate_async(
     finally:
         cancel.set()
         # The worker ends within one token once cancelled; wait so the engine lock is free
-        # for the next request and no chunk outlives its request.
-        await asyncio.shield(worker)
+        # for the next request and no chunk outlives its request. (A batching engine's
+        # scheduler drops the request at its next step.)
+        if worker is not None:
+            await asyncio.shield(worker)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from ember.engines.base import BatchStats
     from ember.services.pipeline import RequestContext
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -72,5 +81,79 @@ class Metrics:
         if ttft is not None:
             self.time_to_first_token.labels(ctx.model).observe(ttft)
 
+    def watch_batches(self, stats: Callable[[], Iterable[tuple[str, BatchStats]]]) -> None:
+        """Expose the batching engines' scheduler state, read at every scrape."""
+        self.registry.register(BatchCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class BatchCollector(Collector):
+    """Queue depth, active sequences, batch size per step, tokens/s and prefix-cache hits."""
+
+    def __init__(self, stats: Callable[[], Iterable[tuple[str, BatchStats]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        queued = GaugeMetricFamily(
+            "ember_batch_queue_depth", "Requests waiting for a decoding slot.", labels=["model"]
+        )
+        active = GaugeMetricFamily(
+            "ember_batch_active_sequences", "Sequences being decoded.", labels=["model"]
+        )
+        rate = GaugeMetricFamily(
+            "ember_batch_decode_tokens_per_second",
+            "Tokens generated per second over the last 10 s, all sequences together.",
+            labels=["model"],
+        )
+        generated = CounterMetricFamily(
+            "ember_batch_generated_tokens", "Tokens sampled by the scheduler.", labels=["model"]
+        )
+        read = CounterMetricFamily(
+            "ember_batch_prompt_tokens_read",
+            "Prompt tokens evaluated (not counting prefix-cache hits).",
+            labels=["model"],
+        )
+        steps = HistogramMetricFamily(
+            "ember_batch_step_sequences",
+            "Sequences advanced by one llama_decode step.",
+            labels=["model"],
+        )
+        lookups = CounterMetricFamily(
+            "ember_prefix_cache_lookups",
+            "Requests admitted, by whether a cached prefix was reused.",
+            labels=["model", "result"],
+        )
+        reused = CounterMetricFamily(
+            "ember_prefix_cache_reused_tokens",
+            "Prompt tokens not re-read thanks to the prefix cache.",
+            labels=["model"],
+        )
+        hit_rate = GaugeMetricFamily(
+            "ember_prefix_cache_hit_rate",
+            "Share of admitted requests that reused a cached prefix.",
+            labels=["model"],
+        )
+        cached = GaugeMetricFamily(
+            "ember_prefix_cache_tokens", "Tokens held by the prefix cache.", labels=["model"]
+        )
+        for model, stats in self._stats():
+            queued.add_metric([model], stats.queued)
+            active.add_metric([model], stats.active)
+            rate.add_metric([model], stats.tokens_per_second)
+            generated.add_metric([model], stats.generated_tokens)
+            read.add_metric([model], stats.prompt_tokens_read)
+            cumulative, buckets = 0, []
+            for bound, count in zip(
+                (*map(str, stats.step_size_buckets), "+Inf"), stats.step_size_counts, strict=True
+            ):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            steps.add_metric([model], buckets, stats.step_size_sum)
+            lookups.add_metric([model, "hit"], stats.cache_hits)
+            lookups.add_metric([model, "miss"], stats.cache_lookups - stats.cache_hits)
+            reused.add_metric([model], stats.cache_reused_tokens)
+            hit_rate.add_metric([model], stats.cache_hits / max(1, stats.cache_lookups))
+            cached.add_metric([model], stats.cache_tokens)
+        yield from (queued, active, rate, generated, read, steps, lookups, reused, hit_rate, cached)

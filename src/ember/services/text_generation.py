@@ -126,6 +126,7 @@ class TextGenerationService:
             )
         engine = await self.manager.get(spec)
         assert isinstance(engine, TextEngine)
+        engine.check_capacity()  # 503 + Retry-After now, before a stream starts
         return spec, engine
 
     async def prepare_chat(
