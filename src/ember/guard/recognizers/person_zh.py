@@ -28,6 +28,11 @@ _NAME_AFTER_LABEL = re.compile(
     r"(?:姓名|联系人|收件人|患者|申请人)[:：\s]*(?P<v>[\u4e00-\u9fa5]{2,4})(?![\u4e00-\u9fa5])"
 )
 
+_HAN_RUN = re.compile(r"[\u4e00-\u9fa5]{2,}")
+_SURNAME_CHAR = re.compile(
+    "[" + "".join(sorted(SURNAMES | {c[0] for c in COMPOUND_SURNAMES})) + "]"
+)
+
 
 def has_surname(word: str) -> bool:
     return word[0] in SURNAMES or word.startswith(COMPOUND_SURNAMES)
@@ -75,8 +80,15 @@ class ChinesePersonRecognizer(Recognizer):
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
         for match in _NAME_AFTER_LABEL.finditer(text):
             yield match.start("v"), match.end("v"), 0.85
-        offset = 0
-        for word, flag in self._tagger().cut(text):
-            if flag == "nr":
-                yield offset, offset + len(word), 0.6
-            offset += len(word)
+        tagger = self._tagger()
+        # jieba sees only runs of Han characters that hold a surname character: Latin text,
+        # digits and punctuation cost it time and never hold a Chinese name.
+        for run in _HAN_RUN.finditer(text):
+            piece = run.group()
+            if not _SURNAME_CHAR.search(piece):
+                continue
+            offset = run.start()
+            for word, flag in tagger.cut(piece):
+                if flag == "nr":
+                    yield offset, offset + len(word), 0.6
+                offset += len(word)
