@@ -16,7 +16,7 @@ from ember.settings import GuardPolicy, Settings
 
 HISTORY = [
     ChatMessage(role="system", content="You are a helpful assistant."),
-    ChatMessage(role="user", content="My name is Margaret Thompson, phone +44 20 7946 0958."),
+    ChatMessage(role="user", content="Please ask Margaret Thompson to phone +44 20 7946 0958."),
     ChatMessage(role="assistant", content="Thanks, Margaret. How can I help?"),
 ]
 

