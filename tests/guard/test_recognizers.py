@@ -34,6 +34,12 @@ FOUND = [
     ("座机 0755-86001234", "zh", "PHONE", "0755-86001234"),
     ("Call our London office on +44 20 7946 0958.", "en", "PHONE", "+44 20 7946 0958"),
     ("Phone: (415) 555-2671", "en", "PHONE", "(415) 555-2671"),
+    ("Mobile: 07911 123 456", "en", "PHONE", "07911 123 456"),
+    ("Appelez-moi au 06.12.34.56.78 demain", "en", "PHONE", "06.12.34.56.78"),
+    ("fax 030 1234567", "en", "PHONE", "030 1234567"),
+    ("Office (21) 345-678 ext 12", "en", "PHONE", "(21) 345-678 ext 12"),
+    ("reach me on +39 06 1234 5678", "en", "PHONE", "+39 06 1234 5678"),
+    ("Desk: 412-555-0199x301", "en", "PHONE", "412-555-0199x301"),
     # CN_ID_CARD
     ("身份证号11010519491231002X", "zh", "CN_ID_CARD", "11010519491231002X"),
     ("ID 440300199003071234 on file", "en", "CN_ID_CARD", "440300199003071234"),
@@ -44,6 +50,10 @@ FOUND = [
     ("Visa 4111-1111-1111-1111 exp 12/29", "en", "CREDIT_CARD", "4111-1111-1111-1111"),
     ("MC 5500 0000 0000 0004", "en", "CREDIT_CARD", "5500 0000 0000 0004"),
     ("Amex 378282246310005", "en", "CREDIT_CARD", "378282246310005"),
+    ("JCB 3530111333300000", "en", "CREDIT_CARD", "3530111333300000"),
+    ("JCB 15-digit 213112345678904 on file", "en", "CREDIT_CARD", "213112345678904"),
+    ("Maestro 6304000000000000 expired", "en", "CREDIT_CARD", "6304000000000000"),
+    ("Maestro card 501800000009", "en", "CREDIT_CARD", "501800000009"),
     # CN_USCC
     ("统一社会信用代码：91350100M000100Y43", "zh", "CN_USCC", "91350100M000100Y43"),
     ("信用代码 91110000600037341L", "zh", "CN_USCC", "91110000600037341L"),
@@ -72,6 +82,25 @@ FOUND = [
         "1600 Pennsylvania Avenue, Washington, DC 20500",
     ),
     ("She lives at 42 Elm St, Springfield.", "en", "ADDRESS", "42 Elm St, Springfield"),
+    # ADDRESS: street lines with the number first or last, units, city/country lines
+    ("Deliver to 221 Baker Street, London", "en", "ADDRESS", "221 Baker Street, London"),
+    ("Her flat is at Calle de Alcalá 48, Madrid", "en", "ADDRESS", "Calle de Alcalá 48, Madrid"),
+    ("Office: Hauptstraße 5, 10115 Berlin", "en", "ADDRESS", "Hauptstraße 5, 10115 Berlin"),
+    ("We met at Storgatan 12 last week", "en", "ADDRESS", "Storgatan 12"),
+    (
+        "Send it to 77 Rue de Rivoli Apt. 4\nParis\nFrance 75001",
+        "en",
+        "ADDRESS",
+        "77 Rue de Rivoli Apt. 4\nParis\nFrance 75001",
+    ),
+    (
+        "Mail: 905 Hämeenkatu 14 Suite 3, Tampere",
+        "en",
+        "ADDRESS",
+        "905 Hämeenkatu 14 Suite 3, Tampere",
+    ),
+    ("PSC 1234, Box 5678\nAPO AE 09012", "en", "ADDRESS", "PSC 1234, Box 5678\nAPO AE 09012"),
+    ("my address is 12 ulica Długa 3", "en", "ADDRESS", "12 ulica Długa 3"),
     # CN_PASSPORT
     ("护照号码E12345678", "zh", "CN_PASSPORT", "E12345678"),
     ("passport no. G87654321", "en", "CN_PASSPORT", "G87654321"),
@@ -119,6 +148,15 @@ FOUND = [
     ("联系人：王小明", "zh", "PERSON", "王小明"),
     ("张伟先生明天到北京开会。", "zh", "PERSON", "张伟"),
     ("请李娜老师来一下。", "zh", "PERSON", "李娜"),
+    ("客户王岩已经签收。", "zh", "PERSON", "王岩"),
+    ("车主梁勇的车停在门口", "zh", "PERSON", "梁勇"),
+    ("户名：孙丽华", "zh", "PERSON", "孙丽华"),
+    # PERSON by cue: titles, naming phrases, middle initials, dialogue speakers
+    ("Please ask Dr. Okonkwo Adeyemi to call back.", "en", "PERSON", "Okonkwo Adeyemi"),
+    ("Hello, my name is Ludmiła Kowalczyk and I need help", "en", "PERSON", "Ludmiła Kowalczyk"),
+    ("everyone calls me tiago", "en", "PERSON", "tiago"),
+    ("Signed by Ingrid K. Lindqvist yesterday", "en", "PERSON", "Ingrid K. Lindqvist"),
+    ("Aiko: Where were you?\nBjorn: At home.", "en", "PERSON", "Aiko"),
 ]
 
 NEAR_MISSES = [
@@ -133,9 +171,16 @@ NEAR_MISSES = [
     ("Visa 4111 1111 1111 1112", "en", "CREDIT_CARD"),
     ("order 1234567890123452 shipped", "en", "CREDIT_CARD"),
     ("tracking 0000000000000000", "en", "CREDIT_CARD"),
+    ("ticket 630400000001 is 12 digits but not Luhn-valid", "en", "CREDIT_CARD"),
+    ("ref 411111111117 passes Luhn but Visa has no 12-digit cards", "en", "CREDIT_CARD"),
     # order numbers and lengths that are not phones
     ("订单号13812345678请查收", "zh", "PHONE"),
     ("Order #4155552671 shipped", "en", "PHONE"),
+    ("The meeting is on 2024-05-01 10:30", "en", "PHONE"),
+    ("Upgrade to 10.4.22.7 now", "en", "PHONE"),
+    ("Scores were 12 34 56 today", "en", "PHONE"),
+    ("pages 1234 5678", "en", "PHONE"),
+    ("SSN 536-90-4399", "en", "PHONE"),
     ("流水号 138123456789012", "zh", "PHONE"),
     ("区号不对 0755-1234567-8", "zh", "PHONE"),
     # SSN rules
@@ -163,8 +208,17 @@ NEAR_MISSES = [
     ("password=${DB_PASSWORD}", "en", "SECRET"),
     ("token: xxxxxxxxxxxx", "en", "SECRET"),
     ("sk-short", "en", "SECRET"),
+    # sentences with numbers that are not streets
+    ("Read chapter 3 of the book by page 12", "en", "ADDRESS"),
+    ("I bought 3 apples and 12 pears", "en", "ADDRESS"),
+    ("We scored 21 points in Game 4", "en", "ADDRESS"),
+    ("Version 2 Build 7 ships Monday", "en", "ADDRESS"),
+    ("See you next weekend. I'll turn 30", "en", "ADDRESS"),
     # names: words that are not names
     ("The weather in Paris is nice.", "en", "PERSON"),
+    ("My name is not important here.", "en", "PERSON"),
+    ("User: hi\nBot: hello", "en", "PERSON"),
+    ("Plan B Options are on the table", "en", "PERSON"),
     ("今天天气很好，我们去公园散步。", "zh", "PERSON"),
     ("email me at jane@localhost", "en", "EMAIL"),
 ]

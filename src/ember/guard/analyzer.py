@@ -65,17 +65,21 @@ class Analyzer:
         return frozenset().union(*(r.entity_types for r in self.recognizers))
 
     def analyze(
-        self, text: str, language: str = "auto", entities: Iterable[str] | None = None
+        self,
+        text: str,
+        language: str = "auto",
+        entities: Iterable[str] | None = None,
+        *,
+        nlp: bool | None = None,
     ) -> list[Span]:
-        """Spans of PII in ``text``, sorted by position, none overlapping."""
-        if language == "auto":
-            languages = detect_languages(text)
-        elif language in ("zh", "en"):
-            languages = frozenset({language})
-        else:
-            raise InvalidRequestError(
-                f"Unknown language {language!r}; use 'zh', 'en' or 'auto'.", param="language"
-            )
+        """Spans of PII in ``text``, sorted by position, none overlapping.
+
+        ``nlp`` picks the recognizers: None runs all of them, False only the pattern ones
+        (regexes, checksums, ``phonenumbers``: well under a millisecond per 1,000 characters),
+        True only those that load a model (spaCy, jieba). The guard stage runs the two
+        halves at different times and merges them with :func:`resolve_overlaps`.
+        """
+        languages = self._languages(text, language)
         wanted = None if entities is None else frozenset(entities)
         if wanted is not None and (unknown := sorted(wanted - self.entity_types)):
             raise InvalidRequestError(
@@ -85,6 +89,8 @@ class Analyzer:
             )
         found: list[Span] = []
         for recognizer in self.recognizers:
+            if nlp is not None and recognizer.uses_nlp != nlp:
+                continue
             if wanted is not None and not (recognizer.entity_types & wanted):
                 continue
             run_in = recognizer.languages & languages
@@ -99,4 +105,19 @@ class Analyzer:
             span
             for span in found
             if span.score >= self.threshold and (wanted is None or span.type in wanted)
+        )
+
+    @property
+    def has_nlp(self) -> bool:
+        """Whether any enabled recognizer loads a model."""
+        return any(r.uses_nlp for r in self.recognizers)
+
+    @staticmethod
+    def _languages(text: str, language: str) -> frozenset[str]:
+        if language == "auto":
+            return detect_languages(text)
+        if language in ("zh", "en"):
+            return frozenset({language})
+        raise InvalidRequestError(
+            f"Unknown language {language!r}; use 'zh', 'en' or 'auto'.", param="language"
         )

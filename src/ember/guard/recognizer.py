@@ -108,6 +108,11 @@ class Recognizer:
         return spans
 
 
+def word_set(words: str) -> frozenset[str]:
+    """A word list written as whitespace-separated text (long lexicons read better so)."""
+    return frozenset(words.split())
+
+
 def _words_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex for a word list; Latin words must start a word ("ip" is not in "zip")."""
     if not words:

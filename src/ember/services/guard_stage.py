@@ -11,20 +11,37 @@ and applies the policy in force for the model:
 * ``local_only``: marks the request so the router keeps it off remote providers.
 
 Injection ``flag`` records the verdict; ``block`` refuses when the score reaches the threshold.
+
+Cost: each message is analysed once (a :class:`ScanCache` keyed by the text's hash, so the
+history a chat client resends every turn is not scanned again). Work whose result cannot
+change what reaches the engine does not hold the request up: under PII ``allow`` the
+model-based recognizers (spaCy, jieba), and under injection ``flag`` the injection scan, run
+on a worker thread during generation; their verdicts join ``ctx.attributes["guard"]`` in
+``on_complete``, before the audit record is written. The pattern recognizers (well under a
+millisecond) always run inline.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ember.core.types import ChatMessage
 from ember.errors import ContentPolicyViolationError
 from ember.guard.analyzer import Analyzer
+from ember.guard.scan_cache import ScanCache
+from ember.guard.spans import Span, resolve_overlaps
 from ember.guard.vault import PiiVault
 from ember.services.pipeline import OutputFilter, RequestContext
 from ember.settings import GuardPolicy, Settings
+
+_DEFERRED_KEY = "guard_deferred"
+# How long on_complete waits for the deferred verdicts before recording what it has.
+_DEFERRED_WAIT_S = 30.0
 
 
 class GuardStage:
@@ -34,6 +51,35 @@ class GuardStage:
         self.settings = settings
         self.analyzer = analyzer
         self.scanner = scanner
+        self.spans_cache: ScanCache[list[Span]] = ScanCache()
+        self.injection_cache: ScanCache[float] = ScanCache()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
+
+    def spans_of(self, text: str, *, nlp: bool) -> list[Span]:
+        """One half of the analysis of ``text`` (pattern or NLP recognizers), cached."""
+        part = "nlp" if nlp else "patterns"
+        return self.spans_cache.get_or_compute(
+            text, part, lambda t: self.analyzer.analyze(t, nlp=nlp)
+        )
+
+    def full_spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Both halves for each text, settled together."""
+        nlp = self.analyzer.has_nlp
+        return [
+            resolve_overlaps(
+                self.spans_of(text, nlp=False) + (self.spans_of(text, nlp=True) if nlp else [])
+            )
+            if text
+            else []
+            for text in texts
+        ]
+
+    def _injection_score(self, text: str, source: str) -> float:
+        scanner = self.scanner
+        assert scanner is not None
+        return self.injection_cache.get_or_compute(
+            text, f"injection:{source}", lambda t: float(scanner.scan(t, source=source).score)
+        )
 
     def policy_for(self, model: str) -> GuardPolicy:
         return self.settings.guard_policies.get(model, self.settings.guard)
@@ -44,31 +90,46 @@ class GuardStage:
         policy = key_policy if isinstance(key_policy, GuardPolicy) else self.policy_for(ctx.model)
         await asyncio.to_thread(self._inspect, ctx, policy)
 
-    def _inspect(self, ctx: RequestContext, policy: GuardPolicy) -> None:
-        counts: Counter[str] = Counter()
-        spans_by_message = []
-        injection: dict[str, float] = {}
-        for index, message in enumerate(ctx.messages):
-            text = message.content or ""
-            spans = self.analyzer.analyze(text) if text else []
-            spans_by_message.append(spans)
-            counts.update(span.type for span in spans)
-            if self.scanner is not None and text and message.role in ("user", "tool"):
-                source = "tool" if message.role == "tool" else "user"
-                verdict = self.scanner.scan(text, source=source)
-                injection[f"messages[{index}]"] = round(float(verdict.score), 4)
-        guard = ctx.attributes.setdefault("guard", {})
-        guard["pii"] = dict(counts)
-        guard["pii_action"] = policy.pii
-        if injection:
-            guard["injection"] = injection
-        worst = max(injection.values(), default=0.0)
-        if policy.injection == "block" and worst >= policy.injection_threshold:
-            raise ContentPolicyViolationError(
-                "The request looks like a prompt-injection or jailbreak attempt and was "
-                f"blocked by policy (score {worst:.2f}).",
-                param="messages",
+    def _injection_scores(self, messages: Sequence[ChatMessage]) -> dict[str, float]:
+        if self.scanner is None:
+            return {}
+        return {
+            f"messages[{index}]": round(
+                self._injection_score(
+                    message.content, "tool" if message.role == "tool" else "user"
+                ),
+                4,
             )
+            for index, message in enumerate(messages)
+            if message.content and message.role in ("user", "tool")
+        }
+
+    def _inspect(self, ctx: RequestContext, policy: GuardPolicy) -> None:
+        messages = list(ctx.messages)
+        texts = [message.content or "" for message in messages]
+        guard = ctx.attributes.setdefault("guard", {})
+        guard["pii_action"] = policy.pii
+        defer_injection = policy.injection == "flag"
+        if not defer_injection and (injection := self._injection_scores(messages)):
+            guard["injection"] = injection
+            worst = max(injection.values())
+            if worst >= policy.injection_threshold:
+                raise ContentPolicyViolationError(
+                    "The request looks like a prompt-injection or jailbreak attempt and was "
+                    f"blocked by policy (score {worst:.2f}).",
+                    param="messages",
+                )
+        defer_pii = policy.pii == "allow" and self.analyzer.has_nlp
+        if defer_pii:
+            spans_by_message = [self.spans_of(t, nlp=False) if t else [] for t in texts]
+        else:
+            spans_by_message = self.full_spans(texts)
+        if defer_pii or defer_injection:
+            ctx.attributes[_DEFERRED_KEY] = self._worker.submit(
+                self._deferred, messages, pii=defer_pii, injection=defer_injection
+            )
+        counts: Counter[str] = Counter(span.type for spans in spans_by_message for span in spans)
+        guard["pii"] = dict(counts)
         if not counts:
             return
         if policy.pii == "block":
@@ -91,5 +152,27 @@ class GuardStage:
         vault = ctx.attributes.get("vault")
         return vault.stream_restorer() if isinstance(vault, PiiVault) else None
 
+    def _deferred(
+        self, messages: Sequence[ChatMessage], *, pii: bool, injection: bool
+    ) -> dict[str, Any]:
+        """The verdicts ``_inspect`` left to the worker thread."""
+        found: dict[str, Any] = {}
+        if pii:
+            texts = [message.content or "" for message in messages]
+            spans = self.full_spans(texts)
+            found["pii"] = dict(Counter(span.type for each in spans for span in each))
+        if injection and (scores := self._injection_scores(messages)):
+            found["injection"] = scores
+        return found
+
     async def on_complete(self, ctx: RequestContext) -> None:
-        return None
+        deferred: Future[dict[str, Any]] | None = ctx.attributes.pop(_DEFERRED_KEY, None)
+        if deferred is None:
+            return
+        # Waited for synchronously: generation usually outlasts the NLP pass, and an awaited
+        # thread could be cancelled with a disconnecting client before the audit record.
+        guard = ctx.attributes.setdefault("guard", {})
+        try:
+            guard.update(deferred.result(timeout=_DEFERRED_WAIT_S))
+        except Exception:
+            guard["incomplete"] = True

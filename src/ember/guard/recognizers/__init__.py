@@ -21,7 +21,9 @@ from ember.guard.recognizers import cn_license_plate
 from ember.guard.recognizers import date_of_birth
 from ember.guard.recognizers import secret
 from ember.guard.recognizers import address
+from ember.guard.recognizers import street_address
 from ember.guard.recognizers import person_en
+from ember.guard.recognizers import person_cue
 from ember.guard.recognizers import person_zh
 
 __all__ = [
@@ -35,9 +37,11 @@ __all__ = [
     "email",
     "iban",
     "ip_address",
+    "person_cue",
     "person_en",
     "person_zh",
     "phone",
     "secret",
+    "street_address",
     "us_ssn",
 ]

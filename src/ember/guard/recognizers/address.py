@@ -1,4 +1,4 @@
-"""ADDRESS: Chinese addresses (省/市/区/县 ... 路/街 ... 号) and US street addresses.
+"""ADDRESS (Chinese): 省/市/区/县 ... 路/街 ... 号; Latin-script streets are ``street_address``.
 
 A Chinese address needs at least one administrative part and a road with a number, or two
 administrative parts; lead-in words ("住在", "地址：") are trimmed off the front.
@@ -17,7 +17,6 @@ _ADMIN = rf"{_H}{{1,7}}?(?:省|自治区|特别行政区|市|自治州|区|县|�
 _ROAD = rf"{_H}{{1,8}}?(?:路|街|大道|大街|巷|弄|胡同)"
 _NUMBER = r"(?:[0-9０-９一二三四五六七八九十百]+号)"
 _UNIT = r"(?:[0-9A-Za-z]+(?:号楼|栋|幢|楼|单元|室|层))*"
-_SUFFIXES = "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
 _LEAD_IN = re.compile(r".*(?:住在|住址|地址|位于|寄到|送到|搬到|来自|在|于|是|[:：])")
 
 
@@ -28,13 +27,6 @@ class AddressRecognizer(Recognizer):
     patterns = (
         Pattern("cn_street", rf"(?:{_ADMIN}){{1,4}}{_ROAD}{_NUMBER}?{_UNIT}", 0.65),
         Pattern("cn_admin", rf"(?:{_ADMIN}){{2,4}}", 0.45),
-        Pattern(
-            "us_street",
-            rf"\b\d{{1,6}} (?:[A-Z][a-z]+ ){{1,4}}(?:{_SUFFIXES})\b\.?"
-            r"(?:,? (?:Apt|Suite|Unit|#) ?\w+)?(?:, [A-Z][a-z]+(?: [A-Z][a-z]+)*)?"
-            r"(?:, [A-Z]{2}(?: \d{5}(?:-\d{4})?)?)?",
-            0.6,
-        ),
     )
     context = ("地址", "住址", "住在", "寄到", "address", "lives at", "located at", "ship to")
 

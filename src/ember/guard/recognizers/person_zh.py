@@ -22,10 +22,17 @@ SURNAMES = frozenset(
     "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
     "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
     "屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧"
-    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝傅鞠阎郜晋蔺芮习"
 )
 _NAME_AFTER_LABEL = re.compile(
-    r"(?:姓名|联系人|收件人|患者|申请人)[:：\s]*(?P<v>[\u4e00-\u9fa5]{2,4})(?![\u4e00-\u9fa5])"
+    r"(?:姓名|联系人|收件人|寄件人|患者|申请人|户名|持卡人|客户|车主|业主|房东|租客|乘客|顾客|"
+    r"会员|员工|司机|学生|家长|经办人|负责人|法人代表|法定代表人|签收人|担保人|投保人|被保险人)"
+    r"[:：\s]*(?P<v>[\u4e00-\u9fa5]{2,3})(?=[^\u4e00-\u9fa5]|$|[的先女已于在是说和与向将把])"
+)
+
+_HAN_RUN = re.compile(r"[\u4e00-\u9fa5]{2,}")
+_SURNAME_CHAR = re.compile(
+    "[" + "".join(sorted(SURNAMES | {c[0] for c in COMPOUND_SURNAMES})) + "]"
 )
 
 
@@ -75,8 +82,15 @@ class ChinesePersonRecognizer(Recognizer):
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
         for match in _NAME_AFTER_LABEL.finditer(text):
             yield match.start("v"), match.end("v"), 0.85
-        offset = 0
-        for word, flag in self._tagger().cut(text):
-            if flag == "nr":
-                yield offset, offset + len(word), 0.6
-            offset += len(word)
+        tagger = self._tagger()
+        # jieba sees only runs of Han characters that hold a surname character: Latin text,
+        # digits and punctuation cost it time and never hold a Chinese name.
+        for run in _HAN_RUN.finditer(text):
+            piece = run.group()
+            if not _SURNAME_CHAR.search(piece):
+                continue
+            offset = run.start()
+            for word, flag in tagger.cut(piece):
+                if flag == "nr":
+                    yield offset, offset + len(word), 0.6
+                offset += len(word)
