@@ -37,6 +37,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(ground_cli.stores_app, name="stores")
 app.command("ingest")(ground_cli.ingest)
+app.command("ask")(ground_cli.ask)
 console = Console()
 err_console = Console(stderr=True)
 
