@@ -111,6 +111,24 @@ def test_kill_and_resume_gives_the_same_chunks(tmp_path: Path) -> None:
     vectors = _query(home, "SELECT COUNT(*) FROM chunk_vectors_384")[0][0]
     assert vectors == _query(home, "SELECT COUNT(*) FROM chunks")[0][0]
 
+    asked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ember",
+            "ask",
+            "编号为105的零件",
+            "--store",
+            "resume",
+            "--extractive",
+        ],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert "编号为105的零件" in asked.stdout and "part1.txt" in asked.stdout  # quote + citation
+
     listed = subprocess.run(
         [sys.executable, "-m", "ember", "stores", "list"],
         env=_env(home),

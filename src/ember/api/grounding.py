@@ -189,6 +189,13 @@ def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:
     if "vector_store_ids" not in options:
         return None
     ids = _store_ids(options["vector_store_ids"], "ember.vector_store_ids")
+    limit = options.get("max_num_results")
+    if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= 50):
+        raise InvalidRequestError(
+            "ember.max_num_results must be from 1 to 50.", param="ember.max_num_results"
+        )
+    if options.get("filters") is not None:
+        attribute_filters.validate(options["filters"], "ember.filters")
     if raw.get("stream"):
         raise UnsupportedParameterError(
             "Streaming is not supported for grounded answers yet.", param="stream"
@@ -203,6 +210,8 @@ def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:
 async def grounded_chat_completion(
     services: Services, raw: dict[str, Any], store_ids: list[str], question: str
 ) -> dict[str, Any]:
+    if not question.strip():
+        raise InvalidRequestError("The last user message is empty.", param="messages")
     options = _ember_options(raw)
     answer = await services.grounding.answer(
         question,

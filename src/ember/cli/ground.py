@@ -125,6 +125,42 @@ def ingest(
             err_console.print(f"{failed} file(s) failed; see the note column.", style="yellow")
 
 
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    store: Annotated[list[str], typer.Option("--store", help="Vector store name or id.")],
+    model: Annotated[str, typer.Option(help="Chat model that answers.")] = "default",
+    extractive: Annotated[
+        bool, typer.Option("--extractive", help="Answer only by quoting the sources.")
+    ] = False,
+) -> None:
+    """Answer from vector stores: the answer, then a table of its citations."""
+    with _services() as services:
+        store_ids = [services.vector_stores.find(name)["id"] for name in store]
+        answer = asyncio.run(
+            services.grounding.answer(
+                question,
+                store_ids,
+                model=model,
+                mode="extractive" if extractive else "generative",
+            )
+        )
+        console.print(answer.text, markup=False)
+        if answer.abstained:
+            err_console.print(f"(abstained: {answer.reason})", style="yellow")
+            return
+        table = Table(caption=f"groundedness {answer.groundedness:.2f}")
+        for column in ("#", "file", "page", "quote"):
+            table.add_column(column)
+        for citation in answer.citations:
+            table.add_row(
+                f"[{citation.number}]",
+                citation.filename,
+                str(citation.page or ""),
+                citation.quote,
+            )
+        console.print(table)
+
+
 @stores_app.command("list")
 def stores_list() -> None:
     """List vector stores with their file counts and size."""

@@ -42,6 +42,7 @@ app.command("ingest")(ground_cli.ingest)
 app.add_typer(keys_cli.app, name="keys")
 app.command("usage")(keys_cli.usage)
 app.add_typer(tune_cli.app, name="tune")
+app.command("ask")(ground_cli.ask)
 console = Console()
 err_console = Console(stderr=True)
 

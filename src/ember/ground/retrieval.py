@@ -147,12 +147,9 @@ class Retriever:
                 ]
             if mode != "bm25" and query_vector is not None:
                 dense = self.tables.nearest(store_id, query_vector, depth, chunk_ids=allowed_chunks)
-                if allowed_chunks is None:
-                    completed = set(self.tables.attributes_by_file(store_id))
-                    found = self.tables.chunks([c for c, _ in dense])
-                    dense = [
-                        (c, d) for c, d in dense if found.get(c, {}).get("file_id") in completed
-                    ]
+                if allowed_chunks is None:  # only chunks of completed files count
+                    live = self.tables.completed_chunks([c for c, _ in dense])
+                    dense = [(c, d) for c, d in dense if c in live]
                 rankings.append([c for c, _ in dense])
                 for chunk_id, distance in dense:
                     similarity[chunk_id] = 1.0 - distance

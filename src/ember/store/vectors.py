@@ -517,8 +517,10 @@ class VectorTables:
         table = _vec_table(int(query.shape[0]))
         blob = np.asarray(query, dtype="<f4").tobytes()
         with self.engine.begin() as conn:
-            if table not in self._vector_tables(conn):
-                return []
+            if int(query.shape[0]) not in self._vec_tables:
+                if table not in self._vector_tables(conn):
+                    return []
+                self._vec_tables.add(int(query.shape[0]))
             if chunk_ids is not None:
                 if not chunk_ids:
                     return []
@@ -539,6 +541,22 @@ class VectorTables:
                     {"q": blob, "k": k, "vs": store_id},
                 ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def completed_chunks(self, chunk_ids: Sequence[int]) -> set[int]:
+        """The ids among ``chunk_ids`` whose file's ingestion is completed."""
+        if not chunk_ids:
+            return set()
+        marks = ",".join(str(int(i)) for i in chunk_ids)
+        with self.engine.begin() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        "SELECT c.id FROM chunks c JOIN vector_store_files v"
+                        " ON v.vector_store_id = c.vector_store_id AND v.file_id = c.file_id"
+                        f" WHERE c.id IN ({marks}) AND v.status = 'completed'"
+                    )
+                ).scalars()
+            )
 
     def distances(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
         if not chunk_ids:

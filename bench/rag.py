@@ -1,0 +1,352 @@
+"""Retrieval and grounded-answer quality and speed on RGB (Chinese), against chromadb.
+
+One command, one run, rich tables (and ``--json PATH`` for every number):
+
+1. **Ingestion**: every positive and negative passage of the selected RGB questions
+   (``../shared/datasets/rgb/zh_refine.json``; ``--limit N`` takes the first N questions) is
+   uploaded as one file and ingested by Ember's own pipeline (parse, chunk, embed with
+   multilingual-e5-small, sqlite-vec + BM25 terms); chunks per second of that.
+2. **Retrieval**: hit@5 (a top-5 chunk comes from one of the question's positive passages)
+   and MRR@5 for BM25-only, vector-only and hybrid (RRF), and for chromadb (HNSW, cosine) fed
+   the very same e5 vectors read back from Ember's store; p50 latency of one search (the
+   query embedding, identical for all, excluded).
+3. **Scale**: p50 latency of a k=5 dense search over 100,000 synthetic 384-d unit vectors,
+   Ember (sqlite-vec, exact) vs chromadb (HNSW).
+4. **Answers** (``--answer-limit`` questions, default model): accuracy (an RGB answer string
+   appears in the answer), the share of generated answer sentences the support check passes,
+   and negative rejection (each question given only its negative passages, through an
+   attribute filter: abstaining is right).
+
+chromadb runs in its own venv (``bench/.venv-chroma``, created on first run with pip) so it
+never enters Ember's dependencies. Run it under the bench lock:
+``flock /tmp/ember-bench.lock .venv/bin/python bench/rag.py --limit 50``.
+The exit status is non-zero only when something broke, never because a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ember.ground.retrieval import RetrievalMode
+from ember.services.container import Services
+from ember.settings import Settings
+from ember.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+# ``../shared`` next to the checkout (or next to the folder of worktrees).
+DATASET = next(
+    (
+        base / "shared" / "datasets" / "rgb" / "zh_refine.json"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "datasets" / "rgb" / "zh_refine.json").exists()
+    ),
+    ROOT.parent / "shared" / "datasets" / "rgb" / "zh_refine.json",
+)
+CHROMA_VENV = ROOT / "bench" / ".venv-chroma"
+CHROMA_VERSION = "1.5.9"
+K = 5
+SYNTHETIC = 100_000
+SYNTHETIC_QUERIES = 50
+# Targets from the issue.
+HIT_MIN, REJECTION_MIN, SUPPORTED_MIN = 0.90, 0.90, 0.95
+
+console = Console(highlight=False)
+
+
+def load_questions(limit: int | None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in DATASET.read_text().splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def answer_strings(answer: Any) -> list[str]:
+    if isinstance(answer, list):
+        return [s for item in answer for s in answer_strings(item)]
+    return [str(answer)]
+
+
+def chroma_python() -> Path:
+    python = CHROMA_VENV / "bin" / "python"
+    if not python.exists():
+        console.print(f"creating {CHROMA_VENV} with chromadb=={CHROMA_VERSION} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(CHROMA_VENV)], check=True)
+        subprocess.run(
+            [str(CHROMA_VENV / "bin" / "pip"), "install", "-q", f"chromadb=={CHROMA_VERSION}"],
+            check=True,
+        )
+    return python
+
+
+def run_chroma(
+    vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, work: Path
+) -> dict[str, Any]:
+    npz, out = work / f"chroma-{len(ids)}.npz", work / f"chroma-{len(ids)}.json"
+    np.savez(npz, vectors=vectors, ids=ids, queries=queries)
+    subprocess.run(
+        [str(chroma_python()), str(ROOT / "bench" / "rag_chroma.py"), str(npz), str(out), str(K)],
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def scores(rankings: list[list[int]], positives: list[set[int]]) -> tuple[float, float]:
+    hits, reciprocal = 0, 0.0
+    for ranked, gold in zip(rankings, positives, strict=True):
+        for rank, pid in enumerate(ranked[:K], start=1):
+            if pid in gold:
+                hits += 1
+                reciprocal += 1 / rank
+                break
+    return hits / len(rankings), reciprocal / len(rankings)
+
+
+async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    questions = load_questions(args.limit)
+    passages: dict[str, int] = {}
+    positives: list[set[int]] = []
+    negatives: list[set[int]] = []
+    for question in questions:
+        pos: set[int] = set()
+        neg: set[int] = set()
+        for kind, bucket in (("positive", pos), ("negative", neg)):
+            for text in question[kind]:
+                bucket.add(passages.setdefault(text, len(passages)))
+        positives.append(pos)
+        negatives.append(neg - pos)
+
+    settings = Settings(home=work / "home", n_threads=args.threads, preload=[])
+    services = Services.build(settings)
+    try:
+        store_id = services.vector_stores.create(name="rgb")["id"]
+        started = time.perf_counter()
+        for text, pid in passages.items():
+            record = services.files.create(f"p{pid}.txt", "assistants", text.encode())
+            services.vector_stores.add_file(store_id, record.id, attributes={"pid": pid})
+        with console.status(f"ingesting {len(passages)} passages ..."):
+            await services.ingestion.run_pending()
+        ingest_seconds = time.perf_counter() - started
+        store = services.store
+        with store.engine.connect() as conn:
+            from sqlalchemy import text as sql
+
+            chunk_pid = {
+                int(cid): int(json.loads(attrs)["pid"])
+                for cid, attrs in conn.execute(
+                    sql(
+                        "SELECT c.id, v.attributes FROM chunks c JOIN vector_store_files v"
+                        " ON v.file_id = c.file_id AND v.vector_store_id = c.vector_store_id"
+                    )
+                )
+            }
+            stored = conn.execute(sql("SELECT rowid, embedding FROM chunk_vectors_384")).all()
+        failed = services.store.vectors.file_counts(store_id)["failed"]
+        chunk_ids = np.array([int(r[0]) for r in stored], dtype=np.int64)
+        vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in stored])
+
+        embedder = await services.vector_stores.embedder()
+        texts = [q["query"] for q in questions]
+        query_vectors = embedder.embed(texts, "query")
+
+        retriever = services.vector_stores.retriever
+        retriever.search([store_id], texts[0], query_vectors[0], k=K)  # builds the BM25 index
+        retrieval: dict[str, dict[str, float]] = {}
+        modes: tuple[RetrievalMode, ...] = ("bm25", "vector", "hybrid")
+        for mode in modes:
+            rankings, latencies = [], []
+            for question, vector in zip(texts, query_vectors, strict=True):
+                t0 = time.perf_counter()
+                hits = retriever.search(
+                    [store_id],
+                    question,
+                    vector,
+                    k=K,
+                    mode=mode,
+                )
+                latencies.append((time.perf_counter() - t0) * 1000)
+                rankings.append([chunk_pid[h.chunk_id] for h in hits])
+            hit, mrr = scores(rankings, positives)
+            retrieval[mode] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": statistics.median(latencies)}
+        chroma = run_chroma(vectors, chunk_ids, query_vectors, work)
+        hit, mrr = scores(
+            [[chunk_pid[c] for c in ranked] for ranked in chroma["rankings"]], positives
+        )
+        retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
+
+        scale = bench_scale(work)
+
+        answers = await bench_answers(services, store_id, questions, negatives, args)
+    finally:
+        await services.close()
+    return {
+        "questions": len(questions),
+        "passages": len(passages),
+        "chunks": len(chunk_ids),
+        "failed_files": failed,
+        "ingest_seconds": ingest_seconds,
+        "ingest_chunks_per_s": len(chunk_ids) / ingest_seconds,
+        "retrieval": retrieval,
+        "scale": scale,
+        "answers": answers,
+        "chromadb_version": chroma["version"],
+    }
+
+
+def bench_scale(work: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((SYNTHETIC, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.standard_normal((SYNTHETIC_QUERIES, 384)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    store = Store(work / "synthetic.db")
+    try:
+        tables = store.vectors
+        with store.engine.begin() as conn:
+            from sqlalchemy import text as sql
+
+            conn.execute(
+                sql(
+                    "CREATE VIRTUAL TABLE chunk_vectors_384 USING vec0(vector_store_id TEXT"
+                    " PARTITION KEY, embedding FLOAT[384] distance_metric=cosine)"
+                )
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO chunk_vectors_384 (rowid, vector_store_id, embedding)"
+                " VALUES (?, ?, ?)",
+                [(i + 1, "vs_synthetic", vectors[i].tobytes()) for i in range(SYNTHETIC)],
+            )
+        tables.nearest("vs_synthetic", queries[0], K)
+        latencies = []
+        for query in queries:
+            t0 = time.perf_counter()
+            tables.nearest("vs_synthetic", query, K)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    finally:
+        store.close()
+    chroma = run_chroma(vectors, np.arange(1, SYNTHETIC + 1), queries, work)
+    return {
+        "ember_p50_ms": statistics.median(latencies),
+        "chromadb_p50_ms": chroma["p50_ms"],
+        "chromadb_add_seconds": chroma["add_seconds"],
+    }
+
+
+async def bench_answers(
+    services: Services,
+    store_id: str,
+    questions: list[dict[str, Any]],
+    negatives: list[set[int]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    chosen = list(range(min(args.answer_limit, len(questions))))
+    correct = abstained = supported = sentences = 0
+    seconds = []
+    for index in chosen:
+        question = questions[index]
+        t0 = time.perf_counter()
+        answer = await services.grounding.answer(question["query"], [store_id], model=args.model)
+        seconds.append(time.perf_counter() - t0)
+        abstained += answer.abstained
+        correct += any(s in answer.text for s in answer_strings(question["answer"]))
+        supported += sum(s.supported for s in answer.sentences)
+        sentences += len(answer.sentences)
+        console.print(f"  [{index}] {question['query']} → {answer.text[:80]}", markup=False)
+    rejected = 0
+    for index in chosen:
+        question = questions[index]
+        hits = await services.vector_stores.retrieve(
+            [store_id],
+            question["query"],
+            k=K,
+            filters={"type": "in", "key": "pid", "value": sorted(negatives[index])},
+        )
+        answer = await services.grounding.answer(
+            question["query"], [store_id], model=args.model, hits=hits
+        )
+        rejected += answer.abstained
+    n = max(1, len(chosen))
+    return {
+        "asked": len(chosen),
+        "accuracy": correct / n,
+        "abstained": abstained / n,
+        "supported_sentences": supported / sentences if sentences else None,
+        "sentences": sentences,
+        "rejection": rejected / n,
+        "answer_p50_s": statistics.median(seconds) if seconds else None,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    console.print(
+        f"RGB zh_refine: {result['questions']} questions, {result['passages']} passages, "
+        f"{result['chunks']} chunks ({result['failed_files']} files failed); "
+        f"{platform.processor() or platform.machine()}, python {platform.python_version()}, "
+        f"chromadb {result['chromadb_version']}"
+    )
+    table = Table(title="Retrieval (k=5)")
+    for column in ("retriever", "hit@5", "MRR@5", "p50 latency ms"):
+        table.add_column(column)
+    for name, row in result["retrieval"].items():
+        table.add_row(name, f"{row['hit@5']:.3f}", f"{row['mrr@5']:.3f}", f"{row['p50_ms']:.2f}")
+    console.print(table)
+    scale = result["scale"]
+    table = Table(title=f"Dense search over {SYNTHETIC:,} synthetic chunks (k=5)")
+    for column in ("system", "p50 latency ms"):
+        table.add_column(column)
+    table.add_row("ember (sqlite-vec, exact)", f"{scale['ember_p50_ms']:.2f}")
+    table.add_row("chromadb (HNSW)", f"{scale['chromadb_p50_ms']:.2f}")
+    console.print(table)
+    answers = result["answers"]
+    table = Table(title=f"Grounded answers ({answers['asked']} questions)")
+    for column in ("metric", "value", "target"):
+        table.add_column(column)
+    supported = answers["supported_sentences"]
+    rows = [
+        ("hybrid hit@5", f"{result['retrieval']['hybrid']['hit@5']:.3f}", f"≥ {HIT_MIN}"),
+        ("answer accuracy", f"{answers['accuracy']:.3f}", ""),
+        ("abstained (full corpus)", f"{answers['abstained']:.3f}", ""),
+        ("negative rejection", f"{answers['rejection']:.3f}", f"≥ {REJECTION_MIN}"),
+        (
+            "supported sentences",
+            "—" if supported is None else f"{supported:.3f} of {answers['sentences']}",
+            f"≥ {SUPPORTED_MIN}",
+        ),
+        ("answer latency p50 s", f"{answers['answer_p50_s'] or 0:.2f}", ""),
+        ("ingestion chunks/s", f"{result['ingest_chunks_per_s']:.2f}", ""),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, help="use only the first N RGB questions")
+    parser.add_argument("--answer-limit", type=int, default=30, help="questions answered")
+    parser.add_argument("--model", default="default", help="chat model for answers")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ember-rag-bench-") as tmp:
+        result = asyncio.run(bench(args, Path(tmp)))
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
