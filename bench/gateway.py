@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -51,6 +52,8 @@ BENCH_DIR = ROOT / ".bench"
 LITELLM_VENV = BENCH_DIR / "litellm-venv"
 LITELLM_SPEC = "litellm[proxy]==1.106.2"
 MODEL = "bench"
+GATEWAYS = ("ember-guard-off", "ember-guard-on", "litellm")
+KEY = "sk-" + secrets.token_hex(32)  # both gateways authenticate it (LiteLLM wants a strong one)
 BODY = {
     "model": MODEL,
     "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
@@ -159,7 +162,7 @@ async def load(
 
 
 def measure(name: str, url: str, args: argparse.Namespace, proc: psutil.Process | None) -> Result:
-    headers = {"Authorization": "Bearer sk-bench"}
+    headers = {"Authorization": f"Bearer {KEY}"}
     asyncio.run(sequential(url, 10, headers))  # warm-up
     times = asyncio.run(sequential(url, args.latency_requests, headers))
     result = Result(name)
@@ -201,6 +204,7 @@ def ember_config(upstream: str, *, guard: bool) -> str:
     recognizers = "" if guard else "guard_recognizers = []\n"
     return f"""preload = []
 log_level = "warning"
+api_keys = ["{KEY}"]
 {recognizers}
 [cache]
 enabled = false
@@ -216,7 +220,9 @@ targets = ["upstream/gpt-bench"]
 
 
 def litellm_config(upstream: str) -> str:
-    return f"""model_list:
+    return f"""general_settings:
+  master_key: {KEY}
+model_list:
   - model_name: {MODEL}
     litellm_params:
       model: openai/gpt-bench
@@ -231,11 +237,17 @@ def main() -> int:
     parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=6.0, help="Per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--gateways",
+        nargs="+",
+        choices=GATEWAYS,
+        default=list(GATEWAYS),
+        help="Which to measure (direct always runs: it is the baseline).",
+    )
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
-    litellm = None if args.skip_litellm else ensure_litellm()
+    litellm = ensure_litellm() if "litellm" in args.gateways else None
     work = Path(tempfile.mkdtemp(prefix="ember-bench-gateway-"))
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     up_port = free_port()
@@ -247,6 +259,8 @@ def main() -> int:
         console.print(f"Upstream: {upstream} ({args.latency_ms:g} ms per answer)")
         results.append(measure("direct", f"{upstream}/chat/completions", args, None))
         for guard in (False, True):
+            if f"ember-guard-{'on' if guard else 'off'}" not in args.gateways:
+                continue
             home = work / f"ember-guard-{'on' if guard else 'off'}"
             home.mkdir()
             (home / "ember.toml").write_text(ember_config(upstream, guard=guard))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -35,18 +36,13 @@ def canonical_key(tenant: str | None, model: str, request: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
-
-
 class ResponseCache:
     def __init__(self, *, ttl_s: float, max_entries: int, clock: object = time.monotonic):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.clock = clock
         self.entries: OrderedDict[str, tuple[str, CachedAnswer]] = OrderedDict()
+        self.vectors: dict[str, dict[str, np.ndarray]] = {}  # scope -> key -> unit vector
 
     def _now(self) -> float:
         return float(self.clock())  # type: ignore[operator]
@@ -59,7 +55,7 @@ class ResponseCache:
         if found is None:
             return None
         if not self._fresh(found[1]):
-            del self.entries[key]
+            self._drop(key)
             return None
         self.entries.move_to_end(key)
         return found[1]
@@ -68,21 +64,39 @@ class ResponseCache:
         self, scope: str, vector: tuple[float, ...], threshold: float
     ) -> CachedAnswer | None:
         """The most similar fresh answer in ``scope`` (tenant + model) at or above
-        ``threshold``."""
-        best: tuple[float, str, CachedAnswer] | None = None
-        for key, (entry_scope, answer) in list(self.entries.items()):
-            if entry_scope != scope or answer.vector is None or not self._fresh(answer):
-                continue
-            score = cosine(vector, answer.vector)
-            if score >= threshold and (best is None or score > best[0]):
-                best = (score, key, answer)
-        if best is None:
+        ``threshold``; one matrix product over the scope's vectors."""
+        keys = list(self.vectors.get(scope, ()))
+        if not keys:
             return None
-        self.entries.move_to_end(best[1])
-        return best[2]
+        matrix = np.stack([self.vectors[scope][key] for key in keys])
+        query = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(query))
+        if not norm:
+            return None
+        scores = matrix @ (query / norm)
+        for index in np.argsort(-scores):
+            if float(scores[index]) < threshold:
+                return None
+            answer = self.get(keys[int(index)])  # drops it when expired
+            if answer is not None:
+                return answer
+        return None
 
     def put(self, key: str, scope: str, answer: CachedAnswer) -> None:
         self.entries[key] = (scope, answer)
         self.entries.move_to_end(key)
+        if answer.vector is not None:
+            unit = np.asarray(answer.vector, dtype=np.float32)
+            norm = float(np.linalg.norm(unit))
+            if norm:
+                self.vectors.setdefault(scope, {})[key] = unit / norm
         while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+            self._drop(next(iter(self.entries)))
+
+    def _drop(self, key: str) -> None:
+        scope, _ = self.entries.pop(key)
+        vectors = self.vectors.get(scope)
+        if vectors is not None:
+            vectors.pop(key, None)
+            if not vectors:
+                del self.vectors[scope]

@@ -250,9 +250,13 @@ class Gateway:
                 local_model = first.model
             else:
                 ctx.attributes.setdefault("route", f"local/{model}")
-        return await text.prepare_chat(
+        prepared = await text.prepare_chat(
             replace(request, model=local_model), endpoint=endpoint, ctx=ctx
         )
+        cap = ctx.attributes.get("max_tokens_cap")
+        if prepared.params.max_tokens is None and cap:  # a budgeted key: bound the answer
+            prepared.params = replace(prepared.params, max_tokens=int(cap))
+        return prepared
 
     async def _lookup(
         self, text: TextGenerationService, request: ChatRequest, ctx: RequestContext
