@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ember import __version__
 from ember.cli import audit as audit_cli
+from ember.cli import data as data_cli
 from ember.cli import guard as guard_cli
 from ember.cli import models as models_cli
 from ember.cli import tune as tune_cli
@@ -36,6 +37,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(tune_cli.app, name="tune")
+app.add_typer(data_cli.app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
