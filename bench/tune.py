@@ -16,8 +16,9 @@ dequantized from its embedded GGUF), the same data, the same LoRA settings and l
 Measured: training tokens/s (real, non-padding tokens per second of training), peak RSS of
 each side (each runs in its own process), and held-out perplexity (on the answers' tokens)
 before and after, for both. Targets (issue 7): Ember ≥ 1.2x the baseline's tokens/s, peak
-RSS ≤ the baseline's, held-out perplexity down ≥ 30%. Steps are bounded (``--steps``) so
-the run stays short on a shared CPU; timings on a busy machine are noisy.
+RSS ≤ the baseline's, held-out perplexity down ≥ 30%. Steps are bounded (``--steps``,
+``--baseline-steps``, ``--baseline-seconds``) so the run stays short on a shared CPU; the
+baseline needs only enough steps for its rate. Timings on a busy machine are noisy.
 
 Run under the shared lock: ``flock /tmp/ember-bench.lock python bench/tune.py``.
 """
@@ -186,7 +187,12 @@ def run_baseline(args: argparse.Namespace, train: list[Any], held_out: list[Any]
     import torch
     from peft import LoraConfig, get_peft_model
     from torch.utils.data import Dataset
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     from ember.adapt.perplexity import perplexity
 
@@ -243,23 +249,37 @@ def run_baseline(args: argparse.Namespace, train: list[Any], held_out: list[Any]
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+
+    class TimeBudget(TrainerCallback):
+        """Stops the baseline after --baseline-seconds: its rate needs only a few steps."""
+
+        def __init__(self, seconds: float) -> None:
+            self.deadline = time.monotonic() + seconds
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if time.monotonic() > self.deadline:
+                control.should_training_stop = True
+            return control
+
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        callbacks=[TimeBudget(args.baseline_seconds)],
     )
     with RssSampler() as rss:
         result = trainer.train()
     seconds = float(result.metrics["train_runtime"])
-    examples_seen = args.baseline_steps * args.batch_size
+    steps = int(trainer.state.global_step)
+    examples_seen = steps * args.batch_size
     mean_real = sum(real) / len(real)
     tokens = mean_real * examples_seen
     valid = held_out_blocks(tokenizer, held_out, args.seq_len)
     after = perplexity(model, valid, pad_id=tokenizer.pad_token_id, batch_size=1)
     return {
         "side": "baseline",
-        "steps": args.baseline_steps,
+        "steps": steps,
         "tokens": tokens,
         "padding_tokens": (args.baseline_max_len - mean_real) * examples_seen,
         "seconds": seconds,
@@ -331,6 +351,12 @@ def main() -> None:
     parser.add_argument(
         "--baseline-steps", type=int, default=6, help="baseline steps (enough for its rate)"
     )
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=420,
+        help="stop the baseline's training after this long (it needs only its rate)",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--seq-len", type=int, default=256, help="Ember's packed block size")
@@ -352,6 +378,7 @@ def main() -> None:
             "data",
             "steps",
             "baseline_steps",
+            "baseline_seconds",
             "epochs",
             "batch_size",
             "seq_len",
