@@ -61,6 +61,8 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["tune"],
         *(["tune", c] for c in ("create", "follow", "list", "show", "cancel", "pause", "resume")),
         ["tune", "export"],
+        ["data"],
+        ["data", "synth"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

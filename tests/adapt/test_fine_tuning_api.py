@@ -227,6 +227,7 @@ def test_job_trains_evaluates_and_its_model_answers(
     messages = [e.message for e in all_events(client, job.id)]
     assert any(m.startswith("Data: 27 training examples") for m in messages)
     assert any(m.startswith("Perplexity before training") for m in messages)
+    assert any(m.startswith("Estimated training time: about") for m in messages)
     assert messages[0] == "The job has successfully completed"  # newest first
 
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))

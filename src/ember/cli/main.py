@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ember import __version__
 from ember.cli import audit as audit_cli
+from ember.cli import data as data_cli
 from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import keys as keys_cli
@@ -43,6 +44,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.command("usage")(keys_cli.usage)
 app.add_typer(tune_cli.app, name="tune")
 app.command("ask")(ground_cli.ask)
+app.add_typer(data_cli.app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -45,7 +45,7 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def _client(base_url: str | None) -> openai.OpenAI:
+def server_client(base_url: str | None) -> openai.OpenAI:
     settings = load_settings()
     url = base_url or f"http://{settings.host}:{settings.port}/v1"
     key = settings.api_keys[0].get_secret_value() if settings.api_keys else "not-needed"
@@ -53,7 +53,7 @@ def _client(base_url: str | None) -> openai.OpenAI:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def api_errors() -> Iterator[None]:
     try:
         yield
     except openai.APIStatusError as exc:
@@ -96,8 +96,8 @@ def create(
     base_url: BaseUrl = None,
 ) -> None:
     """Upload TRAINING_FILE, start a LoRA fine-tuning job, and follow it."""
-    with _errors():
-        client = _client(base_url)
+    with api_errors():
+        client = server_client(base_url)
         uploaded = client.files.create(file=training_file.open("rb"), purpose="fine-tune")
         validation = (
             client.files.create(file=validation_file.open("rb"), purpose="fine-tune").id
@@ -143,8 +143,8 @@ def create(
 @app.command("follow")
 def follow_job(job_id: str, base_url: BaseUrl = None) -> None:
     """Show a running job's progress (loss, ETA) and events until it ends."""
-    with _errors():
-        _follow(_client(base_url), job_id)
+    with api_errors():
+        _follow(server_client(base_url), job_id)
 
 
 def _follow(client: openai.OpenAI, job_id: str) -> None:
@@ -218,8 +218,8 @@ def list_jobs(
     base_url: BaseUrl = None,
 ) -> None:
     """Fine-tuning jobs, newest first."""
-    with _errors():
-        jobs = _client(base_url).fine_tuning.jobs.list(limit=limit).data
+    with api_errors():
+        jobs = server_client(base_url).fine_tuning.jobs.list(limit=limit).data
     table = Table("status", "model", "created")
     table.add_column("id", no_wrap=True)
     table.add_column("fine_tuned_model", no_wrap=True)
@@ -232,31 +232,31 @@ def list_jobs(
 @app.command()
 def show(job_id: str, base_url: BaseUrl = None) -> None:
     """One job: status, model, hyperparameters, LoRA settings, perplexities."""
-    with _errors():
-        _print_job(_client(base_url).fine_tuning.jobs.retrieve(job_id))
+    with api_errors():
+        _print_job(server_client(base_url).fine_tuning.jobs.retrieve(job_id))
 
 
 @app.command()
 def cancel(job_id: str, base_url: BaseUrl = None) -> None:
     """Cancel a job: stop its worker and delete its checkpoints."""
-    with _errors():
-        job = _client(base_url).fine_tuning.jobs.cancel(job_id)
+    with api_errors():
+        job = server_client(base_url).fine_tuning.jobs.cancel(job_id)
     _stdout().print(f"{job.id} {job.status}")
 
 
 @app.command()
 def pause(job_id: str, base_url: BaseUrl = None) -> None:
     """Pause a job at its next step (it checkpoints first)."""
-    with _errors():
-        job = _client(base_url).fine_tuning.jobs.pause(job_id)
+    with api_errors():
+        job = server_client(base_url).fine_tuning.jobs.pause(job_id)
     _stdout().print(f"{job.id} {job.status}")
 
 
 @app.command()
 def resume(job_id: str, base_url: BaseUrl = None) -> None:
     """Resume a paused job from its last checkpoint."""
-    with _errors():
-        job = _client(base_url).fine_tuning.jobs.resume(job_id)
+    with api_errors():
+        job = server_client(base_url).fine_tuning.jobs.resume(job_id)
     _stdout().print(f"{job.id} {job.status}")
 
 
@@ -279,7 +279,7 @@ def export(
     if gguf_type not in ("f16", "q8_0", "f32"):
         _stderr().print("[red]Error:[/red] --gguf-type must be f16, q8_0 or f32.")
         raise typer.Exit(2)
-    with _errors():
+    with api_errors():
         settings = load_settings()
         store = Store(settings.database_path)
         try:
