@@ -394,7 +394,12 @@ def concurrent_round(chat: Chat, prompts: list[list[dict[str, str]]], max_tokens
 def measure_concurrency(
     name: str, engine: AbstractContextManager[Handle], max_tokens: int
 ) -> dict[str, Any]:
-    """Every level: the eight prompts in rounds of ``level`` streams."""
+    """Every level: the eight prompts in rounds of ``level`` streams.
+
+    Each level numbers its prompts afresh, so no level finds the previous one's prompts in a
+    cache. Then the single-stream prompts run again as one batch of eight: the answers of
+    that batch against the single-stream ones measure the greedy drift.
+    """
     levels: dict[str, Any] = {}
     with engine as (chat, _command, _pid):
         concurrent_round(chat, CONCURRENT_PROMPTS[:2], 4)  # warm-up
@@ -403,9 +408,8 @@ def measure_concurrency(
             span = 0.0
             for start in range(0, len(CONCURRENT_PROMPTS), level):
                 chat(FLUSH, 1)
-                batch = concurrent_round(
-                    chat, CONCURRENT_PROMPTS[start : start + level], max_tokens
-                )
+                prompts = [fresh(p, level) for p in CONCURRENT_PROMPTS[start : start + level]]
+                batch = concurrent_round(chat, prompts, max_tokens)
                 if any(not run.content_chunks for run in batch):
                     raise BenchError(f"{name} answered a concurrent request without content.")
                 span += max(r.last_at for r in batch) - min(r.first_at for r in batch)
@@ -423,6 +427,8 @@ def measure_concurrency(
                 f"  {name} x{level}: {levels[str(level)]['aggregate_tps']:.1f} tok/s aggregate, "
                 f"TTFT p50 {levels[str(level)]['ttft_p50_s'] * 1000:.0f} ms"
             )
+        again = concurrent_round(chat, [fresh(p, 1) for p in CONCURRENT_PROMPTS], max_tokens)
+        levels["drift_texts"] = [run.text for run in again]
     return levels
 
 
@@ -562,7 +568,7 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         concurrency["ember"][top]["aggregate_tps"],
         concurrency["llama_cpp.server"][top]["aggregate_tps"],
     )
-    drift = greedy_drift(concurrency["ember"]["1"]["texts"], concurrency["ember"][top]["texts"])
+    drift = greedy_drift(concurrency["ember"]["1"]["texts"], concurrency["ember"]["drift_texts"])
     ratios = {
         "decode_vs_in_process": ratio(ember.median("decode_tps"), local.median("decode_tps")),
         "decode_vs_llama_cpp_server": ratio(
@@ -728,7 +734,8 @@ def concurrency_table(report: dict[str, Any]) -> Table:
     for row in report["models"]:
         roofline = bandwidth / row["file_bytes"]
         for engine, levels in row["concurrency"].items():
-            for level, numbers in levels.items():
+            for level in map(str, LEVELS):
+                numbers = levels[level]
                 table.add_row(
                     row["model"],
                     engine,

@@ -234,8 +234,8 @@ class Settings(BaseSettings):
     prefix_cache_mb: int = Field(
         default=256,
         ge=0,
-        description="KV cache kept for finished requests per llama.cpp model (LRU); a request "
-        "whose tokens start the same way skips re-reading them. 0 turns it off.",
+        description="Memory for the KV state of finished requests per llama.cpp model (LRU); "
+        "a request whose tokens start the same way skips re-reading them. 0 turns it off.",
     )
     shutdown_timeout_s: int = Field(
         default=30,
