@@ -81,6 +81,19 @@ class GuardPolicy(BaseModel):
     injection_threshold: float = Field(
         default=0.8, ge=0, le=1, description="Injection score that counts as an attack."
     )
+    moderation: Literal["flag", "block"] = Field(
+        default="flag",
+        description="Moderation of requests: record the scores, or refuse a flagged request "
+        "(400 `content_policy_violation`).",
+    )
+    output_moderation: Literal["flag", "block"] = Field(
+        default="flag",
+        description="Moderation of answers: record the scores, or stop a flagged answer "
+        '(`finish_reason: "content_filter"`).',
+    )
+    moderation_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Moderation category score that counts as flagged."
+    )
 
 
 class Settings(BaseSettings):

@@ -47,7 +47,8 @@ class Services:
             stages.append(AuditStage(store, raw_text=settings.audit_raw_text))
         analyzer = Analyzer(enabled=settings.guard_recognizers)
         injection = InjectionScanner()
-        stages.append(GuardStage(settings, analyzer, injection))
+        moderation = LexiconModeration()
+        stages.append(GuardStage(settings, analyzer, injection, moderation))
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
         text = TextGenerationService(registry, manager, pipeline)
@@ -63,7 +64,7 @@ class Services:
             responses=ResponseService(text, store),
             analyzer=analyzer,
             injection=injection,
-            moderation=LexiconModeration(),
+            moderation=moderation,
         )
 
     async def close(self) -> None:

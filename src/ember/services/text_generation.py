@@ -9,14 +9,15 @@ is sent, so those failures are ordinary HTTP errors; ``run`` then yields
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, cast
 
 from ember.core.types import (
     ChatMessage,
     FinishReason,
+    GenerationChunk,
     OutputConstraint,
     SamplingParams,
     TokenLogprob,
@@ -226,35 +227,50 @@ class TextGenerationService:
         ctx = prepared.ctx
         parser = ToolCallParser() if prepared.parses_tools else None
         positions = 0
-        async for chunk in generate_async(
+        # A guarding filter (one with ``blocked``) may hold text back and stop the answer; the
+        # tokens' logprobs then wait with the text, so a stopped answer leaks none of them.
+        guarded = any(hasattr(f, "blocked") for f in filters)
+        held: tuple[TokenLogprob, ...] = ()
+        stream = generate_async(
             prepared.engine, prepared.prompt_tokens, params, constraint=prepared.constraint
-        ):
-            if chunk.tokens and ctx.first_token_at is None:
-                ctx.first_token_at = time.perf_counter()
-            ctx.usage.completion_tokens += chunk.tokens
-            text = chunk.text
-            for output_filter in filters:
-                text = output_filter.feed(text)
-                if chunk.finish_reason is not None:
-                    text += output_filter.flush()
-            calls: list[ToolCall] = []
-            if parser is not None:
-                text, calls = parser.feed(text)
-                if chunk.finish_reason is not None:
-                    tail, more = parser.finish()
-                    text, calls = text + tail, calls + more
-            ctx.output_text += text
-            if text or chunk.logprobs:
-                yield ContentDelta(index, text, chunk.logprobs)
-            for call in calls:
-                ctx.output_text += call.arguments
-                yield ToolCallDelta(index, positions, call)
-                positions += 1
-            if chunk.finish_reason is not None:
-                reason: FinishReason = chunk.finish_reason
-                if positions and reason == "stop":
-                    reason = "tool_calls"
-                yield ChoiceEnd(index, reason)
+        )
+        async with aclosing(cast(AsyncGenerator[GenerationChunk, None], stream)) as chunks:
+            async for chunk in chunks:
+                if chunk.tokens and ctx.first_token_at is None:
+                    ctx.first_token_at = time.perf_counter()
+                ctx.usage.completion_tokens += chunk.tokens
+                text = chunk.text
+                for output_filter in filters:
+                    text = output_filter.feed(text)
+                    if chunk.finish_reason is not None:
+                        text += output_filter.flush()
+                blocked = any(getattr(f, "blocked", False) for f in filters)
+                logprobs = chunk.logprobs
+                if guarded:
+                    held += chunk.logprobs
+                    logprobs, held = (held, ()) if text and not blocked else ((), held)
+                ending = chunk.finish_reason is not None or blocked
+                calls: list[ToolCall] = []
+                if parser is not None:
+                    text, calls = parser.feed(text)
+                    if ending:
+                        tail, more = parser.finish()
+                        text, calls = text + tail, calls + more
+                ctx.output_text += text
+                if text or logprobs:
+                    yield ContentDelta(index, text, logprobs)
+                for call in calls:
+                    ctx.output_text += call.arguments
+                    yield ToolCallDelta(index, positions, call)
+                    positions += 1
+                if ending:
+                    reason: FinishReason = (
+                        "content_filter" if blocked else chunk.finish_reason or "stop"
+                    )
+                    if positions and reason == "stop":
+                        reason = "tool_calls"
+                    yield ChoiceEnd(index, reason)
+                    return
 
 
 def _chosen_tools(request: ChatRequest) -> list[ToolSpec]:
