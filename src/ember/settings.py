@@ -94,6 +94,11 @@ class GuardPolicy(BaseModel):
     moderation_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Moderation category score that counts as flagged."
     )
+    aigc_notice: bool = Field(
+        default=False,
+        description="Add the explicit AI-generated notice (`aigc_notice_text`) to answers "
+        "(never inside JSON mode or tool calls).",
+    )
 
 
 class Settings(BaseSettings):
@@ -169,6 +174,19 @@ class Settings(BaseSettings):
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
         "`injection_threshold`).",
+    )
+    aigc_producer: str = Field(
+        default="ember",
+        description="ContentProducer in the implicit AIGC label (GB 45438-2025): the name or "
+        "code of the service that generates.",
+    )
+    aigc_notice_text: str = Field(
+        default="本内容由人工智能生成 / AI-generated",
+        description="The explicit AIGC notice shown in `ember chat` and, where the guard "
+        "policy's `aigc_notice` is on, in API answers.",
+    )
+    aigc_notice_position: Literal["start", "end"] = Field(
+        default="end", description="Where the explicit AIGC notice goes in an answer."
     )
     guard_policies: dict[str, GuardPolicy] = Field(
         default_factory=dict,

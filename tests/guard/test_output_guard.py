@@ -1,14 +1,20 @@
-"""Output guarding: an answer that moderation (or PII policy) refuses stops with
-``content_filter`` in chat completions, completions and responses, streamed and not."""
+"""The output side, through the real server: an answer that moderation (or PII policy)
+refuses stops with ``content_filter`` in chat completions, completions and responses, streamed
+and not; AIGC labels (GB 45438-2025), implicit on every generation and explicit by policy."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from ember.guard.aigc import FIELDS, HEADER, implicit_label, label_file, read_label
 from ember.guard.analyzer import Analyzer
 from ember.guard.moderation import LexiconModeration
 from ember.guard.output_guard import MAX_HOLD, FilterChain, OutputGuard
@@ -26,6 +32,7 @@ context_length = 2048
 [guard]
 output_moderation = "block"
 moderation_threshold = 0.3
+aigc_notice = true
 """
 THREAT = "I will kill you"
 # A schema that forces the answer to be the threat: what the output guard must stop.
@@ -212,3 +219,103 @@ def test_streamed_completion_is_stopped(guarded_client: openai.OpenAI) -> None:
                 reasons.append(choice.finish_reason)
     assert reasons == ["content_filter"]
     assert "kill" not in text
+
+
+# --- AIGC labels ---------------------------------------------------------------------------
+
+
+def assert_label(label: dict[str, str], content: str | None) -> None:
+    assert set(label) == set(FIELDS)
+    assert label["Label"] == "1"
+    assert label["ContentProducer"] == "ember"
+    assert label["ProduceID"].startswith("req_")
+    if content is not None:
+        assert label["ReservedCode1"] == hashlib.sha256(content.encode()).hexdigest()
+
+
+def test_chat_answer_carries_both_labels(guarded_client: openai.OpenAI) -> None:
+    raw = guarded_client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=ASK,
+        max_tokens=12,
+        seed=1,  # type: ignore[arg-type]
+    )
+    reply = raw.parse()
+    content = reply.choices[0].message.content or ""
+    assert content.endswith("\n\n本内容由人工智能生成 / AI-generated")  # explicit, by policy
+    label = reply.model_extra["ember"]["aigc"]  # type: ignore[index]
+    assert_label(label, content)
+    assert json.loads(raw.headers[HEADER]) == label
+
+
+def test_structured_answer_has_no_visible_notice(guarded_client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    reply = guarded_client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,  # type: ignore[arg-type]
+        max_tokens=20,
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},  # type: ignore[arg-type]
+    )
+    content = reply.choices[0].message.content or ""
+    assert "AI-generated" not in content
+    json.loads(content)
+    assert_label(reply.model_extra["ember"]["aigc"], content)  # type: ignore[index]
+
+
+def test_streams_carry_the_label_header(guarded_client: openai.OpenAI) -> None:
+    with guarded_client.chat.completions.with_streaming_response.create(
+        model=MODEL,
+        messages=ASK,
+        max_tokens=8,
+        stream=True,  # type: ignore[arg-type]
+    ) as response:
+        label = json.loads(response.headers[HEADER])
+        text = "".join((c.choices[0].delta.content or "") for c in response.parse() if c.choices)
+    assert_label(label, None)
+    assert label["ReservedCode1"] == ""  # the digest of a stream is not known up front
+    assert text.endswith("AI-generated")
+
+
+def test_completions_and_responses_are_labelled(guarded_client: openai.OpenAI) -> None:
+    completion = guarded_client.completions.create(model=MODEL, prompt="Hello", max_tokens=4)
+    assert_label(completion.model_extra["ember"]["aigc"], None)  # type: ignore[index]
+    response = guarded_client.responses.create(model=MODEL, input="Hi", max_output_tokens=16)
+    assert_label(response.model_extra["ember"]["aigc"], None)  # type: ignore[index]
+
+
+def test_files_carry_the_label(tmp_path: Path) -> None:
+    label = implicit_label("ember", "req_123", "text")
+    doc = tmp_path / "answer.json"
+    doc.write_text(json.dumps({"answer": "text"}))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\nGenerated.")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a": 1}\n')
+    image = tmp_path / "image.png"
+    image.write_bytes(tiny_png())
+    assert label_file(doc, label) == doc
+    assert json.loads(doc.read_text())["answer"] == "text"
+    assert label_file(notes, label) == notes
+    assert notes.read_text().startswith("# Notes\nGenerated.\n<!-- AIGC: ")
+    assert label_file(rows, label) == tmp_path / "rows.jsonl.aigc.json"
+    assert rows.read_text() == '{"a": 1}\n'  # the data file itself is untouched
+    assert label_file(image, label) == image
+    for path in (doc, notes, rows, image):
+        assert read_label(path) == label, path
+    assert image.read_bytes().endswith(b"IEND\xaeB`\x82")  # still a well-formed PNG
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )

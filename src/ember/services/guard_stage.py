@@ -36,6 +36,7 @@ from typing import Any
 
 from ember.core.types import ChatMessage
 from ember.errors import ContentPolicyViolationError
+from ember.guard.aigc import NoticeFilter
 from ember.guard.analyzer import Analyzer
 from ember.guard.moderation import ModerationModel, ModerationResult
 from ember.guard.output_guard import FilterChain, OutputGuard
@@ -185,6 +186,14 @@ class GuardStage:
             output_guard = OutputGuard(check)
             ctx.attributes.setdefault(_OUTPUT_GUARDS_KEY, []).append(output_guard)
             filters.append(output_guard)
+        if (
+            policy is not None
+            and policy.aigc_notice
+            and not ctx.attributes.get("structured_output")
+        ):
+            filters.append(
+                NoticeFilter(self.settings.aigc_notice_text, self.settings.aigc_notice_position)
+            )
         if not filters:
             return None
         return filters[0] if len(filters) == 1 else FilterChain(filters)

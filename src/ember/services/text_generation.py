@@ -136,6 +136,8 @@ class TextGenerationService:
                     tool_mode="auto" if request.tool_choice == "auto" else "required",
                     parallel=request.parallel_tool_calls,
                 )
+            # Structured output (JSON mode, tool calls) never gets the visible AIGC notice.
+            ctx.attributes["structured_output"] = constraint is not None
             if constraint is not None and not caps.json_schema:
                 raise UnsupportedParameterError(
                     f"The model '{spec.id}' cannot constrain its output.", param="response_format"

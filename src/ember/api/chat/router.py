@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from ember.api.aigc import labelled, stream_headers
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
 from ember.api.deps import get_services
@@ -27,6 +28,7 @@ async def create_chat_completion(
         return StreamingResponse(
             chat_completion_stream(services.text, prepared, include_usage=include_usage),
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers=stream_headers(SSE_HEADERS, services.settings, prepared.ctx),
         )
-    return JSONResponse(await chat_completion(services.text, prepared))
+    answer = await chat_completion(services.text, prepared)
+    return labelled(answer, services.settings, prepared.ctx)
