@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
         "`injection_threshold`).",
     )
+    guard_vault_ttl_s: float = Field(
+        default=86400,
+        ge=0,
+        description="How long a conversation's redaction vault is kept (encrypted) so later "
+        "turns reuse its placeholders; 0 keeps none.",
+    )
     aigc_producer: str = Field(
         default="ember",
         description="ContentProducer in the implicit AIGC label (GB 45438-2025): the name or "

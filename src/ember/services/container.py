@@ -8,6 +8,7 @@ from ember.engines.manager import ModelManager
 from ember.guard.analyzer import Analyzer
 from ember.guard.injection.registry import InjectionScanner
 from ember.guard.moderation import LexiconModeration, ModerationModel
+from ember.guard.vault_store import VaultStore, load_or_create_key
 from ember.models.registry import ModelRegistry
 from ember.services.audit import AuditStage
 from ember.services.embeddings import EmbeddingService
@@ -48,7 +49,12 @@ class Services:
         analyzer = Analyzer(enabled=settings.guard_recognizers)
         injection = InjectionScanner()
         moderation = LexiconModeration()
-        stages.append(GuardStage(settings, analyzer, injection, moderation))
+        vaults = (
+            VaultStore(store.engine, load_or_create_key(settings.home), settings.guard_vault_ttl_s)
+            if settings.guard_vault_ttl_s > 0
+            else None
+        )
+        stages.append(GuardStage(settings, analyzer, injection, moderation, vaults))
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
         text = TextGenerationService(registry, manager, pipeline)

@@ -6,7 +6,8 @@ and applies the policy in force for the model:
 
 * PII ``allow``: detect and record only (the default for local engines);
 * ``redact``: messages reach the engine with typed placeholders, and the answer (streamed or
-  not) gets the values back through the request's vault;
+  not) gets the values back through the request's vault; the vault is kept (encrypted, with
+  an expiry: :class:`VaultStore`) so the conversation's next turn reuses its placeholders;
 * ``block``: the request is refused with 400 ``content_policy_violation``;
 * ``local_only``: marks the request so the router keeps it off remote providers.
 
@@ -43,12 +44,14 @@ from ember.guard.output_guard import FilterChain, OutputGuard
 from ember.guard.scan_cache import ScanCache
 from ember.guard.spans import Span, resolve_overlaps
 from ember.guard.vault import PiiVault
+from ember.guard.vault_store import VaultStore, conversation_key
 from ember.services.pipeline import OutputFilter, RequestContext
 from ember.settings import GuardPolicy, Settings
 
 _DEFERRED_KEY = "guard_deferred"
 _POLICY_KEY = "guard_policy"
 _OUTPUT_GUARDS_KEY = "guard_output_guards"
+_CONVERSATION_KEY = "guard_conversation"
 # How long on_complete waits for the deferred verdicts before recording what it has.
 _DEFERRED_WAIT_S = 30.0
 
@@ -62,11 +65,13 @@ class GuardStage:
         analyzer: Analyzer,
         scanner: Any | None = None,
         moderation: ModerationModel | None = None,
+        vaults: VaultStore | None = None,
     ) -> None:
         self.settings = settings
         self.analyzer = analyzer
         self.scanner = scanner
         self.moderation = moderation
+        self.vaults = vaults
         self.spans_cache: ScanCache[list[Span]] = ScanCache()
         self.injection_cache: ScanCache[float] = ScanCache()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
@@ -168,7 +173,12 @@ class GuardStage:
         if policy.pii == "local_only":
             ctx.attributes["local_only"] = True
         if policy.pii == "redact":
-            vault = PiiVault()
+            # A later turn of a conversation keeps the placeholders of the earlier ones.
+            earlier = None
+            if self.vaults is not None and len(messages) > 1:
+                earlier = self.vaults.load(conversation_key(messages[:-1]))
+            vault = earlier or PiiVault()
+            ctx.attributes[_CONVERSATION_KEY] = messages
             ctx.messages = [
                 replace(m, content=vault.redact(m.content, spans)) if spans and m.content else m
                 for m, spans in zip(ctx.messages, spans_by_message, strict=True)
@@ -229,6 +239,11 @@ class GuardStage:
 
     async def on_complete(self, ctx: RequestContext) -> None:
         guard = ctx.attributes.setdefault("guard", {})
+        vault = ctx.attributes.get("vault")
+        sent: list[ChatMessage] | None = ctx.attributes.pop(_CONVERSATION_KEY, None)
+        if self.vaults is not None and isinstance(vault, PiiVault) and sent and ctx.status == "ok":
+            answer = ChatMessage(role="assistant", content=ctx.output_text)
+            self.vaults.save(conversation_key([*sent, answer]), vault)
         blocked = [g.reason for g in ctx.attributes.pop(_OUTPUT_GUARDS_KEY, []) if g.blocked]
         if blocked:
             guard["output_blocked"] = blocked

@@ -91,7 +91,24 @@ def m002_audit_log(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log]
+def m006_guard_vault(conn: Connection) -> None:
+    """The guard's conversation vaults, encrypted (see ``ember.guard.vault_store``)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE guard_vault (
+                conversation_key TEXT PRIMARY KEY,
+                sealed BLOB NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX guard_vault_expires ON guard_vault (expires_at)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_audit_log, m006_guard_vault]
 
 
 def migrate(engine: Engine) -> list[str]:
