@@ -154,6 +154,17 @@ def test_a_request_with_pii_never_reaches_the_remote(
     assert cloud.received == []
 
 
+def test_a_name_found_only_by_the_nlp_pass_keeps_the_request_local(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    # Under the default `allow` policy the guard runs its NLP recognizers beside generation;
+    # routing still waits for them before it may choose a remote target.
+    for text in ("Please write a short note to Margaret Hamilton.", "请给张伟写一封感谢信。"):
+        raw = ask(gateway, "smart", text)
+        assert raw.headers["x-ember-route"].startswith(f"local/{SMALL_MODEL};"), text
+    assert cloud.received == []
+
+
 def test_failover_to_the_next_target_on_5xx(
     gateway: RunningServer, cloud: FakeProvider, backup: FakeProvider
 ) -> None:

@@ -81,6 +81,24 @@ class GuardPolicy(BaseModel):
     injection_threshold: float = Field(
         default=0.8, ge=0, le=1, description="Injection score that counts as an attack."
     )
+    moderation: Literal["flag", "block"] = Field(
+        default="flag",
+        description="Moderation of requests: record the scores, or refuse a flagged request "
+        "(400 `content_policy_violation`).",
+    )
+    output_moderation: Literal["flag", "block"] = Field(
+        default="flag",
+        description="Moderation of answers: record the scores, or stop a flagged answer "
+        '(`finish_reason: "content_filter"`).',
+    )
+    moderation_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Moderation category score that counts as flagged."
+    )
+    aigc_notice: bool = Field(
+        default=False,
+        description="Add the explicit AI-generated notice (`aigc_notice_text`) to answers "
+        "(never inside JSON mode or tool calls).",
+    )
 
 
 class ProviderConfig(BaseModel):
@@ -303,6 +321,25 @@ class Settings(BaseSettings):
         default_factory=GuardPolicy,
         description="The guard policy for every model (`[guard]`: `pii`, `injection`, "
         "`injection_threshold`).",
+    )
+    guard_vault_ttl_s: float = Field(
+        default=86400,
+        ge=0,
+        description="How long a conversation's redaction vault is kept (encrypted) so later "
+        "turns reuse its placeholders; 0 keeps none.",
+    )
+    aigc_producer: str = Field(
+        default="ember",
+        description="ContentProducer in the implicit AIGC label (GB 45438-2025): the name or "
+        "code of the service that generates.",
+    )
+    aigc_notice_text: str = Field(
+        default="本内容由人工智能生成 / AI-generated",
+        description="The explicit AIGC notice shown in `ember chat` and, where the guard "
+        "policy's `aigc_notice` is on, in API answers.",
+    )
+    aigc_notice_position: Literal["start", "end"] = Field(
+        default="end", description="Where the explicit AIGC notice goes in an answer."
     )
     guard_policies: dict[str, GuardPolicy] = Field(
         default_factory=dict,

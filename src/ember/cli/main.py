@@ -201,6 +201,8 @@ def chat(
                     answer += text
                     console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
+                # GB 45438-2025 explicit label: always in the terminal chat.
+                console.print(services.settings.aigc_notice_text, style="dim", markup=False)
                 history.append(ChatMessage(role="assistant", content=answer))
         finally:
             await services.close()

@@ -47,6 +47,21 @@ class PiiVault:
         self._by_placeholder[placeholder] = value
         return placeholder
 
+    def to_mapping(self) -> list[list[str]]:
+        """The vault as ``[entity_type, value, placeholder]`` rows, in creation order."""
+        return [[kind, value, ph] for (kind, value), ph in self._by_value.items()]
+
+    @classmethod
+    def from_mapping(cls, rows: list[list[str]]) -> PiiVault:
+        """A vault holding ``to_mapping()``'s rows; new values continue each type's numbering."""
+        vault = cls()
+        for kind, value, placeholder in rows:
+            vault._by_value[(kind, value)] = placeholder
+            vault._by_placeholder[placeholder] = value
+            number = int(placeholder.rsplit("_", 1)[1].rstrip(">"))
+            vault._counters[kind] = max(vault._counters.get(kind, 0), number)
+        return vault
+
     def __len__(self) -> int:
         return len(self._by_placeholder)
 

@@ -9,6 +9,7 @@ from ember.ground.retrieval import Retriever
 from ember.guard.analyzer import Analyzer
 from ember.guard.injection.registry import InjectionScanner
 from ember.guard.moderation import LexiconModeration, ModerationModel
+from ember.guard.vault_store import VaultStore, load_or_create_key
 from ember.models.registry import ModelRegistry
 from ember.route.cache import ResponseCache
 from ember.route.keys import KeyRing
@@ -69,11 +70,17 @@ class Services:
             stages.append(AuditStage(store, raw_text=settings.audit_raw_text))
         analyzer = Analyzer(enabled=settings.guard_recognizers)
         injection = InjectionScanner()
+        moderation = LexiconModeration()
+        vaults = (
+            VaultStore(store.engine, load_or_create_key(settings.home), settings.guard_vault_ttl_s)
+            if settings.guard_vault_ttl_s > 0
+            else None
+        )
         router = Router(settings)
         ledger = Ledger(store)
         cache = ResponseCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)
         stages.append(KeyStage(settings, ledger, router))  # before the guard: per-key policy
-        stages.append(GuardStage(settings, analyzer, injection))
+        stages.append(GuardStage(settings, analyzer, injection, moderation, vaults))
         stages.append(CacheStage(cache))
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
@@ -105,7 +112,7 @@ class Services:
             responses=ResponseService(text, store),
             analyzer=analyzer,
             injection=injection,
-            moderation=LexiconModeration(),
+            moderation=moderation,
             files=files,
             ingestion=ingestion,
             vector_stores=vector_stores,

@@ -30,6 +30,7 @@ from ember.models.registry import ModelSpec
 from ember.route.cache import CachedAnswer, ResponseCache, canonical_key
 from ember.route.keys import Principal, guard_policy_for
 from ember.route.limits import Ledger, Reservation
+from ember.services.guard_stage import settle_deferred_pii
 from ember.services.pipeline import OutputFilter, RequestContext
 from ember.services.routing import RemoteGeneration, Router, estimate_tokens, is_sensitive
 from ember.settings import Settings
@@ -217,6 +218,7 @@ class Gateway:
                 )
             local_model = model
             if routed:
+                await settle_deferred_pii(ctx)
                 sensitive = is_sensitive(ctx)
                 plan = self.router.plan(model, sensitive=sensitive)
                 ctx.attributes["route_reason"] = plan.reason

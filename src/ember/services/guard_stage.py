@@ -6,11 +6,16 @@ and applies the policy in force for the model:
 
 * PII ``allow``: detect and record only (the default for local engines);
 * ``redact``: messages reach the engine with typed placeholders, and the answer (streamed or
-  not) gets the values back through the request's vault;
+  not) gets the values back through the request's vault; the vault is kept (encrypted, with
+  an expiry: :class:`VaultStore`) so the conversation's next turn reuses its placeholders;
 * ``block``: the request is refused with 400 ``content_policy_violation``;
 * ``local_only``: marks the request so the router keeps it off remote providers.
 
 Injection ``flag`` records the verdict; ``block`` refuses when the score reaches the threshold.
+Moderation ``flag`` records scores; ``moderation = "block"`` refuses a flagged request and
+``output_moderation = "block"`` stops a flagged answer with ``finish_reason: "content_filter"``
+(an :class:`OutputGuard` releases the answer a clause at a time). Under PII ``block`` an answer
+that writes personal data is stopped the same way.
 
 Cost: each message is analysed once (a :class:`ScanCache` keyed by the text's hash, so the
 history a chat client resends every turn is not scanned again). Work whose result cannot
@@ -25,21 +30,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from ember.core.types import ChatMessage
 from ember.errors import ContentPolicyViolationError
+from ember.guard.aigc import NoticeFilter
 from ember.guard.analyzer import Analyzer
+from ember.guard.moderation import ModerationModel, ModerationResult
+from ember.guard.output_guard import FilterChain, OutputGuard
 from ember.guard.scan_cache import ScanCache
 from ember.guard.spans import Span, resolve_overlaps
 from ember.guard.vault import PiiVault
+from ember.guard.vault_store import VaultStore, conversation_key
 from ember.services.pipeline import OutputFilter, RequestContext
 from ember.settings import GuardPolicy, Settings
 
 _DEFERRED_KEY = "guard_deferred"
+_POLICY_KEY = "guard_policy"
+_OUTPUT_GUARDS_KEY = "guard_output_guards"
+_CONVERSATION_KEY = "guard_conversation"
 # How long on_complete waits for the deferred verdicts before recording what it has.
 _DEFERRED_WAIT_S = 30.0
 
@@ -47,10 +59,19 @@ _DEFERRED_WAIT_S = 30.0
 class GuardStage:
     name = "guard"
 
-    def __init__(self, settings: Settings, analyzer: Analyzer, scanner: Any | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        analyzer: Analyzer,
+        scanner: Any | None = None,
+        moderation: ModerationModel | None = None,
+        vaults: VaultStore | None = None,
+    ) -> None:
         self.settings = settings
         self.analyzer = analyzer
         self.scanner = scanner
+        self.moderation = moderation
+        self.vaults = vaults
         self.spans_cache: ScanCache[list[Span]] = ScanCache()
         self.injection_cache: ScanCache[float] = ScanCache()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
@@ -119,6 +140,19 @@ class GuardStage:
                     f"blocked by policy (score {worst:.2f}).",
                     param="messages",
                 )
+        if policy.moderation == "block" and self.moderation is not None:
+            for message in messages:
+                if message.role != "user" or not message.content:
+                    continue
+                flagged = _flagged(self.moderation.classify(message.content), policy)
+                if flagged:
+                    guard["moderation"] = {"input": flagged}
+                    raise ContentPolicyViolationError(
+                        f"The request was flagged by moderation ({', '.join(flagged)}) and "
+                        "the policy blocks it.",
+                        param="messages",
+                    )
+        ctx.attributes[_POLICY_KEY] = policy
         defer_pii = policy.pii == "allow" and self.analyzer.has_nlp
         if defer_pii:
             spans_by_message = [self.spans_of(t, nlp=False) if t else [] for t in texts]
@@ -141,7 +175,12 @@ class GuardStage:
         if policy.pii == "local_only":
             ctx.attributes["local_only"] = True
         if policy.pii == "redact":
-            vault = PiiVault()
+            # A later turn of a conversation keeps the placeholders of the earlier ones.
+            earlier = None
+            if self.vaults is not None and len(messages) > 1:
+                earlier = self.vaults.load(conversation_key(messages[:-1]))
+            vault = earlier or PiiVault()
+            ctx.attributes[_CONVERSATION_KEY] = messages
             ctx.messages = [
                 replace(m, content=vault.redact(m.content, spans)) if spans and m.content else m
                 for m, spans in zip(ctx.messages, spans_by_message, strict=True)
@@ -149,8 +188,43 @@ class GuardStage:
             ctx.attributes["vault"] = vault
 
     def output_filter(self, ctx: RequestContext) -> OutputFilter | None:
+        filters: list[OutputFilter] = []
         vault = ctx.attributes.get("vault")
-        return vault.stream_restorer() if isinstance(vault, PiiVault) else None
+        if isinstance(vault, PiiVault):
+            filters.append(vault.stream_restorer())
+        policy: GuardPolicy | None = ctx.attributes.get(_POLICY_KEY)
+        check = self._output_check(policy) if policy is not None else None
+        if check is not None:
+            output_guard = OutputGuard(check)
+            ctx.attributes.setdefault(_OUTPUT_GUARDS_KEY, []).append(output_guard)
+            filters.append(output_guard)
+        if (
+            policy is not None
+            and policy.aigc_notice
+            and not ctx.attributes.get("structured_output")
+        ):
+            filters.append(
+                NoticeFilter(self.settings.aigc_notice_text, self.settings.aigc_notice_position)
+            )
+        if not filters:
+            return None
+        return filters[0] if len(filters) == 1 else FilterChain(filters)
+
+    def _output_check(self, policy: GuardPolicy) -> Callable[[str], str | None] | None:
+        """What stops an answer under ``policy``: flagged moderation, personal data."""
+        moderation = self.moderation if policy.output_moderation == "block" else None
+        pii = policy.pii == "block"
+        if moderation is None and not pii:
+            return None
+
+        def check(text: str) -> str | None:
+            if moderation is not None and (flagged := _flagged(moderation.classify(text), policy)):
+                return f"moderation: {', '.join(flagged)}"
+            if pii and (spans := self.analyzer.analyze(text, nlp=False)):
+                return f"personal data: {', '.join(sorted({s.type for s in spans}))}"
+            return None
+
+        return check
 
     def _deferred(
         self, messages: Sequence[ChatMessage], *, pii: bool, injection: bool
@@ -166,13 +240,59 @@ class GuardStage:
         return found
 
     async def on_complete(self, ctx: RequestContext) -> None:
+        guard = ctx.attributes.setdefault("guard", {})
+        vault = ctx.attributes.get("vault")
+        sent: list[ChatMessage] | None = ctx.attributes.pop(_CONVERSATION_KEY, None)
+        if self.vaults is not None and isinstance(vault, PiiVault) and sent and ctx.status == "ok":
+            answer = ChatMessage(role="assistant", content=ctx.output_text)
+            self.vaults.save(conversation_key([*sent, answer]), vault)
+        blocked = [g.reason for g in ctx.attributes.pop(_OUTPUT_GUARDS_KEY, []) if g.blocked]
+        if blocked:
+            guard["output_blocked"] = blocked
+        policy: GuardPolicy | None = ctx.attributes.get(_POLICY_KEY)
+        if policy is not None and self.moderation is not None and ctx.output_text:
+            result = self.moderation.classify(ctx.output_text)
+            guard["moderation_output"] = _top_scores(result)
         deferred: Future[dict[str, Any]] | None = ctx.attributes.pop(_DEFERRED_KEY, None)
         if deferred is None:
             return
         # Waited for synchronously: generation usually outlasts the NLP pass, and an awaited
         # thread could be cancelled with a disconnecting client before the audit record.
-        guard = ctx.attributes.setdefault("guard", {})
         try:
             guard.update(deferred.result(timeout=_DEFERRED_WAIT_S))
         except Exception:
             guard["incomplete"] = True
+
+
+async def settle_deferred_pii(ctx: RequestContext) -> None:
+    """Wait for the PII pass an ``allow`` policy runs beside generation, and record its finding.
+
+    Routing must see every finding (names included) before it may pick a remote target; if
+    the pass fails, the request is treated as sensitive.
+    """
+    deferred: Future[dict[str, Any]] | None = ctx.attributes.get(_DEFERRED_KEY)
+    if deferred is None:
+        return
+    try:
+        found = await asyncio.wrap_future(deferred)
+    except Exception:
+        ctx.attributes["local_only"] = True
+        return
+    if "pii" in found:
+        guard = ctx.attributes.setdefault("guard", {})
+        guard["pii"] = {**guard.get("pii", {}), **found["pii"]}
+
+
+def _flagged(result: ModerationResult, policy: GuardPolicy) -> list[str]:
+    """The categories at or above the policy's moderation threshold."""
+    return sorted(
+        name
+        for name, score in result.category_scores.items()
+        if score >= policy.moderation_threshold
+    )
+
+
+def _top_scores(result: ModerationResult, keep: int = 3) -> dict[str, float]:
+    """The highest non-zero category scores, for the audit record."""
+    ranked = sorted(result.category_scores.items(), key=lambda kv: -kv[1])
+    return {name: score for name, score in ranked[:keep] if score > 0}

@@ -9,10 +9,10 @@ is sent, so those failures are ordinary HTTP errors; ``run`` then yields
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from ember.core.types import (
     ChatMessage,
@@ -166,6 +166,8 @@ class TextGenerationService:
                     tool_mode="auto" if request.tool_choice == "auto" else "required",
                     parallel=request.parallel_tool_calls,
                 )
+            # Structured output (JSON mode, tool calls) never gets the visible AIGC notice.
+            ctx.attributes["structured_output"] = constraint is not None
             if constraint is not None and not caps.json_schema:
                 raise UnsupportedParameterError(
                     f"The model '{spec.id}' cannot constrain its output.", param="response_format"
@@ -257,40 +259,55 @@ class TextGenerationService:
         ctx = prepared.ctx
         parser = ToolCallParser() if prepared.parses_tools else None
         positions = 0
+        # A guarding filter (one with ``blocked``) may hold text back and stop the answer; the
+        # tokens' logprobs then wait with the text, so a stopped answer leaks none of them.
+        guarded = any(hasattr(f, "blocked") for f in filters)
+        held: tuple[TokenLogprob, ...] = ()
+        stream: AsyncIterator[GenerationChunk]
         if prepared.remote is not None:
-            source = prepared.remote.chunks(index, params)
+            stream = prepared.remote.chunks(index, params)
         else:
             assert prepared.engine is not None
-            source = generate_async(
+            stream = generate_async(
                 prepared.engine, prepared.prompt_tokens, params, constraint=prepared.constraint
             )
-        async for chunk in source:
-            if chunk.tokens and ctx.first_token_at is None:
-                ctx.first_token_at = time.perf_counter()
-            ctx.usage.completion_tokens += chunk.tokens
-            text = chunk.text
-            for output_filter in filters:
-                text = output_filter.feed(text)
-                if chunk.finish_reason is not None:
-                    text += output_filter.flush()
-            calls: list[ToolCall] = []
-            if parser is not None:
-                text, calls = parser.feed(text)
-                if chunk.finish_reason is not None:
-                    tail, more = parser.finish()
-                    text, calls = text + tail, calls + more
-            ctx.output_text += text
-            if text or chunk.logprobs:
-                yield ContentDelta(index, text, chunk.logprobs)
-            for call in calls:
-                ctx.output_text += call.arguments
-                yield ToolCallDelta(index, positions, call)
-                positions += 1
-            if chunk.finish_reason is not None:
-                reason: FinishReason = chunk.finish_reason
-                if positions and reason == "stop":
-                    reason = "tool_calls"
-                yield ChoiceEnd(index, reason)
+        async with aclosing(cast(AsyncGenerator[GenerationChunk, None], stream)) as chunks:
+            async for chunk in chunks:
+                if chunk.tokens and ctx.first_token_at is None:
+                    ctx.first_token_at = time.perf_counter()
+                ctx.usage.completion_tokens += chunk.tokens
+                text = chunk.text
+                for output_filter in filters:
+                    text = output_filter.feed(text)
+                    if chunk.finish_reason is not None:
+                        text += output_filter.flush()
+                blocked = any(getattr(f, "blocked", False) for f in filters)
+                logprobs = chunk.logprobs
+                if guarded:
+                    held += chunk.logprobs
+                    logprobs, held = (held, ()) if text and not blocked else ((), held)
+                ending = chunk.finish_reason is not None or blocked
+                calls: list[ToolCall] = []
+                if parser is not None:
+                    text, calls = parser.feed(text)
+                    if ending:
+                        tail, more = parser.finish()
+                        text, calls = text + tail, calls + more
+                ctx.output_text += text
+                if text or logprobs:
+                    yield ContentDelta(index, text, logprobs)
+                for call in calls:
+                    ctx.output_text += call.arguments
+                    yield ToolCallDelta(index, positions, call)
+                    positions += 1
+                if ending:
+                    reason: FinishReason = (
+                        "content_filter" if blocked else chunk.finish_reason or "stop"
+                    )
+                    if positions and reason == "stop":
+                        reason = "tool_calls"
+                    yield ChoiceEnd(index, reason)
+                    return
 
 
 def _chosen_tools(request: ChatRequest) -> list[ToolSpec]:

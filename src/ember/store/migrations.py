@@ -267,6 +267,23 @@ def m005_fine_tuning(conn: Connection) -> None:
     )
 
 
+def m006_guard_vault(conn: Connection) -> None:
+    """The guard's conversation vaults, encrypted (see ``ember.guard.vault_store``)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE guard_vault (
+                conversation_key TEXT PRIMARY KEY,
+                sealed BLOB NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX guard_vault_expires ON guard_vault (expires_at)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -274,6 +291,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m003b_vector_stores,
     m004_keys_usage,
     m005_fine_tuning,
+    m006_guard_vault,
 ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ember.api.aigc import labelled, stream_headers
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
 from ember.api.deps import get_services, opt_in, route_headers
@@ -38,6 +39,9 @@ async def create_chat_completion(
         return StreamingResponse(
             chat_completion_stream(services.text, prepared, include_usage=include_usage),
             media_type="text/event-stream",
-            headers={**SSE_HEADERS, **headers},
+            headers={**stream_headers(SSE_HEADERS, services.settings, prepared.ctx), **headers},
         )
-    return JSONResponse(await chat_completion(services.text, prepared), headers=headers)
+    answer = await chat_completion(services.text, prepared)
+    response = labelled(answer, services.settings, prepared.ctx)
+    response.headers.update(headers)
+    return response

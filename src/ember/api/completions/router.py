@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from ember.api.aigc import labelled, stream_headers
 from ember.api.completions.protocol import CompletionRequest
 from ember.api.completions.serving import text_completion, text_completion_stream
 from ember.api.deps import get_services
@@ -35,6 +36,7 @@ async def create_completion(
         return StreamingResponse(
             text_completion_stream(services.text, batch, echo=echo, include_usage=include_usage),
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers=stream_headers(SSE_HEADERS, services.settings, batch[0][1].ctx),
         )
-    return JSONResponse(await text_completion(services.text, batch, echo=echo))
+    answer = await text_completion(services.text, batch, echo=echo)
+    return labelled(answer, services.settings, batch[0][1].ctx)

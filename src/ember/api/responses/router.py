@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ember.api.aigc import labelled, stream_headers
 from ember.api.deps import get_services
 from ember.api.grounding import file_search_tool, grounded_response
 from ember.api.responses.protocol import CreateResponseRequest
@@ -30,9 +31,10 @@ async def create_response(
         return StreamingResponse(
             response_stream(services.responses, prepared),
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers=stream_headers(SSE_HEADERS, services.settings, prepared.generation.ctx),
         )
-    return JSONResponse(await response_object(services.responses, prepared))
+    answer = await response_object(services.responses, prepared)
+    return labelled(answer, services.settings, prepared.generation.ctx)
 
 
 @router.get("/v1/responses/{response_id}", response_model=None)

@@ -1,0 +1,23 @@
+"""The implicit AIGC label on API responses: the ``ember.aigc`` body object and header."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from ember.guard.aigc import HEADER, attach, header_value, implicit_label
+from ember.services.pipeline import RequestContext
+from ember.settings import Settings
+
+
+def labelled(body: dict[str, Any], settings: Settings, ctx: RequestContext) -> JSONResponse:
+    """A finished generation's JSON response, labelled in the body and the header."""
+    label = implicit_label(settings.aigc_producer, ctx.request_id, ctx.output_text)
+    return JSONResponse(attach(body, label), headers={HEADER: header_value(label)})
+
+
+def stream_headers(base: dict[str, str], settings: Settings, ctx: RequestContext) -> dict[str, str]:
+    """Headers of a streamed generation: the label, without the digest of text not yet written."""
+    label = implicit_label(settings.aigc_producer, ctx.request_id)
+    return {**base, HEADER: header_value(label)}
