@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,9 @@ class Ingestor:
     def __init__(self, tables: VectorTables, files: FileService) -> None:
         self.tables = tables
         self.files = files
+        # Set on shutdown: the file being ingested stops after its current batch and stays
+        # in_progress, to be resumed by the next start.
+        self.stopping = threading.Event()
 
     def ingest(
         self, embedder: Embedder, store_id: str, file_id: str, progress: Progress | None = None
@@ -136,6 +140,8 @@ class Ingestor:
             progress(store_id, file_id, written, len(planned))
         try:
             for start in range(0, len(todo), EMBED_BATCH):
+                if self.stopping.is_set():
+                    return "in_progress"
                 batch = todo[start : start + EMBED_BATCH]
                 vectors = embedder.embed([_passage(embedder, c) for c in batch], "passage")
                 if not self.tables.insert_chunks(store_id, file_id, batch, vectors):
@@ -184,6 +190,7 @@ class IngestionWorker:
         self._wake.set()
 
     async def stop(self) -> None:
+        self.ingestor.stopping.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,5 +217,7 @@ class IngestionWorker:
                 return finished
             embedder = await self._embedder()
             for store_id, file_id in pending:
+                if self.ingestor.stopping.is_set():
+                    return finished
                 await asyncio.to_thread(self.ingestor.ingest, embedder, store_id, file_id, progress)
                 finished += 1
