@@ -70,6 +70,10 @@ retries = 0
 [routes.remote-only]
 targets = ["cloud/gpt-r"]
 
+[routes.resilient]
+targets = ["cloud/gpt-l", "local/{SMALL_MODEL}"]
+retries = 0
+
 [routes.cheap]
 targets = ["cloud/gpt-c", "backup/gpt-c"]
 max_output_price = 1.0
@@ -264,3 +268,14 @@ def test_the_responses_api_follows_routes_too(gateway: RunningServer, cloud: Fak
         response = client.responses.create(model="smart", input="Route me", max_output_tokens=16)
     assert response.output_text.startswith("echo:Route me")
     assert cloud.received[-1]["model"] == "gpt-x"
+
+
+def test_a_local_target_serves_when_every_remote_one_failed(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    cloud.script("500")
+    raw = ask(gateway, "resilient")
+    assert raw.headers["x-ember-route"].startswith(f"local/{SMALL_MODEL};")
+    assert "remote failed" in raw.headers["x-ember-route"]
+    assert raw.parse().choices[0].message.content
+    assert len(cloud.received) == 1
