@@ -70,6 +70,10 @@ retries = 0
 [routes.remote-only]
 targets = ["cloud/gpt-r"]
 
+[routes.resilient]
+targets = ["cloud/gpt-l", "local/{SMALL_MODEL}"]
+retries = 0
+
 [routes.cheap]
 targets = ["cloud/gpt-c", "backup/gpt-c"]
 max_output_price = 1.0
@@ -93,6 +97,9 @@ def gateway(
 ) -> Iterator[RunningServer]:
     server = start_server(tmp_path_factory.mktemp("gateway"), gateway_config(*fakes))
     yield server
+    for opened in _clients.values():
+        opened.close()
+    _clients.clear()
     stop_server(server)
 
 
@@ -108,8 +115,18 @@ def backup(fakes: tuple[FakeProvider, FakeProvider], cloud: FakeProvider) -> Fak
     return fakes[1]
 
 
+_clients: dict[str, openai.OpenAI] = {}
+
+
+def shared_client(server: RunningServer) -> openai.OpenAI:
+    """One client per server for the module, closed with it (no leaked sockets)."""
+    if server.base_url not in _clients:
+        _clients[server.base_url] = client_for(server)
+    return _clients[server.base_url]
+
+
 def ask(server: RunningServer, model: str, text: str = "Say hi", **kwargs: object):  # type: ignore[no-untyped-def]
-    return client_for(server).chat.completions.with_raw_response.create(
+    return shared_client(server).chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": text}], max_tokens=16, **kwargs
     )
 
@@ -124,7 +141,7 @@ def test_routed_model_answers_streamed_and_not(gateway: RunningServer, cloud: Fa
     assert cloud.received[-1]["model"] == "gpt-x"
     assert cloud.received[-1]["max_tokens"] == 16
 
-    stream = client_for(gateway).chat.completions.create(
+    stream = shared_client(gateway).chat.completions.create(
         model="smart",
         messages=[{"role": "user", "content": "Stream please"}],
         stream=True,
@@ -143,7 +160,7 @@ def test_a_request_with_pii_never_reaches_the_remote(
     raw = ask(gateway, "smart", PII)
     assert raw.headers["x-ember-route"].startswith(f"local/{SMALL_MODEL};")
     assert "sensitive" in raw.headers["x-ember-route"]
-    stream = client_for(gateway).chat.completions.create(
+    stream = shared_client(gateway).chat.completions.create(
         model="smart", messages=[{"role": "user", "content": PII}], max_tokens=8, stream=True
     )
     assert list(stream)
@@ -225,7 +242,7 @@ def test_streams_fail_over_before_the_first_token(
     gateway: RunningServer, cloud: FakeProvider, backup: FakeProvider
 ) -> None:
     cloud.script("malformed")
-    raw = client_for(gateway).chat.completions.with_raw_response.create(
+    raw = shared_client(gateway).chat.completions.with_raw_response.create(
         model="streamy", messages=[{"role": "user", "content": "Hi"}], stream=True
     )
     assert raw.headers["x-ember-route"].startswith("backup/gpt-s;")
@@ -237,7 +254,7 @@ def test_a_stream_failing_after_the_first_token_ends_with_an_error_event(
     gateway: RunningServer, cloud: FakeProvider, backup: FakeProvider
 ) -> None:
     cloud.script("disconnect")
-    stream = client_for(gateway).chat.completions.create(
+    stream = shared_client(gateway).chat.completions.create(
         model="streamy", messages=[{"role": "user", "content": "Hi"}], stream=True
     )
     got = []
@@ -255,3 +272,21 @@ def test_cost_ceilings_skip_pricey_targets(
     raw = ask(gateway, "cheap")
     assert raw.headers["x-ember-route"] == "backup/gpt-c; reason=cost ceiling"
     assert cloud.received == []
+
+
+def test_the_responses_api_follows_routes_too(gateway: RunningServer, cloud: FakeProvider) -> None:
+    with client_for(gateway) as client:
+        response = client.responses.create(model="smart", input="Route me", max_output_tokens=16)
+    assert response.output_text.startswith("echo:Route me")
+    assert cloud.received[-1]["model"] == "gpt-x"
+
+
+def test_a_local_target_serves_when_every_remote_one_failed(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    cloud.script("500")
+    raw = ask(gateway, "resilient")
+    assert raw.headers["x-ember-route"].startswith(f"local/{SMALL_MODEL};")
+    assert "remote failed" in raw.headers["x-ember-route"]
+    assert raw.parse().choices[0].message.content
+    assert len(cloud.received) == 1

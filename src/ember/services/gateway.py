@@ -25,14 +25,25 @@ from typing import TYPE_CHECKING, Any
 
 from ember.core.types import GenerationChunk, SamplingParams
 from ember.engines.base import EmbeddingEngine
-from ember.errors import PermissionDeniedError, UnsupportedParameterError
+from ember.errors import (
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UnsupportedParameterError,
+)
 from ember.models.registry import ModelSpec
 from ember.route.cache import CachedAnswer, ResponseCache, canonical_key
 from ember.route.keys import Principal, guard_policy_for
 from ember.route.limits import Ledger, Reservation
 from ember.services.guard_stage import settle_deferred_pii
 from ember.services.pipeline import OutputFilter, RequestContext
-from ember.services.routing import RemoteGeneration, Router, estimate_tokens, is_sensitive
+from ember.services.routing import (
+    RemoteGeneration,
+    Router,
+    UpstreamFailedError,
+    estimate_tokens,
+    is_sensitive,
+)
 from ember.settings import Settings
 
 if TYPE_CHECKING:
@@ -237,17 +248,25 @@ class Gateway:
                     if params.max_tokens is None and cap:
                         params = replace(params, max_tokens=int(cap))
                     call = RemoteGeneration(self.router, plan, ctx, stream=request.stream)
-                    await call.open(params)
-                    spec = ModelSpec(id=model, engine="route", kind="chat", source="config")
-                    return PreparedGeneration(
-                        spec=spec,
-                        engine=None,
-                        ctx=ctx,
-                        prompt_tokens=[],
-                        params=params,
-                        n=request.n,
-                        remote=call,
-                    )
+                    fallback = next((t for t in plan.targets if t.local), None)
+                    try:
+                        await call.open(params)
+                    except (UpstreamFailedError, RateLimitError, ServiceUnavailableError):
+                        if fallback is None:
+                            raise
+                        first = fallback  # every remote target failed: the local one serves
+                        ctx.attributes["route_reason"] = f"{plan.reason}, remote failed"
+                    else:
+                        spec = ModelSpec(id=model, engine="route", kind="chat", source="config")
+                        return PreparedGeneration(
+                            spec=spec,
+                            engine=None,
+                            ctx=ctx,
+                            prompt_tokens=[],
+                            params=params,
+                            n=request.n,
+                            remote=call,
+                        )
                 ctx.attributes["route"] = first.name
                 local_model = first.model
             else:
