@@ -201,6 +201,7 @@ def run_baseline(args: argparse.Namespace, train: list[Any], held_out: list[Any]
     # quantizer it leaves behind only records where the weights came from, but makes
     # Trainer refuse the model.
     model.hf_quantizer = None
+    model.is_quantized = False
     texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in train]
 
     class TextGenerationDataset(Dataset[dict[str, Any]]):  # as seed 003 writes it
