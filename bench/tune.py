@@ -197,6 +197,11 @@ def run_baseline(args: argparse.Namespace, train: list[Any], held_out: list[Any]
     from ember.adapt.perplexity import perplexity
 
     model, tokenizer = load_base(args.threads)
+    # transformers dequantized the GGUF to fp32 on load (trainable, as Ember trains it); the
+    # quantizer it leaves behind only records where the weights came from, but makes
+    # Trainer refuse the model.
+    model.hf_quantizer = None
+    model.is_quantized = False
     texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in train]
 
     class TextGenerationDataset(Dataset[dict[str, Any]]):  # as seed 003 writes it
@@ -365,6 +370,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse a side's JSON already in the work directory"
+    )
     parser.add_argument("--side", choices=["ember", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="/tmp/ember-bench-tune", help=argparse.SUPPRESS)
@@ -391,8 +399,15 @@ def main() -> None:
     ]
     out = Path(args.workdir)
     out.mkdir(parents=True, exist_ok=True)
-    ember = run_side("ember", args, out / "ember.json")
-    baseline = run_side("baseline", args, out / "baseline.json")
+    sides = {}
+    for side in ("ember", "baseline"):
+        path = out / f"{side}.json"
+        if args.reuse and path.exists():  # a side measured by an earlier, interrupted run
+            sides[side] = json.loads(path.read_text())
+            print(f"{side}: reused {path}", file=sys.stderr)
+        else:
+            sides[side] = run_side(side, args, path)
+    ember, baseline = sides["ember"], sides["baseline"]
     print(report(ember, baseline, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"ember": ember, "baseline": baseline}, indent=2))
