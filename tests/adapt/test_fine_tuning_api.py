@@ -174,6 +174,21 @@ def test_bad_lines_are_refused_with_their_numbers(client: openai.OpenAI) -> None
         ({"suffix": "bad suffix!"}, 400, None),
         ({"ember": {"lora": {"rank": 0}}}, 400, None),
         ({"ember": {"unknown": 1}}, 400, None),
+        (  # bounds on a number that may also be "auto" (was a 500)
+            {
+                "method": {
+                    "type": "dpo",
+                    "supervised": {"hyperparameters": {"n_epochs": "auto", "batch_size": "auto"}},
+                }
+            },
+            400,
+            "method.type",
+        ),
+        (
+            {"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 0}}}},
+            400,
+            None,
+        ),
     ],
 )
 def test_invalid_requests_are_openai_errors(

@@ -109,7 +109,7 @@ class Services:
             metrics=metrics,
             text=text,
             embeddings=EmbeddingService(registry, manager, pipeline),
-            responses=ResponseService(text, store),
+            responses=ResponseService(text, store, producer=settings.aigc_producer),
             analyzer=analyzer,
             injection=injection,
             moderation=moderation,

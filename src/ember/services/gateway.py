@@ -286,6 +286,8 @@ class Gateway:
         scope = request_scope()
         if not config.enabled or scope.no_cache or request.n != 1 or request.tools:
             return None
+        if request.params.logprobs:  # a replay has no logprobs to give
+            return None
         deterministic = request.params.temperature == 0
         if not (deterministic or request.params.seed is not None or scope.cache_opt_in):
             return None

@@ -33,6 +33,7 @@ from ember.core.types import (
     ToolSpec,
 )
 from ember.errors import EmberError, NotFoundError
+from ember.guard.aigc import attach, implicit_label
 from ember.services.text_generation import (
     ChatRequest,
     ChoiceEnd,
@@ -199,9 +200,10 @@ ResponseEvent = ResponseStarted | ItemAdded | TextDelta | ItemDone | ResponseFin
 class ResponseService:
     """Creates, stores, retrieves and deletes responses; owns previous_response_id chains."""
 
-    def __init__(self, text: TextGenerationService, store: Store) -> None:
+    def __init__(self, text: TextGenerationService, store: Store, *, producer: str) -> None:
         self.text = text
         self.store = store
+        self.producer = producer  # the AIGC label's ContentProducer
 
     async def prepare(self, request: ResponseRequest) -> PreparedResponse:
         """Everything that can fail because of the request, before any byte is sent."""
@@ -267,6 +269,8 @@ class ResponseService:
             message["status"] = status
             yield ItemDone(len(output) - 1, copy.deepcopy(message))
         response = self._response(prepared, output, status=status, finish=finish)
+        ctx = prepared.generation.ctx  # labelled before storing: a retrieved response is the same
+        attach(response, implicit_label(self.producer, ctx.request_id, ctx.output_text))
         if prepared.request.store:
             self.store.save_response(
                 StoredResponse(

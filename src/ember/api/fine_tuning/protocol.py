@@ -6,7 +6,7 @@ The LoRA settings and Ember's training knobs are a documented extension: a top-l
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,9 +20,10 @@ Auto = Literal["auto"]
 class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_epochs: Auto | int = Field(default="auto", ge=1, le=50)
-    batch_size: Auto | int = Field(default="auto", ge=1, le=256)
-    learning_rate_multiplier: Auto | float = Field(default="auto", gt=0, le=100)
+    # Bounds apply to the number only: on the whole union pydantic would test "auto" too.
+    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
+    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] = "auto"
 
 
 class SupervisedMethod(BaseModel):
