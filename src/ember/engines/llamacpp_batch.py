@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -116,17 +116,14 @@ class PrefixCache:
             self._bytes -= len(evicted)
 
 
-class TokenTools:
+class TokenTools(Protocol):
     """What the scheduler needs from the engine: token text, logprobs, end of generation."""
 
-    def piece(self, token: int) -> bytes:
-        raise NotImplementedError
+    def piece(self, token: int) -> bytes: ...
 
-    def logprob(self, logits: np.ndarray[Any, Any], token: int, top: int) -> TokenLogprob:
-        raise NotImplementedError
+    def logprob(self, logits: np.ndarray[Any, Any], token: int, top: int) -> TokenLogprob: ...
 
-    def is_eog(self, token: int) -> bool:
-        raise NotImplementedError
+    def is_eog(self, token: int) -> bool: ...
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
