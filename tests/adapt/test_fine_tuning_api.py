@@ -246,7 +246,7 @@ def test_job_trains_evaluates_and_its_model_answers(
     assert messages[0] == "The job has successfully completed"  # newest first
 
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.step_number for c in checkpoints] == [20, 15, 10, 5]
+    assert [c.step_number for c in checkpoints] == [20, 15, 10]  # the three kept on disk
     assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-20"
 
     assert done.fine_tuned_model in {m.id for m in client.models.list()}
@@ -258,6 +258,22 @@ def test_job_trains_evaluates_and_its_model_answers(
     )
     assert answer.model == done.fine_tuned_model
     assert answer.usage is not None and answer.usage.completion_tokens > 0
+
+    # A checkpoint still on disk answers under its listed name; a pruned one does not exist.
+    at_step_10 = checkpoints[-1].fine_tuned_model_checkpoint
+    early = client.chat.completions.create(
+        model=at_step_10,
+        messages=[{"role": "user", "content": "What is 4 plus 4?"}],
+        max_tokens=4,
+        temperature=0,
+    )
+    assert early.model == at_step_10 and early.choices[0].message.content is not None
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model=f"{done.fine_tuned_model}:ckpt-step-5",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=4,
+        )
     assert [j.id for j in client.fine_tuning.jobs.list(limit=1)] == [job.id]
 
     with pytest.raises(openai.ConflictError):

@@ -5,7 +5,9 @@ Four sources, merged in this order (a later one may not shadow an earlier id):
 1. embedded models, shipped inside PyPI packages (``ember.models.embedded``);
 2. models the user declares in ``ember.toml`` under ``[models.NAME]``;
 3. models downloaded with ``ember models pull`` (rows in the store);
-4. models fine-tuned by a finished job (``ft:<base>:<suffix>:<id>``: base + LoRA adapter).
+4. models fine-tuned by a finished job (``ft:<base>:<suffix>:<id>``: base + LoRA adapter),
+   and any checkpoint still on disk of a job, finished or not
+   (``ft:<base>:<suffix>:<id>:ckpt-step-<N>``: base + that checkpoint's adapter).
 
 Aliases: ``default`` and ``default-embedding`` point at the settings' defaults, and
 ``[aliases]`` in ``ember.toml`` adds any other name (say a client's hard-coded
@@ -14,6 +16,8 @@ Aliases: ``default`` and ``default-embedding`` point at the settings' defaults, 
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,7 @@ ModelSource = Literal["embedded", "config", "hub", "fine-tune"]
 DEFAULT_ALIAS = "default"
 DEFAULT_EMBEDDING_ALIAS = "default-embedding"
 _MAX_ALIAS_DEPTH = 8
+_CHECKPOINT_NAME = re.compile(r"^ft:.*:(?P<job>[^:]+):ckpt-step-(?P<step>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,35 @@ class ModelRegistry:
 
     def canonical_id(self, name: str) -> str:
         """Follow aliases until a model id; unknown names raise ModelNotFoundError."""
+        if (checkpoint := self._checkpoint(name)) is not None:
+            return checkpoint.id
         return self._follow(name, self.specs())
 
     def resolve(self, name: str) -> ModelSpec:
+        if (checkpoint := self._checkpoint(name)) is not None:
+            return checkpoint
         specs = self.specs()  # one snapshot (one store query) per resolution
         return specs[self._follow(name, specs)]
+
+    def _checkpoint(self, name: str) -> ModelSpec | None:
+        """A fine-tuning checkpoint named as its job's checkpoints list names it."""
+        match = _CHECKPOINT_NAME.match(name)
+        if match is None:
+            return None
+        job = self.store.get_fine_tuning_job(f"ftjob-{match['job']}")
+        if job is None or "workdir" not in job.internal:
+            return None
+        step = int(match["step"])
+        adapter = Path(job.internal["workdir"]) / "checkpoints" / f"step-{step:06d}"
+        if not (adapter / "adapter_config.json").exists():
+            return None  # never written, or pruned: only the newest few are kept
+        return dataclasses.replace(
+            spec_from_fine_tuning_job(job),
+            id=name,
+            description=f"{job.job['model']} at step {step} of fine-tuning job {job.id}",
+            created=job.created_at,
+            adapter=adapter,
+        )
 
     def _follow(self, name: str, specs: dict[str, ModelSpec]) -> str:
         aliases = self.aliases()

@@ -94,6 +94,9 @@ class JobObserver:
             str(path),
             {"step": step, "train_loss": report.loss, "learning_rate": report.learning_rate},
         )
+        # The trainer keeps only its newest checkpoints on disk; list only those.
+        kept = [str(p) for p in checkpoint_dirs(path.parent.parent)]
+        self.store.forget_fine_tuning_checkpoints(self.job_id, kept)
         self.store.add_fine_tuning_event(self.job_id, f"Checkpoint written at step {step}")
 
     def interruption(self) -> Outcome | None:

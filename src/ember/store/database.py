@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,6 +385,10 @@ class Store:
     ) -> None:
         with self.session() as session:
             fine_tuning.add_checkpoint(session, job_id, int(time.time()), step, path, metrics)
+
+    def forget_fine_tuning_checkpoints(self, job_id: str, keep_paths: Sequence[str]) -> int:
+        with self.session() as session:
+            return fine_tuning.forget_checkpoints(session, job_id, keep_paths)
 
     def list_fine_tuning_checkpoints(
         self, job_id: str, *, after: str | None = None, limit: int = 10

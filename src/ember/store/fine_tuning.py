@@ -218,6 +218,17 @@ def add_checkpoint(
     )
 
 
+def forget_checkpoints(session: Session, job_id: str, keep_paths: Sequence[str]) -> int:
+    """Drop the job's checkpoint rows whose directory is not in ``keep_paths``."""
+    rows = session.scalars(
+        select(FineTuningCheckpointRow).where(FineTuningCheckpointRow.job_id == job_id)
+    ).all()
+    gone = [row for row in rows if row.path not in set(keep_paths)]
+    for row in gone:
+        session.delete(row)
+    return len(gone)
+
+
 def page_checkpoints(
     session: Session, job_id: str, *, after: str | None, limit: int
 ) -> tuple[list[CheckpointRecord], bool]:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from ember.api.deps import get_services
 from ember.api.fine_tuning.protocol import CreateFineTuningJobRequest
 from ember.services.container import Services
+from ember.services.fine_tuning import fine_tuned_model_name
 from ember.store.fine_tuning import CheckpointRecord, JobRecord
 
 router = APIRouter()
@@ -26,7 +27,9 @@ def _job(record: JobRecord) -> JSONResponse:
 
 
 def _checkpoint(record: CheckpointRecord, job: JobRecord) -> dict[str, Any]:
-    name = job.fine_tuned_model or f"ft:{job.job['model']}:{job.internal.get('suffix') or ''}"
+    name = job.fine_tuned_model or fine_tuned_model_name(
+        job.job["model"], job.internal.get("suffix"), job.id
+    )
     return {
         "object": "fine_tuning.job.checkpoint",
         "id": f"ftckpt-{record.seq}",
