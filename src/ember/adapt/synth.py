@@ -13,23 +13,44 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-QA_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "pairs": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
-                "required": ["question", "answer"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["pairs"],
-    "additionalProperties": False,
-}
+
+def max_reply_tokens(count: int) -> int:
+    """A token budget no reply under ``qa_schema(count)`` can exceed (a token is ≥ 1 char)."""
+    return 440 * count
+
+
+def qa_schema(count: int) -> dict[str, Any]:
+    """The reply's JSON schema: at most ``count`` pairs, each question a question.
+
+    Decoding follows it token by token, so a small model cannot run on past ``count`` pairs
+    or write a statement where a question belongs; with every string bounded, the whole
+    reply fits in ``max_reply_tokens(count)`` and always parses.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "pairs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": count,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string", "pattern": r"^[^\n]{7,159}[?？]$"},
+                        "answer": {"type": "string", "minLength": 1, "maxLength": 240},
+                    },
+                    "required": ["question", "answer"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["pairs"],
+        "additionalProperties": False,
+    }
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MIN_GROUNDING = 0.6
 

@@ -34,6 +34,7 @@ from ember.api.keys.router import usage_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
 from ember.api.responses.router import router as responses_router
+from ember.api.synth.router import router as synth_router
 from ember.api.vector_stores.router import router as vector_stores_router
 from ember.errors import PayloadTooLargeError
 from ember.services.container import Services
@@ -135,6 +136,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built.metrics.models_loaded.set(len(built.manager.loaded()))
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running
+        built.synth.start()  # resumes synthetic-data jobs left unfinished
         try:
             yield
         finally:
@@ -169,6 +171,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         files_router,
         vector_stores_router,
         fine_tuning_router,
+        synth_router,
     ):
         app.include_router(router, dependencies=secured)
     app.include_router(keys_admin_router)  # its own dependency: the admin key

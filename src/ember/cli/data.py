@@ -1,41 +1,59 @@
 """``ember data synth``: question/answer training data from documents, written by a local model.
 
-It talks to the running server with the official ``openai`` client: documents come from a
-vector store (``--store``, by name or id: each file's parsed text) or from uploaded files
-(``--file``); the model answers under a JSON schema; ``ember.adapt.synth`` cuts passages,
-checks and deduplicates the pairs. The result is OpenAI chat JSONL, written to ``--output``
-and, with ``--upload``, stored as a ``fine-tune`` file whose id is printed for a job.
+The work runs in the server as a synthetic-data job (``POST /v1/ember/synth_jobs``, see
+``ember.services.synth_jobs``): documents come from a vector store (``--store``, by name or id)
+or from uploaded files (``--file``). This command starts the job, shows its progress, and
+writes the checked, deduplicated pairs (OpenAI chat JSONL) to ``--output``, with the AIGC
+label beside it; the same pairs are already stored as a ``fine-tune`` file whose id it prints.
+Interrupting the command leaves the job running (``ember data synth --follow ID`` follows it
+again); a restarted server resumes it at the first passage not yet answered.
 """
 
 from __future__ import annotations
 
-import io
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import openai
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ember.adapt.synth import QA_SCHEMA, QAPair, keep_good, parse_pairs, passages, prompt
 from ember.cli.tune import BaseUrl, api_errors, server_client
+from ember.guard.aigc import label_file
 
 app = typer.Typer(help="Prepare training data.", no_args_is_help=True)
+_JOBS = "/ember/synth_jobs"
 
 
-def _store_texts(client: openai.OpenAI, store: str) -> list[str]:
-    stores = list(client.vector_stores.list(limit=100))
-    match = next((s for s in stores if store in (s.id, s.name)), None)
-    if match is None:
-        raise typer.BadParameter(
-            f"no vector store named or with id '{store}'", param_hint="--store"
-        )
-    texts = []
-    for item in client.vector_stores.files.list(vector_store_id=match.id, limit=100):
-        parts = client.vector_stores.files.content(item.id, vector_store_id=match.id)
-        texts.append("\n\n".join(part.text or "" for part in parts))
-    return texts
+def _store_id(client: openai.OpenAI, store: str) -> str:
+    for candidate in client.vector_stores.list(limit=100):
+        if store in (candidate.id, candidate.name):
+            return candidate.id
+    raise typer.BadParameter(f"no vector store named or with id '{store}'", param_hint="--store")
+
+
+def _call(client: openai.OpenAI, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    if method == "POST":
+        response = client.post(path, cast_to=httpx.Response, body=body)
+    else:
+        response = client.get(path, cast_to=httpx.Response)
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _follow(client: openai.OpenAI, job: dict[str, Any], console: Console) -> dict[str, Any]:
+    columns = (TextColumn("writing pairs"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("synth", total=job["passages"]["total"])
+        while True:
+            progress.update(task, completed=job["passages"]["completed"])
+            if job["status"] not in ("queued", "running"):
+                return job
+            time.sleep(1.0)
+            job = _call(client, "GET", f"{_JOBS}/{job['id']}")
 
 
 @app.command()
@@ -53,46 +71,44 @@ def synth(
     system: Annotated[
         str | None, typer.Option(help="A system message for every training example.")
     ] = None,
-    upload: Annotated[bool, typer.Option(help="Upload the result as a fine-tune file.")] = False,
+    seed: Annotated[int, typer.Option(help="Sampling seed of the first passage.")] = 0,
+    follow: Annotated[
+        str | None, typer.Option("--follow", help="Follow an existing job instead.")
+    ] = None,
     base_url: BaseUrl = None,
 ) -> None:
     """Turn documents into validated, deduplicated question/answer pairs (chat JSONL)."""
-    if not store and not file:
-        raise typer.BadParameter("give --store or --file")
+    if not store and not file and not follow:
+        raise typer.BadParameter("give --store or --file (or --follow JOB_ID)")
     console = Console(stderr=True, highlight=False)
     with api_errors():
         client = server_client(base_url)
-        texts = _store_texts(client, store) if store else []
-        texts += [client.files.content(f).text for f in file or []]
-        chunks = [p for text in texts for p in passages(text)][:max_passages]
-        found: list[QAPair] = []
-        columns = (TextColumn("writing pairs"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("synth", total=len(chunks))
-            for chunk in chunks:
-                response_format: Any = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "qa_pairs", "schema": QA_SCHEMA, "strict": True},
-                }
-                reply = client.chat.completions.create(
-                    model=model,
-                    messages=prompt(chunk, per_passage),  # type: ignore[arg-type]
-                    response_format=response_format,
-                    temperature=0.3,
-                    max_tokens=120 * per_passage,
-                    seed=len(found),
-                )
-                found += parse_pairs(reply.choices[0].message.content or "", chunk)
-                progress.advance(task)
-        kept, dropped = keep_good(found)
-        output.write_text("".join(pair.to_chat_line(system) + "\n" for pair in kept))
+        if follow:
+            job = _call(client, "GET", f"{_JOBS}/{follow}")
+        else:
+            body = {
+                "model": model,
+                "vector_store_id": _store_id(client, store) if store else None,
+                "file_ids": file or [],
+                "questions_per_passage": per_passage,
+                "max_passages": max_passages,
+                "system": system,
+                "seed": seed,
+            }
+            job = _call(client, "POST", _JOBS, body)
+            console.print(f"job {job['id']}: {job['passages']['total']} passages")
+        job = _follow(client, job, console)
         out = Console(highlight=False)
-        out.print(f"{len(kept)} pairs from {len(chunks)} passages written to {output}")
-        for reason, count in sorted(dropped.items()):
+        if job["status"] != "succeeded":
+            error = job.get("error") or {}
+            console.print(f"[red]Error:[/red] job {job['status']}: {error.get('message', '')}")
+            raise typer.Exit(1)
+        output.write_bytes(client.files.content(job["output_file_id"]).read())
+        label_file(output, job["aigc"])
+        pairs = job["pairs"]
+        out.print(
+            f"{pairs['kept']} pairs from {job['passages']['total']} passages written to {output}"
+        )
+        for reason, count in sorted(pairs["dropped"].items()):
             out.print(f"dropped {count}: {reason}")
-        if upload and kept:
-            data = output.read_bytes()
-            uploaded = client.files.create(
-                file=(output.name, io.BytesIO(data)), purpose="fine-tune"
-            )
-            out.print(f"uploaded as {uploaded.id}")
+        out.print(f"uploaded as {job['output_file_id']}")

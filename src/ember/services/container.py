@@ -27,6 +27,7 @@ from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.responses import ResponseService
 from ember.services.routing import Router
+from ember.services.synth_jobs import SynthJobService
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 from ember.settings import Settings
@@ -56,6 +57,7 @@ class Services:
     cache: ResponseCache
     keys: KeyRing
     fine_tuning: FineTuningService
+    synth: SynthJobService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -129,9 +131,13 @@ class Services:
             cache=cache,
             keys=KeyRing(store, settings),
             fine_tuning=FineTuningService(settings, store, registry, files),
+            synth=SynthJobService(
+                store.synth, registry, text, files, vector_stores, producer=settings.aigc_producer
+            ),
         )
 
     async def close(self) -> None:
+        await self.synth.stop()
         await self.fine_tuning.close()
         await self.ingestion.stop()
         await self.router.close()

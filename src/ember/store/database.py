@@ -47,6 +47,7 @@ from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.files import FileRecord
 from ember.store.migrations import migrate
+from ember.store.synth import SynthJobTables
 from ember.store.tables import ApiKeyRow, ModelRow, RequestLogRow, ResponseRow
 from ember.store.vectors import VectorTables
 
@@ -109,6 +110,7 @@ class Store:
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.vectors = VectorTables(self.engine)
+        self.synth = SynthJobTables(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -284,6 +284,36 @@ def m006_guard_vault(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX guard_vault_expires ON guard_vault (expires_at)"))
 
 
+def m011_synth_jobs(conn: Connection) -> None:
+    """Synthetic-data jobs and their passages (``/v1/ember/synth_jobs``)."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE synth_jobs (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                job TEXT NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TABLE synth_passages (
+                job_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                pairs TEXT,
+                PRIMARY KEY (job_id, idx)
+            )
+            """
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -292,6 +322,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m004_keys_usage,
     m005_fine_tuning,
     m006_guard_vault,
+    m011_synth_jobs,
 ]
 
 
