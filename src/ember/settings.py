@@ -306,6 +306,12 @@ class Settings(BaseSettings):
         description="torch threads of the fine-tuning worker process (it shares the CPU with "
         "serving).",
     )
+    fine_tuning_device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="Where fine-tuning runs: `auto` (the first CUDA GPU if torch sees one, "
+        "else the CPU), `cpu`, `cuda` or `cuda:N`.",
+    )
     fine_tuning_seq_len: int = Field(
         default=512,
         ge=16,

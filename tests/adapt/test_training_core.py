@@ -25,6 +25,7 @@ from ember.adapt.training import (
     TrainingConfig,
     add_lora,
     checkpoint_dirs,
+    pick_device,
     seed_everything,
 )
 from ember.errors import InvalidTrainingDataError
@@ -166,6 +167,7 @@ def trainer(tiny: Path, tokenizer: Any, workdir: Path, recorder: Recorder) -> Lo
     blocks = pack(examples, 64, tokenizer.eos_token_id)
     seed_everything(7)
     model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    model.to(pick_device("auto"))  # the CPU here; the GPU where torch sees one
     model = add_lora(model, LoraSettings(rank=4, alpha=8, dropout=0.1))
     config = TrainingConfig(
         n_epochs=20, batch_size=2, learning_rate=5e-3, checkpoint_every=4, max_steps=20

@@ -27,10 +27,19 @@ def collate(blocks: Sequence[Block], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def to_device(batch: dict[str, Any], model: Any) -> dict[str, Any]:
+    """``batch`` on the device that holds ``model``'s weights (a GPU, or the CPU)."""
+    device = next(model.parameters()).device
+    if all(tensor.device == device for tensor in batch.values()):
+        return batch
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
 def token_losses(model: Any, batch: dict[str, Any]) -> tuple[float, int]:
     """Summed next-token loss and the number of tokens it covers."""
     import torch
 
+    batch = to_device(batch, model)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     shifted = batch["labels"][:, 1:]
     losses = torch.nn.functional.cross_entropy(

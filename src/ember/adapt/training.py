@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ember.adapt.data import Block, epoch_order
-from ember.adapt.perplexity import collate
+from ember.adapt.perplexity import collate, to_device
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 _STATE_FILE = "trainer_state.pt"
@@ -109,6 +109,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def pick_device(name: str = "auto") -> str:
+    """``auto``: the first CUDA GPU when torch sees one, else the CPU; or exactly ``name``."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"fine_tuning_device is '{name}' but torch sees no CUDA GPU")
+    return name
+
+
 def checkpoint_dirs(workdir: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     root = workdir / "checkpoints"
@@ -172,7 +183,9 @@ class LoraTrainer:
         from safetensors.torch import load_file
 
         set_peft_model_state_dict(self.model, load_file(str(path / _ADAPTER_FILE)))
-        state = torch.load(path / _STATE_FILE, weights_only=False)
+        # On the CPU first, so a checkpoint written on a GPU resumes anywhere; the optimizer
+        # moves its state to the parameters' device as it loads.
+        state = torch.load(path / _STATE_FILE, weights_only=False, map_location="cpu")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
@@ -180,6 +193,8 @@ class LoraTrainer:
         random.setstate(state["python_rng"])
         np.random.set_state(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def save_checkpoint(self) -> Path:
         import numpy as np
@@ -193,7 +208,8 @@ class LoraTrainer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         weights = {
-            k: v.detach().contiguous() for k, v in get_peft_model_state_dict(self.model).items()
+            k: v.detach().cpu().contiguous()
+            for k, v in get_peft_model_state_dict(self.model).items()
         }
         save_file(weights, str(partial / _ADAPTER_FILE))
         self.model.peft_config["default"].save_pretrained(str(partial))
@@ -206,6 +222,7 @@ class LoraTrainer:
                 "python_rng": random.getstate(),
                 "numpy_rng": np.random.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             partial / _STATE_FILE,
         )
@@ -232,7 +249,7 @@ class LoraTrainer:
         while self.step < self.total_steps:
             started = time.perf_counter()
             blocks = self.batch_for(self.step)
-            batch = collate(blocks, self.pad_id)
+            batch = to_device(collate(blocks, self.pad_id), self.model)
             logits = self.model(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
             ).logits

@@ -41,6 +41,7 @@ from ember.adapt.training import (
     TrainingConfig,
     add_lora,
     checkpoint_dirs,
+    pick_device,
     seed_everything,
 )
 from ember.errors import EmberError
@@ -224,10 +225,21 @@ def _load_base(job: JobRecord, settings: Settings) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _describe(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"the CPU ({torch.get_num_threads()} threads)"
+
+
 def _train(job: JobRecord, settings: Settings, store: Store) -> None:
     files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
     workdir = Path(job.internal["workdir"])
     model, tokenizer = _load_base(job, settings)
+    device = pick_device(settings.fine_tuning_device)
+    model.to(device)
+    store.add_fine_tuning_event(job.id, f"Training on {_describe(device)}")
     data = prepare(job, tokenizer, files)
     config = training_config(job, settings_checkpoint=int(job.job["ember"]["checkpoint_every"]))
     resuming = bool(checkpoint_dirs(workdir))
