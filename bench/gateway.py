@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -123,56 +124,117 @@ class Result:
         return self.errors / self.requests if self.requests else 0.0
 
 
-async def sequential(url: str, count: int, headers: dict[str, str]) -> list[float]:
-    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
-        times = []
-        for _ in range(count):
-            started = time.perf_counter()
-            response = await client.post(url, json=BODY)
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code == 200:
-                times.append(elapsed)
-        return times
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("EMBER_WRK %%d %%d %%d %%d %%.1f %%.1f\\n", summary.requests,
+    summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
-async def load(
-    url: str, concurrency: int, seconds: float, headers: dict[str, str]
-) -> tuple[int, int, float]:
-    """(ok, errors, seconds): ``concurrency`` clients each sending back to back."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+@dataclass
+class Run:
+    """One load run: requests answered 200, failed ones, seconds, and latency percentiles."""
+
+    ok: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run_wrk(wrk: str, url: str, connections: int, seconds: float, script: Path) -> Run:
+    """``connections`` keep-alive clients sending back to back for ``seconds`` (wrk, one thread:
+    a compiled load generator costs a fraction of the CPU a Python one would take)."""
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
+    out = subprocess.run([*cmd, "-s", str(script), url], capture_output=True, text=True)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("EMBER_WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}{out.stderr}")
+    requests, duration_us, socket_errors, status_errors, p50_us, p99_us = line.split()[1:]
+    errors = int(socket_errors) + int(status_errors)
+    return Run(
+        ok=int(requests) - int(status_errors),
+        errors=errors,
+        seconds=int(duration_us) / 1e6,
+        p50_ms=float(p50_us) / 1000,
+        p99_ms=float(p99_us) / 1000,
+    )
+
+
+async def run_httpx(url: str, connections: int, seconds: float, headers: dict[str, str]) -> Run:
+    """The same with httpx, for a machine without wrk (it costs far more CPU per request)."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     ok = errors = 0
+    times: list[float] = []
     async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             nonlocal ok, errors
             while time.perf_counter() < deadline:
+                started = time.perf_counter()
                 try:
                     response = await client.post(url, json=BODY)
-                    if response.status_code == 200:
-                        ok += 1
-                    else:
-                        errors += 1
                 except httpx.HTTPError:
+                    errors += 1
+                    continue
+                if response.status_code == 200:
+                    ok += 1
+                    times.append((time.perf_counter() - started) * 1000)
+                else:
                     errors += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return ok, errors, time.perf_counter() - started
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    p50 = statistics.median(times) if times else 0.0
+    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else p50
+    return Run(ok, errors, elapsed, p50, p99)
 
 
-def measure(name: str, url: str, args: argparse.Namespace, proc: psutil.Process | None) -> Result:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    asyncio.run(sequential(url, 10, headers))  # warm-up
-    times = asyncio.run(sequential(url, args.latency_requests, headers))
+class LoadGenerator:
+    def __init__(self, work: Path) -> None:
+        self.wrk = shutil.which("wrk")
+        self.script = work / "post.lua"
+        self.script.write_text(WRK_SCRIPT % {"body": json.dumps(BODY), "key": KEY})
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    @property
+    def name(self) -> str:
+        return "wrk" if self.wrk else "httpx (install wrk for a leaner load generator)"
+
+    def run(self, url: str, connections: int, seconds: float) -> Run:
+        if self.wrk:
+            return run_wrk(self.wrk, url, connections, seconds, self.script)
+        return asyncio.run(run_httpx(url, connections, seconds, self.headers))
+
+
+def measure(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    proc: psutil.Process | None,
+    load: LoadGenerator,
+) -> Result:
+    load.run(url, 1, 1.0)  # warm-up
+    sequential = load.run(url, 1, args.latency_seconds)
     result = Result(name)
-    result.p50_ms = statistics.median(times)
-    result.p99_ms = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
+    result.p50_ms = sequential.p50_ms
+    result.p99_ms = sequential.p99_ms
+    result.errors += sequential.errors
+    result.requests += sequential.ok + sequential.errors
     for concurrency in args.concurrency:
-        ok, errors, seconds = asyncio.run(load(url, concurrency, args.seconds, headers))
-        result.rps[concurrency] = ok / seconds
-        result.errors += errors
-        result.requests += ok + errors
+        run = load.run(url, concurrency, args.seconds)
+        result.rps[concurrency] = run.ok / run.seconds
+        result.errors += run.errors
+        result.requests += run.ok + run.errors
     if proc is not None:
         result.rss_mb = rss_mb(proc)
     console.print(
@@ -234,7 +296,9 @@ model_list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="Upstream latency.")
-    parser.add_argument("--latency-requests", type=int, default=200)
+    parser.add_argument(
+        "--latency-seconds", type=float, default=5.0, help="Sequential requests for latency."
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="Per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
     parser.add_argument(
@@ -249,15 +313,18 @@ def main() -> int:
     BENCH_DIR.mkdir(exist_ok=True)
     litellm = ensure_litellm() if "litellm" in args.gateways else None
     work = Path(tempfile.mkdtemp(prefix="ember-bench-gateway-"))
+    load = LoadGenerator(work)
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     results: list[Result] = []
-    fake_cmd = [sys.executable, "-m", "tests.fake_provider", "--port", str(up_port)]
+    fake_cmd = [sys.executable, str(ROOT / "bench" / "fake_upstream.py"), "--port", str(up_port)]
     fake_cmd += ["--latency-ms", str(args.latency_ms)]
     with process(fake_cmd, env=env, ready=f"{upstream}/models", log=work / "upstream.log"):
-        console.print(f"Upstream: {upstream} ({args.latency_ms:g} ms per answer)")
-        results.append(measure("direct", f"{upstream}/chat/completions", args, None))
+        console.print(
+            f"Upstream: {upstream} ({args.latency_ms:g} ms per answer), load: {load.name}"
+        )
+        results.append(measure("direct", f"{upstream}/chat/completions", args, None, load))
         for guard in (False, True):
             if f"ember-guard-{'on' if guard else 'off'}" not in args.gateways:
                 continue
@@ -270,7 +337,7 @@ def main() -> int:
             base = f"http://127.0.0.1:{port}"
             with process(cmd, env=ember_env, ready=f"{base}/healthz", log=home / "log") as proc:
                 name = f"ember (guard {'on' if guard else 'off'})"
-                results.append(measure(name, f"{base}/v1/chat/completions", args, proc))
+                results.append(measure(name, f"{base}/v1/chat/completions", args, proc, load))
         if litellm is not None:
             (work / "litellm.yaml").write_text(litellm_config(upstream))
             port = free_port()
@@ -281,7 +348,7 @@ def main() -> int:
             ready = f"http://127.0.0.1:{port}/health/liveliness"
             with process(cmd, env=lite_env, ready=ready, log=work / "litellm.log") as proc:
                 base = f"http://127.0.0.1:{port}"
-                results.append(measure("litellm", f"{base}/v1/chat/completions", args, proc))
+                results.append(measure("litellm", f"{base}/v1/chat/completions", args, proc, load))
     report(results, args)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

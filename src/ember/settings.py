@@ -363,6 +363,13 @@ class Settings(BaseSettings):
         description="Also keep each request's input and output text in the audit log, not "
         "only their SHA-256 hashes.",
     )
+    log_synchronous_commit: bool = Field(
+        default=True,
+        description="Answer a request only once its request-log row and audit record are "
+        "committed (group commit: one writer thread, many requests per transaction, off the "
+        "event loop). Off: answer first; a graceful shutdown still writes every record, but a "
+        "crash can lose those of the requests answered in its last milliseconds.",
+    )
 
     providers: dict[str, ProviderConfig] = Field(
         default_factory=dict,
