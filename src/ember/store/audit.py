@@ -138,7 +138,9 @@ def append_many(session: Session, entries: list[AuditEntry]) -> list[AuditRecord
         prev_hash = record.hash
         records.append(record)
     if records:
-        session.execute(insert(AuditLogRow), [record.to_dict() for record in records])
+        # Core's executemany: one prepared statement, no ORM bookkeeping per row.
+        rows = [record.to_dict() for record in records]
+        session.connection().execute(insert(AuditLogRow), rows)
     return records
 
 

@@ -126,7 +126,11 @@ class LogWriter:
                 with self._open_session() as session:
                     write_batch(session, batch)
         except Exception as exc:  # a bookkeeping failure must not kill the writer
-            logger.exception("could not write %d request records", len(batch))
+            if len(batch) > 1:  # one bad record must not take its batch with it
+                for item in batch:
+                    self._write([item])
+                return
+            logger.exception("could not write a request record")
             for item in batch:
                 if not item.done.done():
                     item.done.set_exception(exc)
@@ -143,4 +147,4 @@ def write_batch(session: Session, batch: list[Pending]) -> None:
         audit.append_many(session, entries)  # first statement: takes the write lock
     rows = [item.request_log for item in batch if item.request_log is not None]
     if rows:
-        session.execute(insert(RequestLogRow), rows)
+        session.connection().execute(insert(RequestLogRow), rows)
