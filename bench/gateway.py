@@ -2,25 +2,31 @@
 
 One command (``python bench/gateway.py``) runs, one gateway at a time:
 
-* a fake OpenAI-compatible upstream (``tests/fake_provider.py``) that answers every chat
-  completion after a fixed 50 ms;
-* ``direct``: the load generator straight at the upstream (the baseline);
-* ``ember (guard off)``: ``python -m ember serve`` with one route to the upstream, no cache, no
-  PII recognizers (``guard_recognizers = []``; the injection detectors still run, there is no
-  switch for them), audit log on as shipped;
+* a fake OpenAI-compatible upstream (``bench/fake_upstream.py``: raw ASGI on one uvicorn
+  process with uvloop and httptools) that answers every chat completion after a fixed 50 ms;
+* ``direct``: the load generator straight at the upstream: the baseline, and the ceiling
+  this machine can show for any gateway (load generator and upstream alone);
+* ``ember (guard off)``: ``python -m ember serve`` (one process) with one route to the
+  upstream, no cache, no PII recognizers (``guard_recognizers = []``; the injection detectors
+  still run, there is no switch for them), audit log and request log on as shipped
+  (``log_synchronous_commit = true``: each answer waits for its records' commit);
 * ``ember (guard on)``: the same with every PII recognizer (the default);
-* ``litellm``: ``litellm --config`` (the proxy, stock settings, one worker) from a separate
-  virtualenv the script creates under ``.bench/`` (``pip install 'litellm[proxy]'``), never
-  the project's.
+* ``litellm``: ``litellm --config`` (the proxy as its docs start it, one worker like Ember)
+  from a separate virtualenv the script creates under ``.bench/`` (``pip install
+  'litellm[proxy]'``), never the project's.
 
-For each: **added latency** p50/p99 (sequential requests, the gateway's percentile minus
-the direct one), **requests/s** with 32 and 128 concurrent clients for a fixed time, the
-**error rate** under load, and the gateway's **RSS** after the load. Non-streaming chat
-completions with a short prompt. Ratios compare Ember with LiteLLM (targets: added latency ≤
-0.3x, throughput ≥ 3x).
+The load generator is ``wrk`` (``apt-get install wrk``; one thread, a Lua script that POSTs
+the JSON body), a compiled client that costs a small fraction of the CPU a Python one
+would; without it the script falls back to httpx and says so. For each gateway: **added
+latency** p50/p99 (one client, back to back, for ``--latency-seconds``; the gateway's
+percentile minus the direct one), **requests/s** with 32 and 128 keep-alive clients for
+``--seconds`` each, the **error rate** under load, and the gateway's **RSS** after the
+load. Non-streaming chat completions with a short prompt. Ratios compare Ember with LiteLLM
+(targets: added latency <= 0.3x, throughput >= 3x).
 
-Everything shares this machine's cores with the load generator, so absolute numbers are
-modest and noisy; the same run measures every gateway. Run under the bench lock:
+Everything shares this machine's cores with the load generator (and with whatever else runs:
+the table's title gives the load average), so absolute numbers are modest and noisy; the
+same run measures every gateway. Run under the bench lock:
 ``flock /tmp/ember-bench.lock .venv/bin/python bench/gateway.py``.
 """
 
@@ -324,7 +330,9 @@ def main() -> int:
         console.print(
             f"Upstream: {upstream} ({args.latency_ms:g} ms per answer), load: {load.name}"
         )
-        results.append(measure("direct", f"{upstream}/chat/completions", args, None, load))
+        results.append(
+            measure("direct (ceiling)", f"{upstream}/chat/completions", args, None, load)
+        )
         for guard in (False, True):
             if f"ember-guard-{'on' if guard else 'off'}" not in args.gateways:
                 continue
@@ -349,6 +357,7 @@ def main() -> int:
             with process(cmd, env=lite_env, ready=ready, log=work / "litellm.log") as proc:
                 base = f"http://127.0.0.1:{port}"
                 results.append(measure("litellm", f"{base}/v1/chat/completions", args, proc, load))
+    args.load_name = load.name
     report(results, args)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
@@ -358,7 +367,12 @@ def main() -> int:
 def report(results: list[Result], args: argparse.Namespace) -> None:
     direct = results[0]
     lite = next((r for r in results if r.name == "litellm"), None)
-    table = Table(title=f"Gateway overhead, upstream {args.latency_ms:g} ms (noisy, shared CPU)")
+    load1, load5, _ = os.getloadavg()
+    table = Table(
+        title=f"Gateway overhead, upstream {args.latency_ms:g} ms, load generator "
+        f"{args.load_name}; noisy, shared CPU ({os.cpu_count()} cores, load average "
+        f"{load1:.1f} now, {load5:.1f} over 5 min)"
+    )
     table.add_column("gateway")
     table.add_column("added p50 ms", justify="right")
     table.add_column("added p99 ms", justify="right")
@@ -388,6 +402,20 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             cells += ["", f"{r.rss_mb / lite.rss_mb:.2f}x" if lite.rss_mb else "-"]
             table.add_row(*cells, style="bold")
     console.print(table)
+    if lite is None:
+        return
+    for r in results:
+        if not r.name.startswith("ember"):
+            continue
+        lite50 = max(lite.p50_ms - direct.p50_ms, 1e-9)
+        overhead = (r.p50_ms - direct.p50_ms) / lite50
+        speedups = [r.rps[c] / lite.rps[c] for c in args.concurrency]
+        console.print(
+            f"{r.name}: added p50 {overhead:.2f}x LiteLLM's (target <= 0.3x: "
+            f"{'PASS' if overhead <= 0.3 else 'FAIL'}), throughput "
+            + ", ".join(f"{x:.2f}x @{c}" for x, c in zip(speedups, args.concurrency, strict=True))
+            + f" (target >= 3x: {'PASS' if min(speedups) >= 3 else 'FAIL'})"
+        )
 
 
 if __name__ == "__main__":
