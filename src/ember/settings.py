@@ -119,6 +119,14 @@ class ProviderConfig(BaseModel):
         default=False,
         description="May receive sensitive (PII / local_only) requests, like a local model.",
     )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive failures that open a target's circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long an open breaker waits before it lets one probe through.",
+    )
 
 
 class RouteConfig(BaseModel):

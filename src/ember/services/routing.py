@@ -115,12 +115,18 @@ class Router:
         provider, sep, model = spec.partition("/")
         if not sep or not model:
             raise ValueError(f"route target {spec!r} must be 'local/MODEL' or 'PROVIDER/MODEL'")
-        self.health.setdefault(spec, TargetHealth())
         if provider == LOCAL:
+            self.health.setdefault(spec, TargetHealth())
             return Target(spec, LOCAL, model, local=True, trusted=True)
         config = self.settings.providers.get(provider)
         if config is None:
             raise ValueError(f"route target {spec!r} names no provider [providers.{provider}]")
+        self.health.setdefault(
+            spec,
+            TargetHealth(
+                failure_threshold=config.breaker_failures, cooldown_s=config.breaker_cooldown_s
+            ),
+        )
         return Target(
             spec,
             provider,
