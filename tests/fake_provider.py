@@ -140,7 +140,9 @@ class FakeProvider:
             "completion_tokens": len(words),
             "total_tokens": prompt_tokens + len(words),
         }
+        finish = "stop"
         if body.get("max_tokens") is not None:
+            finish = "length" if int(body["max_tokens"]) < len(words) else "stop"
             words = words[: int(body["max_tokens"])]
             usage["completion_tokens"] = len(words)
             usage["total_tokens"] = prompt_tokens + len(words)
@@ -158,7 +160,7 @@ class FakeProvider:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": " ".join(words)},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": usage,
@@ -166,7 +168,7 @@ class FakeProvider:
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            self._stream(base, words, usage, name, include_usage),
+            self._stream(base, words, usage, name, include_usage, finish),
             media_type="text/event-stream",
         )
 
@@ -177,6 +179,7 @@ class FakeProvider:
         usage: dict[str, int],
         name: str,
         include_usage: bool,
+        finish: str = "stop",
     ) -> AsyncIterator[bytes]:
         def frame(payload: dict[str, Any]) -> bytes:
             return f"data: {json.dumps(payload)}\n\n".encode()
@@ -199,7 +202,7 @@ class FakeProvider:
                 raise ConnectionResetError("the fake provider drops the stream")
             yield chunk({"content": (" " if i else "") + word})
             await asyncio.sleep(0)
-        yield chunk({}, "stop")
+        yield chunk({}, finish)
         if include_usage:
             yield frame({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"

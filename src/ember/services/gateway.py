@@ -166,6 +166,7 @@ class CacheStage:
                 completion_tokens=ctx.usage.completion_tokens,
                 stored_at=self.cache._now(),
                 vector=vector,
+                finish_reason=ctx.attributes.get("finish_reason", "stop"),
             ),
         )
 
@@ -184,7 +185,9 @@ class CacheReplay:
         for piece in pieces[:-1]:
             yield GenerationChunk(text=piece)
         yield GenerationChunk(
-            text=pieces[-1], tokens=self.answer.completion_tokens, finish_reason="stop"
+            text=pieces[-1],
+            tokens=self.answer.completion_tokens,
+            finish_reason=self.answer.finish_reason,
         )
 
 

@@ -306,6 +306,7 @@ class TextGenerationService:
                     )
                     if positions and reason == "stop":
                         reason = "tool_calls"
+                    ctx.attributes["finish_reason"] = reason  # a cached answer replays it
                     yield ChoiceEnd(index, reason)
                     return
 
