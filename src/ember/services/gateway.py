@@ -244,7 +244,11 @@ class Gateway:
                         raise UnsupportedParameterError(
                             "tools, response_format and logprobs are served by local targets "
                             f"only (the route '{model}' chose {first.name}).",
-                            param="tools" if request.tools else "response_format",
+                            param="tools"
+                            if request.tools
+                            else "response_format"
+                            if request.response_format
+                            else "logprobs",
                         )
                     params = request.params
                     cap = ctx.attributes.get("max_tokens_cap")
