@@ -110,6 +110,29 @@ class FakeProvider:
         words = [f"w{i}" for i in range(self.answer_words)]
         return [f"echo:{last[:24]}", *words]
 
+    @staticmethod
+    def _logprobs(body: dict[str, Any], words: list[str]) -> dict[str, Any] | None:
+        """Made-up log-probabilities, one per word, when the request asks for them."""
+        if not body.get("logprobs"):
+            return None
+        top = int(body.get("top_logprobs") or 0)
+        content = []
+        for i, word in enumerate(words):
+            token = (" " if i else "") + word
+            alternatives = [
+                {"token": f"alt{j}", "logprob": -1.0 - j, "bytes": list(f"alt{j}".encode())}
+                for j in range(top)
+            ]
+            content.append(
+                {
+                    "token": token,
+                    "logprob": -0.25,
+                    "bytes": list(token.encode()),
+                    "top_logprobs": alternatives,
+                }
+            )
+        return {"content": content}
+
     async def chat(self, request: Request) -> Response:
         body = await request.json()
         with self.lock:
@@ -161,6 +184,7 @@ class FakeProvider:
                             "index": 0,
                             "message": {"role": "assistant", "content": " ".join(words)},
                             "finish_reason": finish,
+                            "logprobs": self._logprobs(body, words),
                         }
                     ],
                     "usage": usage,

@@ -312,3 +312,31 @@ def test_completions_follow_routes(gateway: RunningServer, cloud: FakeProvider) 
         shared_client(gateway).completions.create(model="remote-only", prompt=PII)
     assert refused.value.code == "content_policy_violation"
     assert not any("ada.lovelace" in text for text in cloud.texts())
+
+
+def test_response_format_and_logprobs_pass_through_to_a_remote_target(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    raw = ask(
+        gateway,
+        "smart",
+        "Answer in JSON",
+        logprobs=True,
+        top_logprobs=2,
+        response_format={"type": "json_object"},
+    )
+    assert raw.headers["x-ember-route"].startswith("cloud/gpt-x;")
+    sent = cloud.received[-1]
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 2
+    choice = raw.parse().choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert [t.logprob for t in choice.logprobs.content[0].top_logprobs] == [-1.0, -2.0]
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask(
+            gateway,
+            "smart",
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        )
+    assert refused.value.code == "unsupported_parameter"

@@ -240,21 +240,23 @@ class Gateway:
                     raise self.router.refuse_empty(model, sensitive=sensitive)
                 first = plan.targets[0]
                 if not first.local:
-                    if request.tools or request.response_format or request.params.logprobs:
+                    if request.tools:  # response_format and logprobs pass through
                         raise UnsupportedParameterError(
-                            "tools, response_format and logprobs are served by local targets "
-                            f"only (the route '{model}' chose {first.name}).",
-                            param="tools"
-                            if request.tools
-                            else "response_format"
-                            if request.response_format
-                            else "logprobs",
+                            "tools are served by local targets only "
+                            f"(the route '{model}' chose {first.name}).",
+                            param="tools",
                         )
                     params = request.params
                     cap = ctx.attributes.get("max_tokens_cap")
                     if params.max_tokens is None and cap:
                         params = replace(params, max_tokens=int(cap))
-                    call = RemoteGeneration(self.router, plan, ctx, stream=request.stream)
+                    call = RemoteGeneration(
+                        self.router,
+                        plan,
+                        ctx,
+                        stream=request.stream,
+                        response_format=request.response_format,
+                    )
                     fallback = next((t for t in plan.targets if t.local), None)
                     try:
                         await call.open(params)
