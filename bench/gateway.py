@@ -2,25 +2,31 @@
 
 One command (``python bench/gateway.py``) runs, one gateway at a time:
 
-* a fake OpenAI-compatible upstream (``tests/fake_provider.py``) that answers every chat
-  completion after a fixed 50 ms;
-* ``direct``: the load generator straight at the upstream (the baseline);
-* ``ember (guard off)``: ``python -m ember serve`` with one route to the upstream, no cache, no
-  PII recognizers (``guard_recognizers = []``; the injection detectors still run, there is no
-  switch for them), audit log on as shipped;
+* a fake OpenAI-compatible upstream (``bench/fake_upstream.py``: raw ASGI on one uvicorn
+  process with uvloop and httptools) that answers every chat completion after a fixed 50 ms;
+* ``direct``: the load generator straight at the upstream: the baseline, and the ceiling
+  this machine can show for any gateway (load generator and upstream alone);
+* ``ember (guard off)``: ``python -m ember serve`` (one process) with one route to the
+  upstream, no cache, no PII recognizers (``guard_recognizers = []``; the injection detectors
+  still run, there is no switch for them), audit log and request log on as shipped
+  (``log_synchronous_commit = true``: each answer waits for its records' commit);
 * ``ember (guard on)``: the same with every PII recognizer (the default);
-* ``litellm``: ``litellm --config`` (the proxy, stock settings, one worker) from a separate
-  virtualenv the script creates under ``.bench/`` (``pip install 'litellm[proxy]'``), never
-  the project's.
+* ``litellm``: ``litellm --config`` (the proxy as its docs start it, one worker like Ember)
+  from a separate virtualenv the script creates under ``.bench/`` (``pip install
+  'litellm[proxy]'``), never the project's.
 
-For each: **added latency** p50/p99 (sequential requests, the gateway's percentile minus
-the direct one), **requests/s** with 32 and 128 concurrent clients for a fixed time, the
-**error rate** under load, and the gateway's **RSS** after the load. Non-streaming chat
-completions with a short prompt. Ratios compare Ember with LiteLLM (targets: added latency ≤
-0.3x, throughput ≥ 3x).
+The load generator is ``wrk`` (``apt-get install wrk``; one thread, a Lua script that POSTs
+the JSON body), a compiled client that costs a small fraction of the CPU a Python one
+would; without it the script falls back to httpx and says so. For each gateway: **added
+latency** p50/p99 (one client, back to back, for ``--latency-seconds``; the gateway's
+percentile minus the direct one), **requests/s** with 32 and 128 keep-alive clients for
+``--seconds`` each, the **error rate** under load, and the gateway's **RSS** after the
+load. Non-streaming chat completions with a short prompt. Ratios compare Ember with LiteLLM
+(targets: added latency <= 0.3x, throughput >= 3x).
 
-Everything shares this machine's cores with the load generator, so absolute numbers are
-modest and noisy; the same run measures every gateway. Run under the bench lock:
+Everything shares this machine's cores with the load generator (and with whatever else runs:
+the table's title gives the load average), so absolute numbers are modest and noisy; the
+same run measures every gateway. Run under the bench lock:
 ``flock /tmp/ember-bench.lock .venv/bin/python bench/gateway.py``.
 """
 
@@ -31,6 +37,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -123,56 +130,117 @@ class Result:
         return self.errors / self.requests if self.requests else 0.0
 
 
-async def sequential(url: str, count: int, headers: dict[str, str]) -> list[float]:
-    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
-        times = []
-        for _ in range(count):
-            started = time.perf_counter()
-            response = await client.post(url, json=BODY)
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code == 200:
-                times.append(elapsed)
-        return times
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("EMBER_WRK %%d %%d %%d %%d %%.1f %%.1f\\n", summary.requests,
+    summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
-async def load(
-    url: str, concurrency: int, seconds: float, headers: dict[str, str]
-) -> tuple[int, int, float]:
-    """(ok, errors, seconds): ``concurrency`` clients each sending back to back."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+@dataclass
+class Run:
+    """One load run: requests answered 200, failed ones, seconds, and latency percentiles."""
+
+    ok: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run_wrk(wrk: str, url: str, connections: int, seconds: float, script: Path) -> Run:
+    """``connections`` keep-alive clients sending back to back for ``seconds`` (wrk, one thread:
+    a compiled load generator costs a fraction of the CPU a Python one would take)."""
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
+    out = subprocess.run([*cmd, "-s", str(script), url], capture_output=True, text=True)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("EMBER_WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}{out.stderr}")
+    requests, duration_us, socket_errors, status_errors, p50_us, p99_us = line.split()[1:]
+    errors = int(socket_errors) + int(status_errors)
+    return Run(
+        ok=int(requests) - int(status_errors),
+        errors=errors,
+        seconds=int(duration_us) / 1e6,
+        p50_ms=float(p50_us) / 1000,
+        p99_ms=float(p99_us) / 1000,
+    )
+
+
+async def run_httpx(url: str, connections: int, seconds: float, headers: dict[str, str]) -> Run:
+    """The same with httpx, for a machine without wrk (it costs far more CPU per request)."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     ok = errors = 0
+    times: list[float] = []
     async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             nonlocal ok, errors
             while time.perf_counter() < deadline:
+                started = time.perf_counter()
                 try:
                     response = await client.post(url, json=BODY)
-                    if response.status_code == 200:
-                        ok += 1
-                    else:
-                        errors += 1
                 except httpx.HTTPError:
+                    errors += 1
+                    continue
+                if response.status_code == 200:
+                    ok += 1
+                    times.append((time.perf_counter() - started) * 1000)
+                else:
                     errors += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return ok, errors, time.perf_counter() - started
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    p50 = statistics.median(times) if times else 0.0
+    p99 = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else p50
+    return Run(ok, errors, elapsed, p50, p99)
 
 
-def measure(name: str, url: str, args: argparse.Namespace, proc: psutil.Process | None) -> Result:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    asyncio.run(sequential(url, 10, headers))  # warm-up
-    times = asyncio.run(sequential(url, args.latency_requests, headers))
+class LoadGenerator:
+    def __init__(self, work: Path) -> None:
+        self.wrk = shutil.which("wrk")
+        self.script = work / "post.lua"
+        self.script.write_text(WRK_SCRIPT % {"body": json.dumps(BODY), "key": KEY})
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    @property
+    def name(self) -> str:
+        return "wrk" if self.wrk else "httpx (install wrk for a leaner load generator)"
+
+    def run(self, url: str, connections: int, seconds: float) -> Run:
+        if self.wrk:
+            return run_wrk(self.wrk, url, connections, seconds, self.script)
+        return asyncio.run(run_httpx(url, connections, seconds, self.headers))
+
+
+def measure(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    proc: psutil.Process | None,
+    load: LoadGenerator,
+) -> Result:
+    load.run(url, 1, 1.0)  # warm-up
+    sequential = load.run(url, 1, args.latency_seconds)
     result = Result(name)
-    result.p50_ms = statistics.median(times)
-    result.p99_ms = statistics.quantiles(times, n=100)[98] if len(times) >= 2 else times[0]
+    result.p50_ms = sequential.p50_ms
+    result.p99_ms = sequential.p99_ms
+    result.errors += sequential.errors
+    result.requests += sequential.ok + sequential.errors
     for concurrency in args.concurrency:
-        ok, errors, seconds = asyncio.run(load(url, concurrency, args.seconds, headers))
-        result.rps[concurrency] = ok / seconds
-        result.errors += errors
-        result.requests += ok + errors
+        run = load.run(url, concurrency, args.seconds)
+        result.rps[concurrency] = run.ok / run.seconds
+        result.errors += run.errors
+        result.requests += run.ok + run.errors
     if proc is not None:
         result.rss_mb = rss_mb(proc)
     console.print(
@@ -234,7 +302,9 @@ model_list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="Upstream latency.")
-    parser.add_argument("--latency-requests", type=int, default=200)
+    parser.add_argument(
+        "--latency-seconds", type=float, default=5.0, help="Sequential requests for latency."
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="Per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
     parser.add_argument(
@@ -249,15 +319,20 @@ def main() -> int:
     BENCH_DIR.mkdir(exist_ok=True)
     litellm = ensure_litellm() if "litellm" in args.gateways else None
     work = Path(tempfile.mkdtemp(prefix="ember-bench-gateway-"))
+    load = LoadGenerator(work)
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     results: list[Result] = []
-    fake_cmd = [sys.executable, "-m", "tests.fake_provider", "--port", str(up_port)]
+    fake_cmd = [sys.executable, str(ROOT / "bench" / "fake_upstream.py"), "--port", str(up_port)]
     fake_cmd += ["--latency-ms", str(args.latency_ms)]
     with process(fake_cmd, env=env, ready=f"{upstream}/models", log=work / "upstream.log"):
-        console.print(f"Upstream: {upstream} ({args.latency_ms:g} ms per answer)")
-        results.append(measure("direct", f"{upstream}/chat/completions", args, None))
+        console.print(
+            f"Upstream: {upstream} ({args.latency_ms:g} ms per answer), load: {load.name}"
+        )
+        results.append(
+            measure("direct (ceiling)", f"{upstream}/chat/completions", args, None, load)
+        )
         for guard in (False, True):
             if f"ember-guard-{'on' if guard else 'off'}" not in args.gateways:
                 continue
@@ -270,7 +345,7 @@ def main() -> int:
             base = f"http://127.0.0.1:{port}"
             with process(cmd, env=ember_env, ready=f"{base}/healthz", log=home / "log") as proc:
                 name = f"ember (guard {'on' if guard else 'off'})"
-                results.append(measure(name, f"{base}/v1/chat/completions", args, proc))
+                results.append(measure(name, f"{base}/v1/chat/completions", args, proc, load))
         if litellm is not None:
             (work / "litellm.yaml").write_text(litellm_config(upstream))
             port = free_port()
@@ -281,7 +356,8 @@ def main() -> int:
             ready = f"http://127.0.0.1:{port}/health/liveliness"
             with process(cmd, env=lite_env, ready=ready, log=work / "litellm.log") as proc:
                 base = f"http://127.0.0.1:{port}"
-                results.append(measure("litellm", f"{base}/v1/chat/completions", args, proc))
+                results.append(measure("litellm", f"{base}/v1/chat/completions", args, proc, load))
+    args.load_name = load.name
     report(results, args)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
@@ -291,7 +367,12 @@ def main() -> int:
 def report(results: list[Result], args: argparse.Namespace) -> None:
     direct = results[0]
     lite = next((r for r in results if r.name == "litellm"), None)
-    table = Table(title=f"Gateway overhead, upstream {args.latency_ms:g} ms (noisy, shared CPU)")
+    load1, load5, _ = os.getloadavg()
+    table = Table(
+        title=f"Gateway overhead, upstream {args.latency_ms:g} ms, load generator "
+        f"{args.load_name}; noisy, shared CPU ({os.cpu_count()} cores, load average "
+        f"{load1:.1f} now, {load5:.1f} over 5 min)"
+    )
     table.add_column("gateway")
     table.add_column("added p50 ms", justify="right")
     table.add_column("added p99 ms", justify="right")
@@ -321,6 +402,20 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             cells += ["", f"{r.rss_mb / lite.rss_mb:.2f}x" if lite.rss_mb else "-"]
             table.add_row(*cells, style="bold")
     console.print(table)
+    if lite is None:
+        return
+    for r in results:
+        if not r.name.startswith("ember"):
+            continue
+        lite50 = max(lite.p50_ms - direct.p50_ms, 1e-9)
+        overhead = (r.p50_ms - direct.p50_ms) / lite50
+        speedups = [r.rps[c] / lite.rps[c] for c in args.concurrency]
+        console.print(
+            f"{r.name}: added p50 {overhead:.2f}x LiteLLM's (target <= 0.3x: "
+            f"{'PASS' if overhead <= 0.3 else 'FAIL'}), throughput "
+            + ", ".join(f"{x:.2f}x @{c}" for x, c in zip(speedups, args.concurrency, strict=True))
+            + f" (target >= 3x: {'PASS' if min(speedups) >= 3 else 'FAIL'})"
+        )
 
 
 if __name__ == "__main__":

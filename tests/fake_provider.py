@@ -110,6 +110,29 @@ class FakeProvider:
         words = [f"w{i}" for i in range(self.answer_words)]
         return [f"echo:{last[:24]}", *words]
 
+    @staticmethod
+    def _logprobs(body: dict[str, Any], words: list[str]) -> dict[str, Any] | None:
+        """Made-up log-probabilities, one per word, when the request asks for them."""
+        if not body.get("logprobs"):
+            return None
+        top = int(body.get("top_logprobs") or 0)
+        content = []
+        for i, word in enumerate(words):
+            token = (" " if i else "") + word
+            alternatives = [
+                {"token": f"alt{j}", "logprob": -1.0 - j, "bytes": list(f"alt{j}".encode())}
+                for j in range(top)
+            ]
+            content.append(
+                {
+                    "token": token,
+                    "logprob": -0.25,
+                    "bytes": list(token.encode()),
+                    "top_logprobs": alternatives,
+                }
+            )
+        return {"content": content}
+
     async def chat(self, request: Request) -> Response:
         body = await request.json()
         with self.lock:
@@ -140,7 +163,9 @@ class FakeProvider:
             "completion_tokens": len(words),
             "total_tokens": prompt_tokens + len(words),
         }
+        finish = "stop"
         if body.get("max_tokens") is not None:
+            finish = "length" if int(body["max_tokens"]) < len(words) else "stop"
             words = words[: int(body["max_tokens"])]
             usage["completion_tokens"] = len(words)
             usage["total_tokens"] = prompt_tokens + len(words)
@@ -158,7 +183,8 @@ class FakeProvider:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": " ".join(words)},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
+                            "logprobs": self._logprobs(body, words),
                         }
                     ],
                     "usage": usage,
@@ -166,7 +192,7 @@ class FakeProvider:
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            self._stream(base, words, usage, name, include_usage),
+            self._stream(base, words, usage, name, include_usage, finish),
             media_type="text/event-stream",
         )
 
@@ -177,6 +203,7 @@ class FakeProvider:
         usage: dict[str, int],
         name: str,
         include_usage: bool,
+        finish: str = "stop",
     ) -> AsyncIterator[bytes]:
         def frame(payload: dict[str, Any]) -> bytes:
             return f"data: {json.dumps(payload)}\n\n".encode()
@@ -199,7 +226,7 @@ class FakeProvider:
                 raise ConnectionResetError("the fake provider drops the stream")
             yield chunk({"content": (" " if i else "") + word})
             await asyncio.sleep(0)
-        yield chunk({}, "stop")
+        yield chunk({}, finish)
         if include_usage:
             yield frame({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"

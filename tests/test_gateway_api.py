@@ -290,3 +290,53 @@ def test_a_local_target_serves_when_every_remote_one_failed(
     assert "remote failed" in raw.headers["x-ember-route"]
     assert raw.parse().choices[0].message.content
     assert len(cloud.received) == 1
+
+
+def test_completions_follow_routes(gateway: RunningServer, cloud: FakeProvider) -> None:
+    raw = shared_client(gateway).completions.with_raw_response.create(
+        model="smart", prompt="Complete me", max_tokens=16
+    )
+    completion = raw.parse()
+    assert raw.headers["x-ember-route"].startswith("cloud/gpt-x;")
+    assert completion.object == "text_completion" and completion.model == "smart"
+    assert completion.choices[0].text.startswith("echo:Complete me")
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    sent = cloud.received[-1]
+    assert sent["model"] == "gpt-x"
+    assert sent["messages"] == [{"role": "user", "content": "Complete me"}]
+    stream = shared_client(gateway).completions.create(
+        model="smart", prompt="Stream me", max_tokens=16, stream=True
+    )
+    assert "".join(c.choices[0].text for c in stream if c.choices).startswith("echo:Stream me")
+    with pytest.raises(openai.BadRequestError) as refused:  # PII: local only; none serves
+        shared_client(gateway).completions.create(model="remote-only", prompt=PII)
+    assert refused.value.code == "content_policy_violation"
+    assert not any("ada.lovelace" in text for text in cloud.texts())
+
+
+def test_response_format_and_logprobs_pass_through_to_a_remote_target(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    raw = ask(
+        gateway,
+        "smart",
+        "Answer in JSON",
+        logprobs=True,
+        top_logprobs=2,
+        response_format={"type": "json_object"},
+    )
+    assert raw.headers["x-ember-route"].startswith("cloud/gpt-x;")
+    sent = cloud.received[-1]
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 2
+    choice = raw.parse().choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert [t.logprob for t in choice.logprobs.content[0].top_logprobs] == [-1.0, -2.0]
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask(
+            gateway,
+            "smart",
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        )
+    assert refused.value.code == "unsupported_parameter"

@@ -306,3 +306,28 @@ def test_exact_cache_per_tenant_with_bypass_and_streamed_replay(
     assert len(cloud.received) == 5
     rows = admin(server).get("/ember/usage", params={"group_by": "key"}).json()["data"]
     assert next(r for r in rows if r["key"] == "alice")["cache_hits"] == 2
+
+
+def test_a_cached_answer_replays_its_original_finish_reason(
+    server: RunningServer, cloud: FakeProvider
+) -> None:
+    key = new_key(server, "carol")
+    cloud.reset()
+
+    def truncated(stream: bool = False):  # type: ignore[no-untyped-def]
+        return client(server, key).chat.completions.create(
+            model="paid",
+            messages=[{"role": "user", "content": "cut me short"}],
+            max_tokens=2,  # the fake answers with more words: it stops for length
+            temperature=0,
+            stream=stream,
+        )
+
+    first = truncated()
+    assert first.choices[0].finish_reason == "length"
+    again = truncated()
+    assert len(cloud.received) == 1  # a cache hit
+    assert again.choices[0].finish_reason == "length"
+    assert again.choices[0].message.content == first.choices[0].message.content
+    reasons = [c.choices[0].finish_reason for c in truncated(stream=True) if c.choices]
+    assert reasons[-1] == "length" and len(cloud.received) == 1

@@ -119,6 +119,14 @@ class ProviderConfig(BaseModel):
         default=False,
         description="May receive sensitive (PII / local_only) requests, like a local model.",
     )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive failures that open a target's circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long an open breaker waits before it lets one probe through.",
+    )
 
 
 class RouteConfig(BaseModel):
@@ -368,6 +376,13 @@ class Settings(BaseSettings):
         default=False,
         description="Also keep each request's input and output text in the audit log, not "
         "only their SHA-256 hashes.",
+    )
+    log_synchronous_commit: bool = Field(
+        default=True,
+        description="Answer a request only once its request-log row and audit record are "
+        "committed (group commit: one writer thread, many requests per transaction, off the "
+        "event loop). Off: answer first; a graceful shutdown still writes every record, but a "
+        "crash can lose those of the requests answered in its last milliseconds.",
     )
 
     providers: dict[str, ProviderConfig] = Field(

@@ -193,3 +193,23 @@ def test_semantic_lookup_stays_in_its_scope() -> None:
     assert hit is not None and hit.text == "A"
     assert cache.nearest("tenant-a", (0.0, 1.0), 0.95) is None
     assert cache.nearest("tenant-c", (1.0, 0.0), 0.5) is None
+
+
+def test_breaker_threshold_and_cooldown_come_from_the_provider_settings() -> None:
+    from ember.services.routing import Router
+    from ember.settings import ProviderConfig, Settings
+
+    settings = Settings(
+        providers={
+            "touchy": ProviderConfig(
+                base_url="http://127.0.0.1:9/v1", breaker_failures=1, breaker_cooldown_s=2.5
+            ),
+            "default": ProviderConfig(base_url="http://127.0.0.1:9/v1"),
+        },
+        routes={"r": RouteConfig(targets=["touchy/m", "default/m", "local/small"])},
+    )
+    health = Router(settings).health
+    assert (health["touchy/m"].failure_threshold, health["touchy/m"].cooldown_s) == (1, 2.5)
+    assert (health["default/m"].failure_threshold, health["default/m"].cooldown_s) == (3, 10.0)
+    health["touchy/m"].record_failure()
+    assert health["touchy/m"].state == "open"  # one failure was enough

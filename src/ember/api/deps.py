@@ -12,7 +12,8 @@ from ember.services.gateway import RequestScope, current_scope, request_scope
 from ember.services.pipeline import RequestContext
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI would run a plain function in its thread pool, a hop per request.
     services: Services = request.app.state.services
     return services
 

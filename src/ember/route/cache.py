@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ember.core.types import FinishReason
+
 
 @dataclass
 class CachedAnswer:
@@ -23,6 +25,7 @@ class CachedAnswer:
     completion_tokens: int
     stored_at: float
     vector: tuple[float, ...] | None = None
+    finish_reason: FinishReason = "stop"  # the original answer's, replayed with it
 
 
 def canonical_key(tenant: str | None, model: str, request: dict[str, Any]) -> str:

@@ -35,11 +35,11 @@ class AuditStage:
         return None
 
     async def on_complete(self, ctx: RequestContext) -> None:
-        # Synchronous on purpose: an awaited thread could be cancelled with a disconnecting
-        # client and lose the record; the append is one small transaction.
+        # Queued, not awaited here: the log writer chains it in the order requests finish and
+        # a disconnecting client cannot cancel it (``CommitStage`` waits for the commit).
         input_text: str = ctx.attributes.get(_INPUT_KEY, "[]")
         verdicts: dict[str, Any] = ctx.attributes.get("guard") or {}
-        self.store.append_audit(
+        self.store.queue_audit(
             AuditEntry(
                 request_id=ctx.request_id,
                 tenant=ctx.attributes.get("tenant"),

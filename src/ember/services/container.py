@@ -15,6 +15,7 @@ from ember.route.cache import ResponseCache
 from ember.route.keys import KeyRing
 from ember.route.limits import Ledger
 from ember.services.audit import AuditStage
+from ember.services.commit import CommitStage
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
@@ -68,6 +69,8 @@ class Services:
         metrics = Metrics()
         metrics.watch_batches(manager.batch_stats)
         stages: list[RequestStage] = []
+        if settings.log_synchronous_commit:  # completes after every stage: waits for the commit
+            stages.append(CommitStage(store))
         if settings.audit_enabled:  # first, so it sees the input as sent and completes last
             stages.append(AuditStage(store, raw_text=settings.audit_raw_text))
         analyzer = Analyzer(enabled=settings.guard_recognizers)

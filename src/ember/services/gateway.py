@@ -166,6 +166,7 @@ class CacheStage:
                 completion_tokens=ctx.usage.completion_tokens,
                 stored_at=self.cache._now(),
                 vector=vector,
+                finish_reason=ctx.attributes.get("finish_reason", "stop"),
             ),
         )
 
@@ -184,7 +185,9 @@ class CacheReplay:
         for piece in pieces[:-1]:
             yield GenerationChunk(text=piece)
         yield GenerationChunk(
-            text=pieces[-1], tokens=self.answer.completion_tokens, finish_reason="stop"
+            text=pieces[-1],
+            tokens=self.answer.completion_tokens,
+            finish_reason=self.answer.finish_reason,
         )
 
 
@@ -237,17 +240,23 @@ class Gateway:
                     raise self.router.refuse_empty(model, sensitive=sensitive)
                 first = plan.targets[0]
                 if not first.local:
-                    if request.tools or request.response_format or request.params.logprobs:
+                    if request.tools:  # response_format and logprobs pass through
                         raise UnsupportedParameterError(
-                            "tools, response_format and logprobs are served by local targets "
-                            f"only (the route '{model}' chose {first.name}).",
-                            param="tools" if request.tools else "response_format",
+                            "tools are served by local targets only "
+                            f"(the route '{model}' chose {first.name}).",
+                            param="tools",
                         )
                     params = request.params
                     cap = ctx.attributes.get("max_tokens_cap")
                     if params.max_tokens is None and cap:
                         params = replace(params, max_tokens=int(cap))
-                    call = RemoteGeneration(self.router, plan, ctx, stream=request.stream)
+                    call = RemoteGeneration(
+                        self.router,
+                        plan,
+                        ctx,
+                        stream=request.stream,
+                        response_format=request.response_format,
+                    )
                     fallback = next((t for t in plan.targets if t.local), None)
                     try:
                         await call.open(params)

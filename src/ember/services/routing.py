@@ -18,7 +18,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember.core.types import ChatMessage, FinishReason, GenerationChunk, SamplingParams
+from ember.core.types import (
+    ChatMessage,
+    FinishReason,
+    GenerationChunk,
+    OutputConstraint,
+    SamplingParams,
+    TokenLogprob,
+    TopLogprob,
+)
 from ember.errors import (
     ContentPolicyViolationError,
     EmberError,
@@ -67,7 +75,12 @@ def message_dict(message: ChatMessage) -> dict[str, Any]:
     return out
 
 
-def upstream_payload(model: str, messages: list[ChatMessage], params: SamplingParams) -> dict:
+def upstream_payload(
+    model: str,
+    messages: list[ChatMessage],
+    params: SamplingParams,
+    response_format: OutputConstraint | None = None,
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": [message_dict(m) for m in messages],
@@ -84,7 +97,39 @@ def upstream_payload(model: str, messages: list[ChatMessage], params: SamplingPa
         payload["presence_penalty"] = params.presence_penalty
     if params.frequency_penalty:
         payload["frequency_penalty"] = params.frequency_penalty
+    if params.logprobs:
+        payload["logprobs"] = True
+        if params.top_logprobs:
+            payload["top_logprobs"] = params.top_logprobs
+    if response_format is not None and response_format.kind == "json_object":
+        payload["response_format"] = {"type": "json_object"}
+    elif response_format is not None and response_format.kind == "json_schema":
+        schema = {"name": "response", "schema": response_format.schema or {}}
+        payload["response_format"] = {"type": "json_schema", "json_schema": schema}
     return payload
+
+
+def upstream_logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    """A choice's ``logprobs.content`` from the provider, as the engines report them."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+
+    def raw(item: dict[str, Any]) -> tuple[int, ...]:
+        found = item.get("bytes")
+        return tuple(found) if found else tuple(str(item.get("token", "")).encode())
+
+    return tuple(
+        TokenLogprob(
+            token=str(item.get("token", "")),
+            logprob=float(item.get("logprob", 0.0)),
+            bytes=raw(item),
+            top=tuple(
+                TopLogprob(str(t.get("token", "")), float(t.get("logprob", 0.0)), raw(t))
+                for t in item.get("top_logprobs") or []
+            ),
+        )
+        for item in content
+        if isinstance(item, dict)
+    )
 
 
 def _finish(value: Any) -> FinishReason:
@@ -115,12 +160,18 @@ class Router:
         provider, sep, model = spec.partition("/")
         if not sep or not model:
             raise ValueError(f"route target {spec!r} must be 'local/MODEL' or 'PROVIDER/MODEL'")
-        self.health.setdefault(spec, TargetHealth())
         if provider == LOCAL:
+            self.health.setdefault(spec, TargetHealth())
             return Target(spec, LOCAL, model, local=True, trusted=True)
         config = self.settings.providers.get(provider)
         if config is None:
             raise ValueError(f"route target {spec!r} names no provider [providers.{provider}]")
+        self.health.setdefault(
+            spec,
+            TargetHealth(
+                failure_threshold=config.breaker_failures, cooldown_s=config.breaker_cooldown_s
+            ),
+        )
         return Target(
             spec,
             provider,
@@ -181,6 +232,7 @@ class RemoteGeneration:
     plan: RoutePlan
     ctx: RequestContext
     stream: bool = False
+    response_format: OutputConstraint | None = None
     opened: _Opened | None = None
     attempts: list[str] = field(default_factory=list)
     _used: bool = False
@@ -266,7 +318,7 @@ class RemoteGeneration:
         self, target: Target, params: SamplingParams, started: float
     ) -> AsyncIterator[GenerationChunk]:
         provider = self.router.providers[target.provider]
-        payload = upstream_payload(target.model, self.ctx.messages, params)
+        payload = upstream_payload(target.model, self.ctx.messages, params, self.response_format)
         usage = self.ctx.usage
         if not self.stream:
             body = await provider.complete(payload)
@@ -278,7 +330,10 @@ class RemoteGeneration:
             completion = int(counted.get("completion_tokens") or max(1, len(text) // 4))
             self._account(target, prompt, completion)
             yield GenerationChunk(
-                text=text, tokens=completion, finish_reason=_finish(choice.get("finish_reason"))
+                text=text,
+                tokens=completion,
+                logprobs=upstream_logprobs(choice),
+                finish_reason=_finish(choice.get("finish_reason")),
             )
             return
         payload["stream_options"] = {"include_usage": True}
@@ -295,7 +350,7 @@ class RemoteGeneration:
                     pieces += 1
                     if self.ctx.first_token_at is None:
                         self.ctx.first_token_at = time.perf_counter()
-                    yield GenerationChunk(text=content)
+                    yield GenerationChunk(text=content, logprobs=upstream_logprobs(choice))
                 if choice.get("finish_reason"):
                     finish = _finish(choice["finish_reason"])
         prompt = int(counted.get("prompt_tokens") or estimate_tokens(self.ctx.messages) // 4)

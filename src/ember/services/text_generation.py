@@ -188,8 +188,18 @@ class TextGenerationService:
             )
 
     async def prepare_completion(
-        self, model: str, prompt: str, params: SamplingParams, *, n: int = 1
+        self, model: str, prompt: str, params: SamplingParams, *, n: int = 1, stream: bool = False
     ) -> PreparedGeneration:
+        if self.gateway is not None and self.gateway.router.handles(model):
+            # A route: its targets speak chat completions, so the prompt is one user message.
+            routed = ChatRequest(
+                model=model,
+                messages=[ChatMessage(role="user", content=prompt)],
+                params=params,
+                n=n,
+                stream=stream,
+            )
+            return await self.gateway.prepare_chat(self, routed, endpoint="completions")
         spec, engine = await self._text_engine(model, purpose="completions")
         if params.logprobs and not engine.capabilities.logprobs:
             raise UnsupportedParameterError(
@@ -306,6 +316,7 @@ class TextGenerationService:
                     )
                     if positions and reason == "stop":
                         reason = "tool_calls"
+                    ctx.attributes["finish_reason"] = reason  # a cached answer replays it
                     yield ChoiceEnd(index, reason)
                     return
 

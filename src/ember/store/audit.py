@@ -19,7 +19,9 @@ What a chain cannot show by itself is truncation of its newest records; keep the
 that ``ember audit verify`` prints somewhere else to detect that.
 
 Appends take the database's write lock before reading the last hash (SQLite ``BEGIN
-IMMEDIATE``), so concurrent writers, threads or processes, cannot fork the chain.
+IMMEDIATE``), so concurrent writers, threads or processes, cannot fork the chain. The server
+appends through ``ember.store.writer`` (one thread, many requests' records per transaction,
+in the order the requests finished); ``append_many`` chains such a batch.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from ember.store.tables import AuditLogRow
@@ -90,7 +92,7 @@ class AuditRecord:
     hash: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # every field is a plain value: no deep copy needed
 
     def computed_hash(self) -> str:
         fields = self.to_dict()
@@ -111,6 +113,15 @@ class AuditVerification:
 
 def append(session: Session, entry: AuditEntry) -> AuditRecord:
     """Chain ``entry`` after the newest record, holding the write lock from read to insert."""
+    return append_many(session, [entry])[0]
+
+
+def append_many(session: Session, entries: list[AuditEntry]) -> list[AuditRecord]:
+    """Chain ``entries``, in order, after the newest record, in the session's transaction.
+
+    The write lock is taken before the newest record is read (it must be the transaction's
+    first statement), so no other writer can chain onto the same record.
+    """
     if session.get_bind().dialect.name == "sqlite":
         # The first statement of the transaction: take the write lock before reading.
         session.execute(text("BEGIN IMMEDIATE"))
@@ -119,7 +130,22 @@ def append(session: Session, entry: AuditEntry) -> AuditRecord:
     last = session.execute(
         select(AuditLogRow.seq, AuditLogRow.hash).order_by(AuditLogRow.seq.desc()).limit(1)
     ).first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+    records = []
+    for entry in entries:
+        seq += 1
+        record = chain(entry, seq, prev_hash)
+        prev_hash = record.hash
+        records.append(record)
+    if records:
+        # Core's executemany: one prepared statement, no ORM bookkeeping per row.
+        rows = [record.to_dict() for record in records]
+        session.connection().execute(insert(AuditLogRow), rows)
+    return records
+
+
+def chain(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
+    """The record ``entry`` becomes as link ``seq`` after a record whose hash is ``prev_hash``."""
     unhashed = AuditRecord(
         seq=seq,
         created_at=entry.created_at,
@@ -137,9 +163,7 @@ def append(session: Session, entry: AuditEntry) -> AuditRecord:
         prev_hash=prev_hash,
         hash="",
     )
-    record = AuditRecord(**{**unhashed.to_dict(), "hash": unhashed.computed_hash()})
-    session.add(AuditLogRow(**record.to_dict()))
-    return record
+    return replace(unhashed, hash=unhashed.computed_hash())
 
 
 def iter_records(

@@ -12,7 +12,8 @@ Schema (see ``ember.store.migrations`` for how it got there):
 * ``responses``: stored ``/v1/responses`` objects (``store: true``), with the conversation
   items that led to them so that ``previous_response_id`` can continue a conversation.
 * ``request_log``: one row per inference request (endpoint, model, tokens, latency, status);
-  later usage accounting builds on it.
+  later usage accounting builds on it. Its rows, like the audit log's links, are written by
+  ``ember.store.writer`` (one thread, group commit) off the event loop.
 * ``api_keys``: API keys (name, salted hash, allowed models, guard policy, budgets, rate
   limits); ``ember.store.keys`` reads and writes them. ``request_log`` also carries each
   request's tenant (key name), route target, cost, cache hit and route reason (usage).
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,7 @@ from ember.store.migrations import migrate
 from ember.store.synth import SynthJobTables
 from ember.store.tables import ApiKeyRow, ModelRow, RequestLogRow, ResponseRow
 from ember.store.vectors import VectorTables
+from ember.store.writer import LogWriter
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.vectors = VectorTables(self.engine)
         self.synth = SynthJobTables(self.engine)
+        # Request-log rows and audit links: written by one thread, a batch per transaction.
+        self.writer = LogWriter(self.session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -118,6 +123,7 @@ class Store:
             yield session
 
     def close(self) -> None:
+        self.writer.close()  # commits every queued request record first
         self.engine.dispose()
 
     # -- models ---------------------------------------------------------------------------
@@ -211,26 +217,26 @@ class Store:
         cost_usd: float = 0.0,
         cache_hit: bool = False,
         route_reason: str | None = None,
-    ) -> None:
-        with self.session() as session:
-            session.add(
-                RequestLogRow(
-                    created_at=time.time(),
-                    endpoint=endpoint,
-                    model=model,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                    latency_ms=latency_ms,
-                    status=status,
-                    tenant=tenant,
-                    target=target,
-                    cost_usd=cost_usd,
-                    cache_hit=cache_hit,
-                    route_reason=route_reason,
-                )
-            )
+    ) -> Future[None]:
+        """Queue one request's row for the log writer; the future is done once committed."""
+        row = {
+            "created_at": time.time(),
+            "endpoint": endpoint,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "latency_ms": latency_ms,
+            "status": status,
+            "tenant": tenant,
+            "target": target,
+            "cost_usd": cost_usd,
+            "cache_hit": cache_hit,
+            "route_reason": route_reason,
+        }
+        return self.writer.submit(request_log=row)
 
     def count_requests(self, *, model: str | None = None) -> int:
+        self.writer.flush()
         with self.session() as session:
             query = select(RequestLogRow.id)
             if model is not None:
@@ -278,6 +284,7 @@ class Store:
             )
 
     def spent_since(self, tenant: str, since: float) -> tuple[float, int]:
+        self.writer.flush()
         with self.session() as session:
             return keys.spent_since(session, tenant, since)
 
@@ -288,22 +295,30 @@ class Store:
         since: float | None = None,
         tenant: str | None = None,
     ) -> list[keys.UsageRow]:
+        self.writer.flush()
         with self.session() as session:
             return keys.usage_report(session, group_by, since=since, tenant=tenant)
 
     # -- audit log ------------------------------------------------------------------------
 
     def append_audit(self, entry: AuditEntry) -> AuditRecord:
-        """Chain one record onto the audit log, atomically."""
+        """Chain one record onto the audit log, atomically, now."""
+        self.writer.flush()  # after the links queued before it
         with self.session() as session:
             return audit.append(session, entry)
+
+    def queue_audit(self, entry: AuditEntry) -> Future[None]:
+        """Queue one record for the log writer; the future is done once it is chained."""
+        return self.writer.submit(audit=entry)
 
     def iter_audit(
         self, *, after_seq: int | None = None, limit: int | None = None
     ) -> Iterator[AuditRecord]:
+        self.writer.flush()
         return audit.iter_records(self.session, after_seq=after_seq, limit=limit)
 
     def tail_audit(self, count: int) -> list[AuditRecord]:
+        self.writer.flush()
         with self.session() as session:
             return audit.tail(session, count)
 

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from ember.api.aigc import labelled, stream_headers
 from ember.api.completions.protocol import CompletionRequest
 from ember.api.completions.serving import text_completion, text_completion_stream
-from ember.api.deps import get_services
+from ember.api.deps import get_services, route_headers
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
 
@@ -28,7 +28,9 @@ async def create_completion(
     )
     batch = []
     for prompt in body.prompts():
-        prepared = await services.text.prepare_completion(body.model, prompt, params, n=body.n or 1)
+        prepared = await services.text.prepare_completion(
+            body.model, prompt, params, n=body.n or 1, stream=bool(body.stream)
+        )
         batch.append((prompt, prepared))
     echo = bool(body.echo)
     if body.stream:
@@ -36,7 +38,12 @@ async def create_completion(
         return StreamingResponse(
             text_completion_stream(services.text, batch, echo=echo, include_usage=include_usage),
             media_type="text/event-stream",
-            headers=stream_headers(SSE_HEADERS, services.settings, batch[0][1].ctx),
+            headers={
+                **stream_headers(SSE_HEADERS, services.settings, batch[0][1].ctx),
+                **route_headers(batch[0][1].ctx),
+            },
         )
     answer = await text_completion(services.text, batch, echo=echo)
-    return labelled(answer, services.settings, batch[0][1].ctx)
+    response = labelled(answer, services.settings, batch[0][1].ctx)
+    response.headers.update(route_headers(batch[0][1].ctx))
+    return response
