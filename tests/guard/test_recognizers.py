@@ -157,6 +157,10 @@ FOUND = [
     ("everyone calls me tiago", "en", "PERSON", "tiago"),
     ("Signed by Ingrid K. Lindqvist yesterday", "en", "PERSON", "Ingrid K. Lindqvist"),
     ("Aiko: Where were you?\nBjorn: At home.", "en", "PERSON", "Aiko"),
+    # PERSON by the census given-name list, where NER misses or mislabels the name
+    ("Harriet is a very patient colleague.", "en", "PERSON", "Harriet"),
+    ("The kids were Odalys, Harriet and Quentin.", "en", "PERSON", "Quentin"),
+    ("please forward it to marlene oconnor today", "en", "PERSON", "marlene oconnor"),
 ]
 
 NEAR_MISSES = [
@@ -219,6 +223,10 @@ NEAR_MISSES = [
     ("My name is not important here.", "en", "PERSON"),
     ("User: hi\nBot: hello", "en", "PERSON"),
     ("Plan B Options are on the table", "en", "PERSON"),
+    ("May I pay my credit card bill in June?", "en", "PERSON"),
+    ("Grace periods apply; Will you renew?", "en", "PERSON"),
+    ("Our office moved to Jackson, Mississippi last year.", "en", "PERSON"),
+    ("my card and my kid are fine", "en", "PERSON"),
     ("今天天气很好，我们去公园散步。", "zh", "PERSON"),
     ("email me at jane@localhost", "en", "EMAIL"),
 ]

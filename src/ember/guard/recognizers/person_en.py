@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ember.guard.given_names import given_names, surnames
 from ember.guard.recognizer import Recognizer
 from ember.guard.registry import register
 
@@ -80,15 +81,84 @@ class EnglishPersonRecognizer(Recognizer):
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
         # A whole run goes to NER (it reads names better in context), when one of its
         # sentences could hold a name.
+        runs = [(run.start(), run.group()) for run in _LATIN_RUN.finditer(text)]
         pieces = [
-            (run.start(), run.group())
-            for run in _LATIN_RUN.finditer(text)
-            if any(could_name(s.group()) for s in _SENTENCE.finditer(run.group()))
+            (offset, run)
+            for offset, run in runs
+            if any(could_name(s.group()) for s in _SENTENCE.finditer(run))
         ]
-        if not pieces:
-            return
-        docs = self._pipeline().pipe(piece for _, piece in pieces)
-        for (offset, _), doc in zip(pieces, docs, strict=True):
-            for ent in doc.ents:
-                if ent.label_ == "PERSON" and any(c.isalpha() for c in ent.text):
-                    yield offset + ent.start_char, offset + ent.end_char, 0.85
+        docs = iter(self._pipeline().pipe(piece for _, piece in pieces) if pieces else ())
+        ner_offsets = {offset for offset, _ in pieces}
+        for offset, run in runs:
+            # Where spaCy gave a span another label, a listed given name must fill all of
+            # it to count ("Scott" read as ORG is Scott; "Jones, Mitchell and Williams" is not).
+            skip: list[tuple[int, int, bool]] = []
+            if offset in ner_offsets:
+                for ent in next(docs).ents:
+                    if ent.label_ == "PERSON":
+                        if any(c.isalpha() for c in ent.text):
+                            yield offset + ent.start_char, offset + ent.end_char, 0.85
+                    elif ent.label_ in NOT_PEOPLE:
+                        skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
+            for start, end in listed_names(run, skip):
+                yield offset + start, offset + end, GAZETTEER_SCORE
+
+
+# spaCy labels whose spans a listed given name does not override ("Jackson" the city).
+NOT_PEOPLE = frozenset({"GPE", "LOC", "FAC", "ORG", "NORP", "PRODUCT", "EVENT", "LAW"})
+PLACES = frozenset({"GPE", "LOC", "FAC"})
+GAZETTEER_SCORE = 0.6
+_NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*")
+
+
+def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple[int, int]]:
+    """Names that start with a listed given name: "Derek", "Zoe Young", "Teresa and Jodi".
+
+    A capitalised given name ("Derek") is a name, extended over the capitalised words that
+    follow it when one of them is a listed surname or the given name starts it alone
+    ("Maureen Thibault"); spans spaCy gave another label are skipped. In lowercase text only
+    a given name followed by a listed surname counts ("naomi ryan").
+    """
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    first_names, last_names = given_names(), surnames()
+    tokens = list(_NAME_TOKEN.finditer(text))
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        word = token.group()
+        lower = word.lower()
+        index += 1
+        if lower not in first_names:
+            continue
+        end = token.end()
+        if word[0].isupper() and not word.isupper():
+            if word.capitalize() in COMMON_CAPITALISED:
+                continue
+            # Following capitalised words joined by single spaces belong to the name.
+            while index < len(tokens) and index - 1 < len(tokens):
+                nxt = tokens[index]
+                gap = text[end : nxt.start()]
+                if gap not in (" ", " . ") and not (len(gap) == 2 and gap == ". "):
+                    break
+                if not nxt.group()[0].isupper() or nxt.group().capitalize() in COMMON_CAPITALISED:
+                    break
+                end = nxt.end()
+                index += 1
+            if not any(
+                s <= token.start() < e and (place or s < token.start() or end < e)
+                for s, e, place in skip
+            ):
+                yield token.start(), end
+        elif word.islower() and index < len(tokens):
+            nxt = tokens[index]
+            if (
+                text[end : nxt.start()] == " "
+                and nxt.group().islower()
+                and nxt.group() in last_names
+                and len(word) > 3
+                and len(nxt.group()) > 3
+                and not {lower, nxt.group()} & STOP_WORDS
+            ):
+                index += 1
+                yield token.start(), nxt.end()
