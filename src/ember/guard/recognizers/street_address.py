@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
@@ -91,6 +92,7 @@ def _is_number(token: str) -> bool:
     return token[0].isdigit()
 
 
+@lru_cache(maxsize=65536)
 def _street_typed(word: str) -> bool:
     bare = word.lower().rstrip(".")
     if bare in STREET_TYPES:
@@ -184,9 +186,12 @@ class StreetAddressRecognizer(Recognizer):
         for regex in (_MILITARY, _PO_BOX):
             for match in regex.finditer(text):
                 found.append((match.start(), extend(text, match.end()), 0.7))
+        has_digit = any(c.isdigit() for c in text)
         for match in _RUN.finditer(text):
             run = match.group("c")
-            if not any(c.isdigit() for c in run) and not any(_street_typed(t) for t in run.split()):
+            if not (has_digit and any(c.isdigit() for c in run)) and not any(
+                _street_typed(t) for t in run.split()
+            ):
                 continue
             start = match.start("c")
             lead_in = _LEAD_IN.search(text, max(0, start - 40), start) is not None
