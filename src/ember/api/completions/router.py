@@ -39,4 +39,5 @@ async def create_completion(
             headers=stream_headers(SSE_HEADERS, services.settings, batch[0][1].ctx),
         )
     answer = await text_completion(services.text, batch, echo=echo)
-    return labelled(answer, services.settings, batch[0][1].ctx)
+    contexts = [prepared.ctx for _, prepared in batch]
+    return labelled(answer, services.settings, *contexts)
