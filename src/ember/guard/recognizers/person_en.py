@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ember.guard.english_words import dictionary_words, is_dictionary_word
 from ember.guard.given_names import given_names, surnames
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
@@ -106,14 +107,20 @@ class EnglishPersonRecognizer(Recognizer):
             # Where spaCy gave a span another label, a listed given name must fill all of
             # it to count ("Scott" read as ORG is Scott; "Jones, Mitchell and Williams" is not).
             skip: list[tuple[int, int, bool]] = []
+            people = []
             if offset in ner_offsets:
                 for ent in next(docs).ents:
                     if ent.label_ == "PERSON":
-                        if any(c.isalpha() for c in ent.text):
+                        if any(c.isalpha() for c in ent.text) and not ordinary_words(ent.text):
+                            people.append(ent)
                             yield offset + ent.start_char, offset + ent.end_char, 0.85
                     elif ent.label_ in NOT_PEOPLE:
                         skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
+            found = [(e.start_char, e.end_char) for e in people]
             for start, end in listed_names(run, skip):
+                found.append((start, end))
+                yield offset + start, offset + end, GAZETTEER_SCORE
+            for start, end in listed_with_names(run, found):
                 yield offset + start, offset + end, GAZETTEER_SCORE
 
 
@@ -122,6 +129,43 @@ NOT_PEOPLE = frozenset({"GPE", "LOC", "FAC", "ORG", "NORP", "PRODUCT", "EVENT", 
 PLACES = frozenset({"GPE", "LOC", "FAC"})
 GAZETTEER_SCORE = 0.6
 _NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*")
+
+
+# "Efimiya, Mary, Ariana and Jodi": one- or two-word capitalised items joined by commas/"and".
+_ITEM = r"[^\W\d_a-z][^\W\d_'’-]*(?: [^\W\d_a-z][^\W\d_'’-]*)?"
+_LIST = re.compile(rf"(?<![\w-]){_ITEM}(?:, {_ITEM})+,? (?:and|&) {_ITEM}(?![\w-])")
+_LIST_ITEM = re.compile(_ITEM)
+
+
+def ordinary_words(span: str) -> bool:
+    """Whether an NER guess is made only of dictionary words that are not listed names."""
+    words = _NAME_TOKEN.findall(span)
+    if not words:
+        return False
+    dictionary = dictionary_words(MODEL)
+    first_names, last_names = given_names(), surnames()
+    return all(
+        is_dictionary_word(word, dictionary)
+        and word.lower() not in first_names
+        and word.lower() not in last_names
+        for word in words
+    )
+
+
+def listed_with_names(text: str, found: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The other items of a list most of whose items are names already found."""
+    for match in _LIST.finditer(text):
+        items = [
+            m
+            for m in _LIST_ITEM.finditer(text, match.start(), match.end())
+            if m.group() not in ("And",)
+        ]
+        named = [m for m in items if any(s < m.end() and m.start() < e for s, e in found)]
+        if len(named) * 2 <= len(items) or len(named) < 2:
+            continue
+        for item in items:
+            if item not in named and item.group().capitalize() not in COMMON_CAPITALISED:
+                yield item.start(), item.end()
 
 
 def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple[int, int]]:
