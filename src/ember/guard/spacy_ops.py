@@ -15,32 +15,36 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-import numpy
-from thinc.api import NumpyOps
 
+@lru_cache(maxsize=1)
+def matmul_ops() -> Any:
+    """thinc's ``NumpyOps`` with ``gemm`` done by ``numpy.matmul`` (thinc imported on first use:
+    importing it at start-up would cost the server seconds and memory it may never need)."""
+    import numpy
+    from thinc.api import NumpyOps
 
-class MatmulOps(NumpyOps):
-    """``NumpyOps`` whose ``gemm`` is ``numpy.matmul``."""
+    class MatmulOps(NumpyOps):
+        def gemm(
+            self,
+            x: Any,
+            y: Any,
+            out: Any | None = None,
+            trans1: bool = False,
+            trans2: bool = False,
+        ) -> Any:
+            a = x.T if trans1 else x
+            b = y.T if trans2 else y
+            if out is None:
+                return numpy.matmul(a, b)
+            numpy.matmul(a, b, out=out)
+            return out
 
-    def gemm(
-        self,
-        x: Any,
-        y: Any,
-        out: Any | None = None,
-        trans1: bool = False,
-        trans2: bool = False,
-    ) -> Any:
-        a = x.T if trans1 else x
-        b = y.T if trans2 else y
-        if out is None:
-            return numpy.matmul(a, b)
-        numpy.matmul(a, b, out=out)
-        return out
+    return MatmulOps()
 
 
 def use_numpy_matmul(component: Any) -> None:
-    """Give every layer of one spaCy component's model the ``MatmulOps``."""
-    ops = MatmulOps()
+    """Give every layer of one spaCy component's model the numpy ``gemm``."""
+    ops = matmul_ops()
     for node in component.model.walk():
         node.ops = ops
 
