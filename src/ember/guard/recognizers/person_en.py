@@ -13,6 +13,7 @@ splits them), and only runs with a capitalised word that is not a common sentenc
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,8 +80,13 @@ class EnglishPersonRecognizer(Recognizer):
 
     def __init__(self) -> None:
         self._nlp: Any = None
+        self._loading = threading.Lock()
 
     def _pipeline(self) -> Any:
+        with self._loading:  # one load, however many threads ask at once
+            return self._load()
+
+    def _load(self) -> Any:
         if self._nlp is None:
             import spacy
 
