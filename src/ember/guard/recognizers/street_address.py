@@ -195,8 +195,14 @@ class StreetAddressRecognizer(Recognizer):
                 continue
             start = match.start("c")
             lead_in = _LEAD_IN.search(text, max(0, start - 40), start) is not None
-            ends = [m.end() for m in _TOKENS.finditer(run)]
-            for end in reversed(ends[1:]):  # the longest street line that qualifies
+            tokens = list(_TOKENS.finditer(run))
+            # Without a lead-in a street line has its number first or last: when the first
+            # token is not a number, only lines ending in one can qualify.
+            any_end = lead_in or (bool(tokens) and _is_number(tokens[0].group()))
+            for token in reversed(tokens[1:]):  # the longest street line that qualifies
+                if not any_end and not _is_number(token.group()):
+                    continue
+                end = token.end()
                 score = street_score(run[:end], lead_in)
                 if score is not None:
                     found.append((start, start + len(run[:end].rstrip(".")), score))
