@@ -359,6 +359,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Guard policies for particular models, by model id (`[guard_policies.ID]`).",
     )
+    guard_nlp_load: Literal["startup", "background", "first_use"] = Field(
+        default="startup",
+        description="When the guard's NLP models (spaCy, jieba; about 400 MiB) load: during "
+        "start-up, in the background once the server is up, or on the first request that "
+        "needs them.",
+    )
     guard_recognizers: list[str] = Field(
         default_factory=lambda: ["all"],
         description="PII recognizers that are on, by name (`ember guard recognizers`), or "

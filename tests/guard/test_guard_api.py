@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from ember.cli.main import app
-from tests.conftest import RunningServer
+from tests.conftest import SERVER_CONFIG, RunningServer, start_server, stop_server
 
 TEXT = "张伟的手机13812345678，身份证11010519491231002X。Email john@example.com"
 
@@ -62,3 +65,19 @@ def test_cli_scan_reports_nothing_found() -> None:
     result = CliRunner().invoke(app, ["guard", "scan", "-"], input="nothing to see here")
     assert result.exit_code == 0, result.output
     assert "No PII found" in result.output
+
+
+@pytest.mark.parametrize("load", ["background", "first_use"])
+def test_nlp_models_loaded_later_still_find_names(tmp_path: Path, load: str) -> None:
+    """With the NLP models left out of start-up, the first request still finds the names
+    only they find (jieba's Chinese name, spaCy's English one)."""
+    running = start_server(tmp_path / "home", f'guard_nlp_load = "{load}"\n' + SERVER_CONFIG)
+    try:
+        text = "昨天王建国来了。Yesterday Harriet Okonkwo-Bell met the board."
+        response = httpx.post(f"{running.v1}/ember/guard/analyze", json={"text": text}, timeout=60)
+        assert response.status_code == 200, response.text
+        found = {(s["type"], s["text"]) for s in response.json()["spans"]}
+        assert ("PERSON", "王建国") in found
+        assert any(kind == "PERSON" and "Harriet" in value for kind, value in found)
+    finally:
+        stop_server(running)

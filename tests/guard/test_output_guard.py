@@ -283,6 +283,17 @@ def test_completions_and_responses_are_labelled(guarded_client: openai.OpenAI) -
     assert_label(response.model_extra["ember"]["aigc"], None)  # type: ignore[index]
 
 
+def test_multi_prompt_completion_label_covers_every_prompt(
+    guarded_client: openai.OpenAI,
+) -> None:
+    completion = guarded_client.completions.create(
+        model=MODEL, prompt=["Hello", "The sky is"], max_tokens=4, temperature=0
+    )
+    texts = [choice.text for choice in sorted(completion.choices, key=lambda c: c.index)]
+    assert len(texts) == 2
+    assert_label(completion.model_extra["ember"]["aigc"], "".join(texts))  # type: ignore[index]
+
+
 def test_files_carry_the_label(tmp_path: Path) -> None:
     label = implicit_label("ember", "req_123", "text")
     doc = tmp_path / "answer.json"

@@ -157,6 +157,15 @@ FOUND = [
     ("everyone calls me tiago", "en", "PERSON", "tiago"),
     ("Signed by Ingrid K. Lindqvist yesterday", "en", "PERSON", "Ingrid K. Lindqvist"),
     ("Aiko: Where were you?\nBjorn: At home.", "en", "PERSON", "Aiko"),
+    # PERSON by the census given-name list, where NER misses or mislabels the name
+    ("Harriet is a very patient colleague.", "en", "PERSON", "Harriet"),
+    ("The kids were Odalys, Harriet and Quentin.", "en", "PERSON", "Quentin"),
+    ("please forward it to marlene oconnor today", "en", "PERSON", "marlene oconnor"),
+    ("I want to add my son Oskari to the policy.", "en", "PERSON", "Oskari"),
+    ("What is your last name? Varga", "en", "PERSON", "Varga"),
+    ("please ask mr. okafor to sign", "en", "PERSON", "okafor"),
+    # a list most of whose items are names: the other items are names too
+    ("Invited: Zorana, Mary, Teresa and Jodi.", "en", "PERSON", "Zorana"),
 ]
 
 NEAR_MISSES = [
@@ -219,6 +228,13 @@ NEAR_MISSES = [
     ("My name is not important here.", "en", "PERSON"),
     ("User: hi\nBot: hello", "en", "PERSON"),
     ("Plan B Options are on the table", "en", "PERSON"),
+    ("May I pay my credit card bill in June?", "en", "PERSON"),
+    ("Grace periods apply; Will you renew?", "en", "PERSON"),
+    ("Our office moved to Jackson, Mississippi last year.", "en", "PERSON"),
+    ("my card and my kid are fine", "en", "PERSON"),
+    # NER guesses made only of dictionary words
+    ("Read Cautionary Tales before the exam.", "en", "PERSON"),
+    ("Awarded Salesperson of the Month three times.", "en", "PERSON"),
     ("今天天气很好，我们去公园散步。", "zh", "PERSON"),
     ("email me at jane@localhost", "en", "EMAIL"),
 ]

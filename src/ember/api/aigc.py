@@ -11,9 +11,16 @@ from ember.services.pipeline import RequestContext
 from ember.settings import Settings
 
 
-def labelled(body: dict[str, Any], settings: Settings, ctx: RequestContext) -> JSONResponse:
-    """A finished generation's JSON response, labelled in the body and the header."""
-    label = implicit_label(settings.aigc_producer, ctx.request_id, ctx.output_text)
+def labelled(
+    body: dict[str, Any], settings: Settings, ctx: RequestContext, *more: RequestContext
+) -> JSONResponse:
+    """A finished generation's JSON response, labelled in the body and the header.
+
+    ``more``: the other generations answered in the same response (a completions request
+    with several prompts); the digest covers every one's text, in the order of the choices.
+    """
+    text = ctx.output_text + "".join(other.output_text for other in more)
+    label = implicit_label(settings.aigc_producer, ctx.request_id, text)
     return JSONResponse(attach(body, label), headers={HEADER: header_value(label)})
 
 

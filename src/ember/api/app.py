@@ -130,9 +130,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             spec = built.registry.resolve(name)
             logger.info("preloading %s", spec.id)
             await built.manager.get(spec)
-        # The guard's NLP models (spaCy, jieba) load on first use: load them now, not on the
-        # first user's request.
-        await asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
+        # The guard's NLP models (spaCy, jieba) load on first use; `guard_nlp_load` says
+        # whether to load them now, in the background, or leave them to the first request.
+        warm_up = asyncio.to_thread(built.analyzer.analyze, "Warm-up: Ada Lovelace 张伟")
+        if settings.guard_nlp_load == "startup":
+            await warm_up
+        elif settings.guard_nlp_load == "background":
+            app.state.guard_warm_up = asyncio.ensure_future(warm_up)
+        else:
+            warm_up.close()
         built.metrics.models_loaded.set(len(built.manager.loaded()))
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running

@@ -44,6 +44,7 @@ async def create_completion(
             },
         )
     answer = await text_completion(services.text, batch, echo=echo)
-    response = labelled(answer, services.settings, batch[0][1].ctx)
+    contexts = [prepared.ctx for _, prepared in batch]
+    response = labelled(answer, services.settings, *contexts)
     response.headers.update(route_headers(batch[0][1].ctx))
     return response

@@ -4,7 +4,8 @@ Statistical NER misses names it has not seen, most of all non-English ones, so a
 that hold in any language's names catch them without a model:
 
 * a title or a naming phrase before it: ``Mr.``/``Dr.``, ``my name is``, ``call me``,
-  ``Name:``, ``maiden name is``, ``Dear``, ``Regards,``;
+  ``Name:``, ``maiden name is``, ``last name?``, ``Dear``, ``Regards,``;
+* a relative or friend right before it: ``my kid Lukas``, ``her husband Tiago Reis``;
 * a middle initial: ``Faina D. Yefremova``, ``Shane M Culp`` (capitalised word, one capital
   letter, capitalised word; without the dot, only when no lowercase word follows);
 * a speaker label opening a line of dialogue, ``Nicole: ...``, when the text has at least two.
@@ -32,13 +33,25 @@ _TITLED = re.compile(
     rf"(?P<v>{_CAP_WORD}(?:[ ](?:{_INITIAL}[ ])?{_CAP_WORD}){{0,2}})"
 )
 _NAMED = re.compile(
-    rf"(?:\bmy name is|\bmaiden name is|\bname(?:d)?\s*[:：]|\bcall(?:s)? me|\bcalled|"
+    rf"(?:\bmy name is|\bmaiden name is|\b(?:first|last|given|family) name(?: is|\s*[?:：])|"
+    rf"\bname(?:d)?\s*[:：]|\bcall(?:s)? me|\bcalled|"
     rf"\bregards,|\bsincerely,|\bcardholder\s*[:：]?|\bbilling address\s*[:：])[ \t]*\n?[ \t>]*"
     rf"(?P<v>{_NAME_WORD}(?:[ ](?:{_INITIAL}[ ])?{_NAME_WORD}){{0,2}})",
     re.IGNORECASE,
 )
 # "Ingrid K. Lindqvist" anywhere; "Shane M Culp" (no dot) only where no lowercase word follows,
 # so "Plan B Options are ..." is not a name.
+# A relative or friend named right after the word: "my son Lukas", "her husband Tiago Reis".
+_KIN = re.compile(
+    rf"\b(?:my|our|his|her|their|your) (?:kid|son|daughter|child|wife|husband|partner|"
+    rf"brother|sister|mother|father|mom|mum|dad|friend|boss|colleague|neighbou?r|"
+    rf"grandson|granddaughter|fianc[eé]e?|boyfriend|girlfriend|nephew|niece|cousin|uncle|aunt) "
+    rf"(?P<v>{_CAP_WORD}(?:[ ]{_CAP_WORD})?)"
+)
+# The same titles written in lowercase ("mr. elliott", "ms. quinzia"), where the name may be too.
+_TITLED_LOWER = re.compile(
+    rf"(?<![\w])(?:mr|mrs|ms|miss|dr|prof)\.?[ ]+(?P<v>{_NAME_WORD}(?:[ ]{_NAME_WORD})?)"
+)
 _MIDDLE_INITIAL = re.compile(
     rf"(?<![\w.])(?P<v>{_CAP_WORD}[ ](?:[^\W\d_a-z]\.[ ]{_CAP_WORD}(?![\w])"
     rf"|[^\W\d_a-z][ ]{_CAP_WORD}(?![\w])(?![ ]+[a-z])))"
@@ -75,7 +88,14 @@ class CuedPersonRecognizer(Recognizer):
     languages = frozenset({"en"})
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
-        for regex, score in ((_TITLED, 0.75), (_NAMED, 0.7), (_MIDDLE_INITIAL, 0.6)):
+        cues = (
+            (_TITLED, 0.75),
+            (_TITLED_LOWER, 0.7),
+            (_NAMED, 0.7),
+            (_KIN, 0.65),
+            (_MIDDLE_INITIAL, 0.6),
+        )
+        for regex, score in cues:
             for match in regex.finditer(text):
                 value = _clean(match.group("v"))
                 first = value.split(" ")[0] if value else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +67,13 @@ class ChinesePersonRecognizer(Recognizer):
 
     def __init__(self) -> None:
         self._posseg: Any = None
+        self._loading = threading.Lock()
 
     def _tagger(self) -> Any:
+        with self._loading:  # one load, however many threads ask at once
+            return self._load()
+
+    def _load(self) -> Any:
         if self._posseg is None:
             import jieba
             import jieba.posseg

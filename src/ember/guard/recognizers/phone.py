@@ -135,7 +135,8 @@ class IntlPhoneRecognizer(Recognizer):
             # their own; two groups ("9472 7916") need a context word.
             score = 0.45 if groups >= 3 or value.startswith("(") else 0.3
             yield match.start(), match.end(), score
-        if language == "en":
+        # The matcher scans the whole text; a number needs at least seven digits.
+        if language == "en" and sum(c.isdigit() for c in text) >= 7:
             leniency = phonenumbers.Leniency.VALID
             for found in phonenumbers.PhoneNumberMatcher(text, "US", leniency=leniency):
                 if not found.raw_string.startswith("+"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
@@ -91,6 +92,7 @@ def _is_number(token: str) -> bool:
     return token[0].isdigit()
 
 
+@lru_cache(maxsize=65536)
 def _street_typed(word: str) -> bool:
     bare = word.lower().rstrip(".")
     if bare in STREET_TYPES:
@@ -184,14 +186,23 @@ class StreetAddressRecognizer(Recognizer):
         for regex in (_MILITARY, _PO_BOX):
             for match in regex.finditer(text):
                 found.append((match.start(), extend(text, match.end()), 0.7))
+        has_digit = any(c.isdigit() for c in text)
         for match in _RUN.finditer(text):
             run = match.group("c")
-            if not any(c.isdigit() for c in run) and not any(_street_typed(t) for t in run.split()):
+            if not (has_digit and any(c.isdigit() for c in run)) and not any(
+                _street_typed(t) for t in run.split()
+            ):
                 continue
             start = match.start("c")
             lead_in = _LEAD_IN.search(text, max(0, start - 40), start) is not None
-            ends = [m.end() for m in _TOKENS.finditer(run)]
-            for end in reversed(ends[1:]):  # the longest street line that qualifies
+            tokens = list(_TOKENS.finditer(run))
+            # Without a lead-in a street line has its number first or last: when the first
+            # token is not a number, only lines ending in one can qualify.
+            any_end = lead_in or (bool(tokens) and _is_number(tokens[0].group()))
+            for token in reversed(tokens[1:]):  # the longest street line that qualifies
+                if not any_end and not _is_number(token.group()):
+                    continue
+                end = token.end()
                 score = street_score(run[:end], lead_in)
                 if score is not None:
                     found.append((start, start + len(run[:end].rstrip(".")), score))
