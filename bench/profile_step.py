@@ -58,6 +58,55 @@ def fill(batch: Any, i: int, token: int, pos: int, seq: int, logits: bool) -> No
     batch.logits[i] = logits
 
 
+def decode_ms_per_step(
+    path: Path, threads: int, n_ctx: int, sequences: tuple[int, ...], steps: int = 16
+) -> dict[int, float]:
+    """Median time of one ``llama_decode`` advancing n sequences by a token, for each n.
+
+    Engine settings (kv_unified, n_batch 512, no flash attention); each sequence first reads
+    the same 120-token prompt. Nothing but the decode is timed: the step's ceiling.
+    """
+    args = argparse.Namespace(
+        n_ctx=n_ctx, n_batch=512, n_ubatch=512, threads=threads, split_kv=False, flash_attn=False
+    )
+    model = LlamaModel(
+        path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+    )
+    ctx = make_context(model, args, max(sequences))
+    batch = llama_cpp.llama_batch_init(512, 0, 1)
+    memory = llama_cpp.llama_get_memory(ctx.ctx)
+    base = model.tokenize(b"Write a long, detailed guide to baking sourdough bread.", True, False)
+    prompt = (base * 20)[:120]
+    result: dict[int, float] = {}
+    try:
+        for n in sequences:
+            llama_cpp.llama_memory_clear(memory, True)
+            for seq in range(n):
+                for i, tok in enumerate(prompt):
+                    fill(batch, i, tok, i, seq, i == len(prompt) - 1)
+                batch.n_tokens = len(prompt)
+                if llama_cpp.llama_decode(ctx.ctx, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+            times: list[float] = []
+            for step in range(steps + 2):
+                pos = len(prompt) + step
+                for seq in range(n):
+                    fill(batch, seq, prompt[(pos + seq) % len(prompt)], pos, seq, True)
+                batch.n_tokens = n
+                t0 = time.perf_counter()
+                if llama_cpp.llama_decode(ctx.ctx, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+                llama_cpp.llama_synchronize(ctx.ctx)
+                if step >= 2:
+                    times.append(time.perf_counter() - t0)
+            result[n] = statistics.median(times) * 1000
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        ctx.close()
+        model.close()
+    return result
+
+
 def profile(model_id: str, args: argparse.Namespace) -> None:
     path = model_path(model_id)
     model = LlamaModel(
