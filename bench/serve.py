@@ -22,7 +22,9 @@ per round) and p50/p95 TTFT, next to the machine's memory bandwidth from a copy 
 in the same process and the roofline ``bandwidth / model bytes``. Ember's greedy answers alone
 and in a batch of eight are compared (batch-size-dependent rounding makes them drift), and its
 prefix cache is measured as the TTFT of a second turn of a ~1,000-token conversation, cached
-against cold.
+against cold. Last, ``llama_decode`` alone is timed in this process at 1 and 8 sequences (one
+token each, Ember's context settings, ``bench/profile_step.py``): how much more a batch of 8
+costs than one token bounds what any batching server can reach at 8 streams.
 
 Run ``python bench/serve.py --help``. The exit status is non-zero only when something broke,
 never because a target was missed.
@@ -52,6 +54,7 @@ from typing import Any
 
 import httpx
 import psutil
+from profile_step import decode_ms_per_step  # bench/, next to this script
 from rich.console import Console
 from rich.table import Table
 
@@ -563,6 +566,13 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         f"  prefix cache: second-turn TTFT {prefix['cached_ttft_s'] * 1000:.0f} ms vs cold "
         f"{prefix['cold_ttft_s'] * 1000:.0f} ms ({prefix['prompt_tokens']} prompt tokens)"
     )
+    # What one batched llama_decode costs at 1 and 8 sequences, nothing else: the ceiling
+    # of the aggregate at 8 streams whatever the server around it does.
+    step_ms = decode_ms_per_step(path, args.threads, n_ctx, (1, LEVELS[-1]))
+    console.print(
+        f"  decode only: {step_ms[1]:.1f} ms/step at 1 sequence, "
+        f"{step_ms[LEVELS[-1]]:.1f} ms/step at {LEVELS[-1]}"
+    )
     top = str(LEVELS[-1])
     aggregate_ratio = ratio(
         concurrency["ember"][top]["aggregate_tps"],
@@ -609,6 +619,11 @@ def bench_model(model_id: str, path: Path, args: argparse.Namespace, home: Path)
         "concurrency": concurrency,
         "prefix_cache": prefix,
         "greedy_drift": drift,
+        "decode_step_ms": step_ms,
+        "decode_ceiling_vs_llama_cpp_server_at_8": ratio(
+            LEVELS[-1] * 1000 / step_ms[LEVELS[-1]],
+            concurrency["llama_cpp.server"][top]["aggregate_tps"],
+        ),
     }
 
 
@@ -687,6 +702,15 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"{ratios['aggregate_vs_llama_cpp_server_at_8']:.2f}×",
                 f"≥ {AGGREGATE_VS_LLAMA_SERVER_AT_8:.1f}×",
                 verdict(met["aggregate_vs_llama_cpp_server_at_8"]),
+            ),
+            (
+                f"decode only (in-process llama_decode, no sampling/HTTP): a step of "
+                f"{LEVELS[-1]} sequences / a step of 1; its tok/s / llama_cpp.server at 8",
+                f"{row['decode_step_ms'][LEVELS[-1]] / row['decode_step_ms'][1]:.2f}× "
+                f"({row['decode_step_ms'][LEVELS[-1]]:.1f} / {row['decode_step_ms'][1]:.1f} ms); "
+                f"{row['decode_ceiling_vs_llama_cpp_server_at_8']:.2f}×",
+                "ceiling of the row above",
+                "",
             ),
             (
                 "second-turn TTFT, cached / cold "

@@ -303,3 +303,49 @@ def test_shutdown_cancels_streams_after_the_timeout(tmp_path: Path) -> None:
             stop_server(server)
         else:
             server.log_file.close()
+
+
+def test_a_full_kv_pool_ends_the_longest_sequence_and_the_others_go_on(tmp_path: Path) -> None:
+    # 320 shared cells: each request fits alone, two together overflow the pool mid-generation
+    config = SERVER_CONFIG.replace("context_length = 2048", "context_length = 320")
+    server = start_server(tmp_path / "home", config)
+    try:
+        client = client_for(server)
+        prompts = ["Write a long story about a dragon.", "Write a long story about a knight."]
+        budget = 250
+        # a schema whose one string must run past the budget: no answer can end early
+        long_text = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "story",
+                "schema": {
+                    "type": "object",
+                    "properties": {"story": {"type": "string", "minLength": 2000}},
+                    "required": ["story"],
+                },
+            },
+        }
+        results = concurrently(
+            [
+                lambda p=p: stream(client, p, max_tokens=budget, response_format=long_text)
+                for p in prompts
+            ]
+        )
+        preempted = [
+            r for r in results if r["finish"] == "length" and r["usage"].completion_tokens < budget
+        ]
+        assert len(preempted) == 1, [(r["finish"], r["usage"]) for r in results]
+        victim = preempted[0]
+        survivor = next(r for r in results if r is not victim)
+        # it ended because the pool was full: as the longer of two it held half of it
+        held = victim["usage"].prompt_tokens + victim["usage"].completion_tokens
+        assert held >= 320 // 2 - 1
+        # the survivor kept generating in the cells the victim gave back
+        assert survivor["usage"].completion_tokens > victim["usage"].completion_tokens
+        assert metric(server, "ember_batch_active_sequences") == 0
+        answer = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+        assert answer.usage is not None and answer.usage.completion_tokens >= 1
+    finally:
+        stop_server(server)

@@ -221,11 +221,17 @@ class LlamaCppEngine(TextEngine, TokenTools):
             )
         return self._lltokenizer
 
+    @staticmethod
+    def _penalised(params: SamplingParams) -> bool:
+        return bool(
+            params.presence_penalty or params.frequency_penalty or params.repetition_penalty != 1
+        )
+
     def _sampler(self, params: SamplingParams) -> Any:
         from llama_cpp._internals import LlamaSampler
 
         sampler = LlamaSampler()
-        if params.presence_penalty or params.frequency_penalty or params.repetition_penalty != 1:
+        if self._penalised(params):
             sampler.add_penalties(
                 n_vocab=self._n_vocab,
                 penalty_last_n=_PENALTY_LAST_N,
@@ -330,6 +336,7 @@ class LlamaCppEngine(TextEngine, TokenTools):
             top_logprobs=params.top_logprobs if params.logprobs else None,
             cancel=cancel,
             emit=emit,
+            greedy=params.temperature <= 0 and not self._penalised(params),
         )
         try:
             self._scheduler.submit(request)

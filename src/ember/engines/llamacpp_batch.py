@@ -57,6 +57,9 @@ class SequenceRequest:
     top_logprobs: int | None  # None: no logprobs
     cancel: threading.Event
     emit: Emit
+    # Plain greedy (no penalties): the highest logit, read straight from the logits buffer
+    # instead of through the sampler chain, which copies the whole vocabulary per token.
+    greedy: bool = False
     produced: int = 0
     pending: int | None = None  # sampled, emitted, not yet in the KV cache
     slot: Slot | None = None
@@ -418,13 +421,23 @@ class BatchScheduler:
         return np.ctypeslib.as_array(buffer)
 
     def _sample(self, request: SequenceRequest, index: int) -> None:
-        logits = self._logits(index)
+        # The logits are read in Python only when a grammar, logprobs or greedy need them.
+        logits = (
+            self._logits(index)
+            if request.greedy or request.mask is not None or request.top_logprobs is not None
+            else None
+        )
         if request.mask is not None:
+            assert logits is not None
             request.mask.apply(logits)
-        token = int(self._ll.llama_sampler_sample(request.sampler.sampler, self._ctx, index))
+        if request.greedy:
+            assert logits is not None
+            token = int(np.argmax(logits))  # the first highest, as llama.cpp's greedy sampler
+        else:
+            token = int(self._ll.llama_sampler_sample(request.sampler.sampler, self._ctx, index))
         logprob = (
             self._tools.logprob(logits, token, request.top_logprobs)
-            if request.top_logprobs is not None
+            if logits is not None and request.top_logprobs is not None
             else None
         )
         if self._tools.is_eog(token):
