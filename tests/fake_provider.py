@@ -111,6 +111,25 @@ class FakeProvider:
         return [f"echo:{last[:24]}", *words]
 
     @staticmethod
+    def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+        """A call of the first offered function (each required argument set to the last
+        user words) unless tools are off or the last message is already a tool result."""
+        tools = body.get("tools") or []
+        if not tools or body.get("tool_choice") == "none":
+            return None
+        if body["messages"][-1].get("role") == "tool":
+            return None
+        function = tools[0]["function"]
+        required = function.get("parameters", {}).get("required", [])
+        last = str(body["messages"][-1].get("content") or "")
+        arguments = json.dumps({name: last[:12] for name in required})
+        return {
+            "id": "call_fake0",
+            "type": "function",
+            "function": {"name": function["name"], "arguments": arguments},
+        }
+
+    @staticmethod
     def _logprobs(body: dict[str, Any], words: list[str]) -> dict[str, Any] | None:
         """Made-up log-probabilities, one per word, when the request asks for them."""
         if not body.get("logprobs"):
@@ -169,6 +188,9 @@ class FakeProvider:
             words = words[: int(body["max_tokens"])]
             usage["completion_tokens"] = len(words)
             usage["total_tokens"] = prompt_tokens + len(words)
+        call = self._tool_call(body)
+        if call is not None:
+            finish = "tool_calls"
         base = {
             "id": "chatcmpl-fake",
             "created": int(time.time()),
@@ -182,7 +204,11 @@ class FakeProvider:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "message": (
+                                {"role": "assistant", "content": None, "tool_calls": [call]}
+                                if call is not None
+                                else {"role": "assistant", "content": " ".join(words)}
+                            ),
                             "finish_reason": finish,
                             "logprobs": self._logprobs(body, words),
                         }
@@ -192,7 +218,7 @@ class FakeProvider:
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            self._stream(base, words, usage, name, include_usage, finish),
+            self._stream(base, words, usage, name, include_usage, finish, call),
             media_type="text/event-stream",
         )
 
@@ -204,6 +230,7 @@ class FakeProvider:
         name: str,
         include_usage: bool,
         finish: str = "stop",
+        call: dict[str, Any] | None = None,
     ) -> AsyncIterator[bytes]:
         def frame(payload: dict[str, Any]) -> bytes:
             return f"data: {json.dumps(payload)}\n\n".encode()
@@ -221,6 +248,16 @@ class FakeProvider:
             yield b"data: {this is not json\n\n"
             return
         yield chunk({"role": "assistant", "content": ""})
+        if call is not None:  # as OpenAI streams a call: id and name, then argument pieces
+            arguments = call["function"]["arguments"]
+            head = {**call, "index": 0, "function": {"name": call["function"]["name"]}}
+            yield chunk(
+                {"tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}]}
+            )
+            for start in range(0, len(arguments), 5):
+                piece = {"index": 0, "function": {"arguments": arguments[start : start + 5]}}
+                yield chunk({"tool_calls": [piece]})
+            words = []
         for i, word in enumerate(words):
             if name == "disconnect" and i == 2:
                 raise ConnectionResetError("the fake provider drops the stream")

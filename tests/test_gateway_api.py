@@ -7,6 +7,7 @@ the targets' health (breakers, latency) of one test does not steer another.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -333,10 +334,71 @@ def test_response_format_and_logprobs_pass_through_to_a_remote_target(
     assert choice.logprobs is not None and choice.logprobs.content
     assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
     assert [t.logprob for t in choice.logprobs.content[0].top_logprobs] == [-1.0, -2.0]
-    with pytest.raises(openai.BadRequestError) as refused:
-        ask(
-            gateway,
-            "smart",
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
-        )
-    assert refused.value.code == "unsupported_parameter"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_tool_calls_pass_through_a_remote_target_streamed_and_not(
+    gateway: RunningServer, cloud: FakeProvider
+) -> None:
+    client = shared_client(gateway)
+    question = [{"role": "user", "content": "Oslo weather"}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="smart",
+        messages=question,
+        tools=[WEATHER],
+        tool_choice="required",  # type: ignore[list-item]
+    )
+    assert raw.headers["x-ember-route"].startswith("cloud/gpt-x;")
+    sent = cloud.received[-1]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == "required"
+    choice = raw.parse().choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Oslo weather"}  # type: ignore[union-attr]
+
+    # The tool's result goes back to the provider with the call it answers.
+    follow_up = client.chat.completions.create(
+        model="smart",
+        messages=[
+            *question,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "12 degrees"},
+        ],  # type: ignore[list-item]
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert follow_up.choices[0].message.content.startswith("echo:12 degrees")  # type: ignore[union-attr]
+    roles = [m["role"] for m in cloud.received[-1]["messages"]]
+    assert roles == ["user", "assistant", "tool"]
+    assert cloud.received[-1]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+    stream = client.chat.completions.create(
+        model="smart",
+        messages=question,
+        tools=[WEATHER],
+        stream=True,  # type: ignore[list-item]
+    )
+    name, arguments, finish = "", "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for delta in chunk.choices[0].delta.tool_calls or []:
+            name += (delta.function and delta.function.name) or ""
+            arguments += (delta.function and delta.function.arguments) or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert name == "get_weather" and json.loads(arguments) == {"city": "Oslo weather"}
+    assert finish == "tool_calls"

@@ -29,7 +29,6 @@ from ember.errors import (
     PermissionDeniedError,
     RateLimitError,
     ServiceUnavailableError,
-    UnsupportedParameterError,
 )
 from ember.models.registry import ModelSpec
 from ember.route.cache import CachedAnswer, ResponseCache, canonical_key
@@ -240,12 +239,6 @@ class Gateway:
                     raise self.router.refuse_empty(model, sensitive=sensitive)
                 first = plan.targets[0]
                 if not first.local:
-                    if request.tools:  # response_format and logprobs pass through
-                        raise UnsupportedParameterError(
-                            "tools are served by local targets only "
-                            f"(the route '{model}' chose {first.name}).",
-                            param="tools",
-                        )
                     params = request.params
                     cap = ctx.attributes.get("max_tokens_cap")
                     if params.max_tokens is None and cap:
@@ -256,6 +249,9 @@ class Gateway:
                         ctx,
                         stream=request.stream,
                         response_format=request.response_format,
+                        tools=request.tools,
+                        tool_choice=request.tool_choice,
+                        parallel_tool_calls=request.parallel_tool_calls,
                     )
                     fallback = next((t for t in plan.targets if t.local), None)
                     try:
@@ -275,6 +271,7 @@ class Gateway:
                             params=params,
                             n=request.n,
                             remote=call,
+                            parses_tools=bool(request.tools) and request.tool_choice != "none",
                         )
                 ctx.attributes["route"] = first.name
                 local_model = first.model

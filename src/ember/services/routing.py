@@ -12,12 +12,14 @@ cannot move to another target: the stream ends with an SSE error event.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ember.core.chat_template import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ember.core.types import (
     ChatMessage,
     FinishReason,
@@ -25,6 +27,7 @@ from ember.core.types import (
     OutputConstraint,
     SamplingParams,
     TokenLogprob,
+    ToolSpec,
     TopLogprob,
 )
 from ember.errors import (
@@ -107,6 +110,42 @@ def upstream_payload(
         schema = {"name": "response", "schema": response_format.schema or {}}
         payload["response_format"] = {"type": "json_schema", "json_schema": schema}
     return payload
+
+
+def upstream_tools(
+    tools: tuple[ToolSpec, ...], tool_choice: str, parallel_tool_calls: bool
+) -> dict[str, Any]:
+    """The request's functions and tool choice, as the provider's chat API takes them."""
+    functions = []
+    for tool in tools:
+        function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+        if tool.description:
+            function["description"] = tool.description
+        if tool.strict:
+            function["strict"] = True
+        functions.append({"type": "function", "function": function})
+    choice: Any = tool_choice
+    if tool_choice not in ("auto", "none", "required"):
+        choice = {"type": "function", "function": {"name": tool_choice}}
+    out: dict[str, Any] = {"tools": functions, "tool_choice": choice}
+    if not parallel_tool_calls:
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def render_tool_calls(calls: list[dict[str, Any]]) -> str:
+    """A provider's tool calls as the text the tool-call parser reads, so a remote answer's
+    calls reach the client through the same path as a local model's (with Ember's ids)."""
+    parts = []
+    for call in calls:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except ValueError as exc:
+            raise UpstreamError("the provider sent tool call arguments that are not JSON") from exc
+        body = json.dumps({"name": function.get("name"), "arguments": arguments})
+        parts.append(f"{TOOL_CALL_OPEN}{body}{TOOL_CALL_CLOSE}")
+    return "".join(parts)
 
 
 def upstream_logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
@@ -233,6 +272,9 @@ class RemoteGeneration:
     ctx: RequestContext
     stream: bool = False
     response_format: OutputConstraint | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
     opened: _Opened | None = None
     attempts: list[str] = field(default_factory=list)
     _used: bool = False
@@ -319,12 +361,15 @@ class RemoteGeneration:
     ) -> AsyncIterator[GenerationChunk]:
         provider = self.router.providers[target.provider]
         payload = upstream_payload(target.model, self.ctx.messages, params, self.response_format)
+        if self.tools:
+            payload.update(upstream_tools(self.tools, self.tool_choice, self.parallel_tool_calls))
         usage = self.ctx.usage
         if not self.stream:
             body = await provider.complete(payload)
             choice = body["choices"][0]
             counted = body.get("usage") or {}
-            text = choice["message"].get("content") or ""
+            made = choice["message"].get("tool_calls")
+            text = render_tool_calls(made) if made else choice["message"].get("content") or ""
             self.ctx.first_token_at = self.ctx.first_token_at or time.perf_counter()
             prompt = int(counted.get("prompt_tokens") or estimate_tokens(self.ctx.messages) // 4)
             completion = int(counted.get("completion_tokens") or max(1, len(text) // 4))
@@ -340,6 +385,7 @@ class RemoteGeneration:
         finish: FinishReason | None = None
         pieces = 0
         counted = {}
+        calls: dict[int, dict[str, Any]] = {}  # streamed in fragments: joined, sent at the end
         async for chunk in provider.stream(payload):
             if chunk.get("usage"):
                 counted = chunk["usage"]
@@ -351,8 +397,18 @@ class RemoteGeneration:
                     if self.ctx.first_token_at is None:
                         self.ctx.first_token_at = time.perf_counter()
                     yield GenerationChunk(text=content, logprobs=upstream_logprobs(choice))
+                for fragment in delta.get("tool_calls") or []:
+                    call = calls.setdefault(
+                        int(fragment.get("index") or 0), {"function": {"name": "", "arguments": ""}}
+                    )
+                    function = fragment.get("function") or {}
+                    call["function"]["name"] += function.get("name") or ""
+                    call["function"]["arguments"] += function.get("arguments") or ""
                 if choice.get("finish_reason"):
                     finish = _finish(choice["finish_reason"])
+        if calls:
+            pieces += 1
+            yield GenerationChunk(text=render_tool_calls([calls[i] for i in sorted(calls)]))
         prompt = int(counted.get("prompt_tokens") or estimate_tokens(self.ctx.messages) // 4)
         completion = int(counted.get("completion_tokens") or pieces)
         self._account(target, prompt, completion)
