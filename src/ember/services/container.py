@@ -96,7 +96,7 @@ class Services:
             store.vectors,
             files,
             ingestion,
-            Retriever(store.vectors),
+            Retriever(store.vectors, vector_index=settings.ground_vector_index),
             embedder,
             auto_chunking=(settings.ground_chunk_tokens, settings.ground_chunk_overlap_tokens),
         )

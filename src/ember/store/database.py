@@ -116,6 +116,7 @@ class Store:
             yield session
 
     def close(self) -> None:
+        self.vectors.close()
         self.engine.dispose()
 
     # -- models ---------------------------------------------------------------------------
