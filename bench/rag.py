@@ -130,7 +130,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         positives.append(pos)
         negatives.append(neg - pos)
 
-    settings = Settings(home=work / "home", n_threads=args.threads, preload=[])
+    settings = Settings(
+        home=work / "home", n_threads=args.threads, preload=[], ground_self_check=args.self_check
+    )
     services = Services.build(settings)
     try:
         store_id = services.vector_stores.create(name="rgb")["id"]
@@ -204,6 +206,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "scale": scale,
         "answers": answers,
         "chromadb_version": chroma["version"],
+        "self_check": args.self_check,
     }
 
 
@@ -387,7 +390,10 @@ def report(result: dict[str, Any]) -> None:
     )
     console.print(table)
     answers = result["answers"]
-    table = Table(title=f"Grounded answers ({answers['asked']} questions)")
+    table = Table(
+        title=f"Grounded answers ({answers['asked']} questions, "
+        f"self-check {'on' if result.get('self_check') else 'off'})"
+    )
     for column in ("metric", "value", "target"):
         table.add_column(column)
     supported = answers["supported_sentences"]
@@ -416,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default", help="chat model for answers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument(
+        "--self-check",
+        action="store_true",
+        help="answer with ground_self_check on (a constrained yes/no check by the model)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ember-rag-bench-") as tmp:
         result = asyncio.run(bench(args, Path(tmp)))

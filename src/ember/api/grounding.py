@@ -38,6 +38,8 @@ def _ember_options(raw: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequestError(
             "ember.mode must be 'generative' or 'extractive'.", param="ember.mode"
         )
+    if options.get("self_check") is not None and not isinstance(options["self_check"], bool):
+        raise InvalidRequestError("ember.self_check must be a boolean.", param="ember.self_check")
     return options
 
 
@@ -113,6 +115,7 @@ async def grounded_response(
         max_results=tool.get("max_num_results"),
         filters=tool.get("filters"),
         max_tokens=raw.get("max_output_tokens"),
+        self_check=options.get("self_check"),
     )
     include = raw.get("include") or []
     results = None
@@ -219,6 +222,7 @@ async def grounded_chat_completion(
         max_results=options.get("max_num_results"),
         filters=options.get("filters"),
         max_tokens=raw.get("max_completion_tokens") or raw.get("max_tokens"),
+        self_check=options.get("self_check"),
     )
     body: dict[str, Any] = {
         "id": new_id("chatcmpl"),

@@ -123,6 +123,7 @@ class Services:
                 min_score=settings.ground_min_score,
                 min_groundedness=settings.ground_min_groundedness,
                 max_sources=settings.ground_max_sources,
+                self_check=settings.ground_self_check,
             ),
             router=router,
             ledger=ledger,
