@@ -68,10 +68,12 @@ def test_hnsw_graph_follows_added_removed_and_changed_vectors() -> None:
     new_vectors = np.concatenate([changed[100:], unit(50, 6)])
     second = DenseIndex(new_ids, new_vectors, "hnsw", previous=first)
     assert len(second) == 350
+    recall = 0.0
     for q in unit(20, 7):
         found = [c for c, _ in second.search(q, 5)]
-        assert all(c > 100 for c in found)
-        assert set(found) == set(exact_top(new_vectors, new_ids, q, 5))
+        assert len(found) == 5 and all(c > 100 for c in found)  # removed ids never return
+        recall += len(set(found) & set(exact_top(new_vectors, new_ids, q, 5))) / 5
+    assert recall / 20 >= 0.9  # HNSW is approximate (and its threaded build not deterministic)
     # The changed vector is found where it now points.
     assert second.search(-vectors[199], 1)[0][0] == 200
 
