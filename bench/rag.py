@@ -190,7 +190,11 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
 
+        checkpoint(args, {"retrieval": retrieval})
+        console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
         scale = bench_scale(work)
+        checkpoint(args, {"retrieval": retrieval, "scale": scale})
+        console.print(f"scale: {json.dumps(scale)}", markup=False)
 
         answers = await bench_answers(services, store_id, questions, negatives, args)
     finally:
@@ -208,6 +212,12 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "chromadb_version": chroma["version"],
         "self_check": args.self_check,
     }
+
+
+def checkpoint(args: argparse.Namespace, partial: dict[str, Any]) -> None:
+    """Numbers so far to ``--json`` (a long run cut short keeps what it measured)."""
+    if args.json:
+        args.json.write_text(json.dumps(partial, indent=2, ensure_ascii=False))
 
 
 def bench_scale(work: Path) -> dict[str, Any]:
