@@ -10,8 +10,10 @@ One command, one run, rich tables (and ``--json PATH`` for every number):
    and MRR@5 for BM25-only, vector-only and hybrid (RRF), and for chromadb (HNSW, cosine) fed
    the very same e5 vectors read back from Ember's store; p50 latency of one search (the
    query embedding, identical for all, excluded).
-3. **Scale**: p50 latency of a k=5 dense search over 100,000 synthetic 384-d unit vectors,
-   Ember (sqlite-vec, exact) vs chromadb (HNSW).
+3. **Scale**: p50 latency of a k=5 dense search over 100,000 synthetic 384-d unit vectors
+   stored as ingestion stores them, through Ember's retriever (HNSW as ``auto`` picks at
+   that size, and exact; hits with their chunk rows), sqlite-vec's own scan, and chromadb
+   (HNSW, ids only); recall@5 of each against an exact ranking, and index build time.
 4. **Answers** (``--answer-limit`` questions, default model): accuracy (an RGB answer string
    appears in the answer), the share of generated answer sentences the support check passes,
    and negative rejection (each question given only its negative passages, through an
@@ -41,7 +43,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ember.ground.retrieval import RetrievalMode
+from ember.ground.retrieval import RetrievalMode, Retriever
 from ember.services.container import Services
 from ember.settings import Settings
 from ember.store import Store
@@ -128,7 +130,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         positives.append(pos)
         negatives.append(neg - pos)
 
-    settings = Settings(home=work / "home", n_threads=args.threads, preload=[])
+    settings = Settings(
+        home=work / "home", n_threads=args.threads, preload=[], ground_self_check=args.self_check
+    )
     services = Services.build(settings)
     try:
         store_id = services.vector_stores.create(name="rgb")["id"]
@@ -186,7 +190,11 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
 
+        checkpoint(args, {"retrieval": retrieval})
+        console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
         scale = bench_scale(work)
+        checkpoint(args, {"retrieval": retrieval, "scale": scale})
+        console.print(f"scale: {json.dumps(scale)}", markup=False)
 
         answers = await bench_answers(services, store_id, questions, negatives, args)
     finally:
@@ -202,46 +210,106 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "scale": scale,
         "answers": answers,
         "chromadb_version": chroma["version"],
+        "self_check": args.self_check,
     }
 
 
+def checkpoint(args: argparse.Namespace, partial: dict[str, Any]) -> None:
+    """Numbers so far to ``--json`` (a long run cut short keeps what it measured)."""
+    if args.json:
+        args.json.write_text(json.dumps(partial, indent=2, ensure_ascii=False))
+
+
 def bench_scale(work: Path) -> dict[str, Any]:
+    """k=5 dense search over 100k synthetic chunks stored the way ingestion stores them,
+    through Ember's retriever (HNSW as ``auto`` picks at this size, and exact), sqlite-vec's
+    own exact scan and chromadb; recall@5 of each against an exact numpy ranking."""
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((SYNTHETIC, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     queries = rng.standard_normal((SYNTHETIC_QUERIES, 384)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    store = Store(work / "synthetic.db")
-    try:
-        tables = store.vectors
-        with store.engine.begin() as conn:
-            from sqlalchemy import text as sql
+    ids = np.arange(1, SYNTHETIC + 1)
+    truth = [set(ids[np.argsort(-(vectors @ q))[:K]].tolist()) for q in queries]
 
-            conn.execute(
-                sql(
-                    "CREATE VIRTUAL TABLE chunk_vectors_384 USING vec0(vector_store_id TEXT"
-                    " PARTITION KEY, embedding FLOAT[384] distance_metric=cosine)"
-                )
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO chunk_vectors_384 (rowid, vector_store_id, embedding)"
-                " VALUES (?, ?, ?)",
-                [(i + 1, "vs_synthetic", vectors[i].tobytes()) for i in range(SYNTHETIC)],
-            )
-        tables.nearest("vs_synthetic", queries[0], K)
-        latencies = []
+    def recall(rankings: list[list[int]]) -> float:
+        found = sum(len(set(r[:K]) & t) for r, t in zip(rankings, truth, strict=True))
+        return found / (K * len(truth))
+
+    store = Store(work / "synthetic.db")
+    result: dict[str, Any] = {}
+    try:
+        fill_synthetic_store(store, vectors)
+        for kind in ("auto", "exact"):
+            retriever = Retriever(store.vectors, vector_index=kind)  # type: ignore[arg-type]
+            t0 = time.perf_counter()
+            retriever.search(["vs_synthetic"], "", queries[0], k=K, mode="vector")
+            result[f"{kind}_build_seconds"] = time.perf_counter() - t0
+            latencies, rankings = [], []
+            for query in queries:
+                t0 = time.perf_counter()
+                hits = retriever.search(["vs_synthetic"], "", query, k=K, mode="vector")
+                latencies.append((time.perf_counter() - t0) * 1000)
+                rankings.append([h.chunk_id for h in hits])
+            result[f"{kind}_p50_ms"] = statistics.median(latencies)
+            result[f"{kind}_recall"] = recall(rankings)
+        latencies, rankings = [], []
         for query in queries:
             t0 = time.perf_counter()
-            tables.nearest("vs_synthetic", query, K)
+            nearest = store.vectors.nearest("vs_synthetic", query, K)
             latencies.append((time.perf_counter() - t0) * 1000)
+            rankings.append([c for c, _ in nearest])
+        result["sqlite_vec_p50_ms"] = statistics.median(latencies)
+        result["sqlite_vec_recall"] = recall(rankings)
     finally:
         store.close()
-    chroma = run_chroma(vectors, np.arange(1, SYNTHETIC + 1), queries, work)
-    return {
-        "ember_p50_ms": statistics.median(latencies),
-        "chromadb_p50_ms": chroma["p50_ms"],
-        "chromadb_add_seconds": chroma["add_seconds"],
-    }
+    chroma = run_chroma(vectors, ids, queries, work)
+    result.update(
+        chromadb_p50_ms=chroma["p50_ms"],
+        chromadb_add_seconds=chroma["add_seconds"],
+        chromadb_recall=recall(chroma["rankings"]),
+    )
+    return result
+
+
+def fill_synthetic_store(store: Store, vectors: np.ndarray, files: int = 100) -> None:
+    """One vector store, ``files`` completed files sharing the chunks, rows as ingestion
+    writes them (chunk ids 1..N)."""
+    from sqlalchemy import text as sql
+
+    store.vectors.create_store(
+        {"id": "vs_synthetic", "name": "synthetic", "created_at": 0, "last_active_at": 0}
+        | {"expires_at": None}
+    )
+    per_file = len(vectors) // files
+    with store.engine.begin() as conn:
+        for f in range(files):
+            conn.execute(
+                sql(
+                    "INSERT INTO vector_store_files (vector_store_id, file_id, created_at,"
+                    " status, attributes, chunking) VALUES ('vs_synthetic', :f, 0,"
+                    " 'completed', '{}', '{}')"
+                ),
+                {"f": f"file-{f}"},
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO chunks (id, vector_store_id, file_id, position, text, tokens, terms,"
+            " content_hash) VALUES (?, 'vs_synthetic', ?, ?, ?, 1, '', ?)",
+            [
+                (i + 1, f"file-{i // per_file}", i % per_file, f"chunk {i + 1}", str(i))
+                for i in range(len(vectors))
+            ],
+        )
+        conn.execute(
+            sql(
+                "CREATE VIRTUAL TABLE chunk_vectors_384 USING vec0(vector_store_id TEXT"
+                " PARTITION KEY, embedding FLOAT[384] distance_metric=cosine)"
+            )
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO chunk_vectors_384 (rowid, vector_store_id, embedding) VALUES (?, ?, ?)",
+            [(i + 1, "vs_synthetic", vectors[i].tobytes()) for i in range(len(vectors))],
+        )
 
 
 async def bench_answers(
@@ -303,14 +371,39 @@ def report(result: dict[str, Any]) -> None:
         table.add_row(name, f"{row['hit@5']:.3f}", f"{row['mrr@5']:.3f}", f"{row['p50_ms']:.2f}")
     console.print(table)
     scale = result["scale"]
-    table = Table(title=f"Dense search over {SYNTHETIC:,} synthetic chunks (k=5)")
-    for column in ("system", "p50 latency ms"):
+    table = Table(title=f"Dense search over {SYNTHETIC:,} synthetic chunks (k={K}, same vectors)")
+    for column in ("system", "p50 latency ms", f"recall@{K} vs exact", "index build s"):
         table.add_column(column)
-    table.add_row("ember (sqlite-vec, exact)", f"{scale['ember_p50_ms']:.2f}")
-    table.add_row("chromadb (HNSW)", f"{scale['chromadb_p50_ms']:.2f}")
+    table.add_row(
+        "ember (HNSW, usearch; auto)",
+        f"{scale['auto_p50_ms']:.2f}",
+        f"{scale['auto_recall']:.3f}",
+        f"{scale['auto_build_seconds']:.1f}",
+    )
+    table.add_row(
+        "ember (exact)",
+        f"{scale['exact_p50_ms']:.2f}",
+        f"{scale['exact_recall']:.3f}",
+        f"{scale['exact_build_seconds']:.1f}",
+    )
+    table.add_row(
+        "sqlite-vec scan (reference)",
+        f"{scale['sqlite_vec_p50_ms']:.2f}",
+        f"{scale['sqlite_vec_recall']:.3f}",
+        "",
+    )
+    table.add_row(
+        "chromadb (HNSW)",
+        f"{scale['chromadb_p50_ms']:.2f}",
+        f"{scale['chromadb_recall']:.3f}",
+        f"{scale['chromadb_add_seconds']:.1f}",
+    )
     console.print(table)
     answers = result["answers"]
-    table = Table(title=f"Grounded answers ({answers['asked']} questions)")
+    table = Table(
+        title=f"Grounded answers ({answers['asked']} questions, "
+        f"self-check {'on' if result.get('self_check') else 'off'})"
+    )
     for column in ("metric", "value", "target"):
         table.add_column(column)
     supported = answers["supported_sentences"]
@@ -339,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default", help="chat model for answers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument(
+        "--self-check",
+        action="store_true",
+        help="answer with ground_self_check on (a constrained yes/no check by the model)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ember-rag-bench-") as tmp:
         result = asyncio.run(bench(args, Path(tmp)))

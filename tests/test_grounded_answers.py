@@ -172,10 +172,70 @@ def test_grounding_errors(gclient: openai.OpenAI, library: dict[str, Any]) -> No
             messages=[{"role": "user", "content": "x"}],
             extra_body={"ember": {"vector_store_ids": [library["store"]], "mode": "poetic"}},
         )
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError):  # checked before any event is sent
         gclient.chat.completions.create(
             model="default",
             messages=[{"role": "user", "content": "x"}],
             stream=True,
-            extra_body={"ember": {"vector_store_ids": [library["store"]]}},
+            extra_body={"ember": {"vector_store_ids": [library["store"]], "mode": "poetic"}},
+        )
+
+
+def test_streamed_grounded_answer_matches_the_whole_one(
+    gclient: openai.OpenAI, library: dict[str, Any]
+) -> None:
+    question = [{"role": "user", "content": "龙井茶产于哪里？"}]
+    options = {"ember": {"vector_store_ids": [library["store"]], "mode": "extractive"}}
+    whole = gclient.chat.completions.create(
+        model="default",
+        messages=question,  # type: ignore[arg-type]
+        extra_body=options,
+    )
+    stream = gclient.chat.completions.create(
+        model="default",
+        messages=question,  # type: ignore[arg-type]
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=options,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content and "杭州" in text
+    finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finish] == ["stop"]
+    ember = finish[0].model_extra["ember"]  # type: ignore[index]
+    assert ember["citations"] == whole.model_extra["ember"]["citations"]  # type: ignore[index]
+    assert chunks[-1].usage is not None and not chunks[-1].choices
+
+
+def test_self_check_reports_a_constrained_verdict(
+    gclient: openai.OpenAI, library: dict[str, Any]
+) -> None:
+    """``ember.self_check`` asks the model yes/no about the cited source: the verdict is one of
+    the two, and "no" is an abstention with its own reason."""
+    completion = gclient.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "龙井茶产于哪里？"}],
+        extra_body={"ember": {"vector_store_ids": [library["store"]], "self_check": True}},
+    )
+    ember = completion.model_extra["ember"]  # type: ignore[index]
+    assert ember["self_check"] in ("yes", "no")
+    content = completion.choices[0].message.content or ""
+    if ember["self_check"] == "no":
+        assert ember["abstained"] and ember["abstain_reason"] == "self_check_failed"
+        assert content == "根据现有资料无法回答。"
+    else:
+        assert not ember["abstained"] and "杭州" in content
+    # Off (the default): no verdict.
+    plain = gclient.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "龙井茶产于哪里？"}],
+        extra_body={"ember": {"vector_store_ids": [library["store"]], "mode": "extractive"}},
+    )
+    assert plain.model_extra["ember"]["self_check"] is None  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        gclient.chat.completions.create(
+            model="default",
+            messages=[{"role": "user", "content": "x"}],
+            extra_body={"ember": {"vector_store_ids": [library["store"]], "self_check": "yes"}},
         )

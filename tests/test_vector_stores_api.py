@@ -104,6 +104,11 @@ def test_search_reports_page_and_heading(vs_client: openai.OpenAI, corpus: dict[
     )
     extra = page.model_extra["ember"]["results"][0]  # type: ignore[index]
     assert extra["page"] == 2
+    assert page.has_more  # the corpus has more than one chunk
+    everything = vs_client.vector_stores.search(
+        vector_store_id=corpus["store"].id, query="Zephyr-9 descaled 90 days", max_num_results=50
+    )
+    assert len(everything.data) < 50 and not everything.has_more
     page = vs_client.vector_stores.search(
         vector_store_id=corpus["store"].id, query="野生大熊猫数量", max_num_results=1
     )

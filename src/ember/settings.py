@@ -308,6 +308,17 @@ class Settings(BaseSettings):
     ground_max_sources: int = Field(
         default=5, ge=1, le=50, description="Chunks given to the model for a grounded answer."
     )
+    ground_self_check: bool = Field(
+        default=False,
+        description="After a grounded answer passes the support check, ask the model (output "
+        "constrained to yes/no) whether the cited source states the answer; abstain on no.",
+    )
+    ground_vector_index: Literal["auto", "exact", "hnsw"] = Field(
+        default="auto",
+        description="Dense search of vector stores: `exact` scores every stored vector, "
+        "`hnsw` searches an in-memory HNSW graph (usearch) built from the stored vectors, "
+        "`auto` uses HNSW for stores of 20,000 chunks or more.",
+    )
     fine_tuning_threads: int = Field(
         default=1,
         ge=1,

@@ -12,10 +12,12 @@ Both add a top-level ``ember`` object (``abstained``, ``groundedness``, ``citati
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from ember.errors import InvalidRequestError, UnsupportedParameterError
@@ -36,6 +38,8 @@ def _ember_options(raw: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequestError(
             "ember.mode must be 'generative' or 'extractive'.", param="ember.mode"
         )
+    if options.get("self_check") is not None and not isinstance(options["self_check"], bool):
+        raise InvalidRequestError("ember.self_check must be a boolean.", param="ember.self_check")
     return options
 
 
@@ -111,6 +115,7 @@ async def grounded_response(
         max_results=tool.get("max_num_results"),
         filters=tool.get("filters"),
         max_tokens=raw.get("max_output_tokens"),
+        self_check=options.get("self_check"),
     )
     include = raw.get("include") or []
     results = None
@@ -196,10 +201,6 @@ def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:
         )
     if options.get("filters") is not None:
         attribute_filters.validate(options["filters"], "ember.filters")
-    if raw.get("stream"):
-        raise UnsupportedParameterError(
-            "Streaming is not supported for grounded answers yet.", param="stream"
-        )
     if raw.get("tools"):
         raise UnsupportedParameterError(
             "Tools cannot be combined with ember.vector_store_ids.", param="tools"
@@ -221,6 +222,7 @@ async def grounded_chat_completion(
         max_results=options.get("max_num_results"),
         filters=options.get("filters"),
         max_tokens=raw.get("max_completion_tokens") or raw.get("max_tokens"),
+        self_check=options.get("self_check"),
     )
     body: dict[str, Any] = {
         "id": new_id("chatcmpl"),
@@ -245,3 +247,36 @@ async def grounded_chat_completion(
     }
     ChatCompletion.model_validate(body)
     return body
+
+
+async def grounded_chat_completion_stream(
+    body: dict[str, Any], *, include_usage: bool
+) -> AsyncIterator[str]:
+    """A finished grounded chat completion as ``chat.completion.chunk`` events.
+
+    Every sentence is checked against its sources before anything is sent (an unsupported
+    sentence is removed, or the whole answer abstains), so the checked answer arrives as one
+    content chunk; the last chunk carries ``finish_reason`` and the ``ember`` object."""
+    head = {
+        "id": body["id"],
+        "object": "chat.completion.chunk",
+        "created": body["created"],
+        "model": body["model"],
+        "system_fingerprint": body["system_fingerprint"],
+    }
+    content = body["choices"][0]["message"]["content"]
+    chunks: list[dict[str, Any]] = [
+        {**head, "choices": [_delta({"role": "assistant", "content": ""})]},
+        {**head, "choices": [_delta({"content": content})]},
+        {**head, "choices": [_delta({}, finish_reason="stop")], "ember": body["ember"]},
+    ]
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": body["usage"]})
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk)
+        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _delta(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ember.ground import filters as attribute_filters
+from ember.ground.dense import DenseIndex, VectorIndexKind
 from ember.ground.lexical import BM25Index, terms
 from ember.store.vectors import VectorTables
 
@@ -71,38 +72,90 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) ->
 
 
 @dataclass
-class _LexicalCache:
+class _StoreIndex:
+    """What a store's searches read from memory; rebuilt when its ``version`` changes."""
+
     version: tuple[int, int, int]
-    index: BM25Index
-    chunk_ids: list[int]
+    chunk_ids: np.ndarray  # of completed files, ascending
     file_ids: list[str]
+    terms: list[str]
+    data_version: int | None = None  # the database's, when ``version`` was read
+    lexical: BM25Index | None = None
+    dense: dict[int, tuple[DenseIndex, np.ndarray]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Retriever:
-    """Searches vector stores; keeps one BM25 index per store, rebuilt when it changes."""
+    """Searches vector stores from in-memory indexes built from the stored chunks.
 
-    def __init__(self, tables: VectorTables, reranker: Reranker | None = None) -> None:
+    SQLite is the single source of truth: each store's BM25 index and dense index
+    (:mod:`ember.ground.dense`, exact or HNSW per ``vector_index``) are built from its stored
+    terms and vectors on first search and rebuilt whenever its searchable chunks change (one
+    cheap version query per search), so ingestion, deletion and a restart need no extra step.
+    """
+
+    def __init__(
+        self,
+        tables: VectorTables,
+        reranker: Reranker | None = None,
+        *,
+        vector_index: VectorIndexKind = "auto",
+    ) -> None:
         self.tables = tables
         self.reranker = reranker or NoReranker()
-        self._lexical: dict[str, _LexicalCache] = {}
+        self.vector_index: VectorIndexKind = vector_index
+        self._stores: dict[str, _StoreIndex] = {}
+        # The latest dense index of each (store, dimensions): the next one reuses its graph.
+        self._graphs: dict[tuple[str, int], DenseIndex] = {}
         self._lock = threading.Lock()
 
-    def _bm25(self, store_id: str) -> _LexicalCache:
-        version = self.tables.chunks_version(store_id)
+    def _index(self, store_id: str) -> _StoreIndex:
+        # Read before the version query: a commit after it shows on the next search.
+        data_version = self.tables.data_version()
         with self._lock:
-            cached = self._lexical.get(store_id)
-            if cached is not None and cached.version == version:
-                return cached
+            cached = self._stores.get(store_id)
+        if cached is not None and data_version is not None and cached.data_version == data_version:
+            return cached  # nothing written since: still current
+        version = self.tables.chunks_version(store_id)
+        if cached is not None and cached.version == version:
+            cached.data_version = data_version
+            return cached
         chunk_ids, file_ids, stored_terms = self.tables.chunk_terms(store_id)
-        cache = _LexicalCache(
-            version,
-            BM25Index([t.split(" ") if t else [] for t in stored_terms]),
-            chunk_ids,
-            file_ids,
+        index = _StoreIndex(
+            version, np.asarray(chunk_ids, dtype=np.int64), file_ids, stored_terms, data_version
         )
         with self._lock:
-            self._lexical[store_id] = cache
-        return cache
+            self._stores[store_id] = index
+            if not len(index.chunk_ids):  # emptied or deleted: let its graphs go
+                for key in [key for key in self._graphs if key[0] == store_id]:
+                    del self._graphs[key]
+        return index
+
+    def _lexical(self, index: _StoreIndex) -> BM25Index:
+        with index.lock:
+            if index.lexical is None:
+                index.lexical = BM25Index([t.split(" ") if t else [] for t in index.terms])
+            return index.lexical
+
+    def _dense(
+        self, store_id: str, index: _StoreIndex, dimensions: int
+    ) -> tuple[DenseIndex, np.ndarray]:
+        """The dense index over a store's completed chunks, and each of its rows' row in
+        ``index.chunk_ids`` (to apply filters)."""
+        with index.lock:
+            built = index.dense.get(dimensions)
+            if built is None or built[0].requested != self.vector_index:
+                ids, vectors = self.tables.store_vectors(store_id, dimensions)
+                keep = np.isin(ids, index.chunk_ids)
+                ids, vectors = ids[keep], vectors[keep]
+                with self._lock:
+                    previous = self._graphs.get((store_id, dimensions))
+                dense = DenseIndex(ids, vectors, self.vector_index, previous=previous)
+                with self._lock:
+                    self._graphs[(store_id, dimensions)] = dense
+                built = (dense, np.searchsorted(index.chunk_ids, ids))
+                index.dense[dimensions] = built
+            return built
 
     def search(
         self,
@@ -121,9 +174,13 @@ class Retriever:
         rankings: list[list[int]] = []
         sources: dict[int, list[str]] = {}
         similarity: dict[int, float] = {}
+        dense_indexes: list[DenseIndex] = []
         query_terms = terms(query) if mode != "vector" else []
         for store_id in store_ids:
-            allowed_files: set[str] | None = None
+            index = self._index(store_id)
+            if not len(index.chunk_ids):
+                continue
+            allowed: np.ndarray | None = None
             if filters is not None:
                 attributes = self.tables.attributes_by_file(store_id)
                 allowed_files = {
@@ -131,59 +188,62 @@ class Retriever:
                     for fid, attrs in attributes.items()
                     if attribute_filters.matches(filters, attrs)
                 }
-                if not allowed_files:
-                    continue
-            lexical = self._bm25(store_id) if mode != "vector" or allowed_files else None
-            allowed_mask = None
-            allowed_chunks: list[int] | None = None
-            if allowed_files is not None and lexical is not None:
-                allowed_mask = np.fromiter(
-                    (f in allowed_files for f in lexical.file_ids),
+                allowed = np.fromiter(
+                    (f in allowed_files for f in index.file_ids),
                     dtype=bool,
-                    count=len(lexical.file_ids),
+                    count=len(index.file_ids),
                 )
-                allowed_chunks = [
-                    c for c, ok in zip(lexical.chunk_ids, allowed_mask, strict=True) if ok
-                ]
+                if not allowed.any():
+                    continue
+            if query_vector is not None:
+                # Built in every mode: a hit's score is its cosine similarity.
+                dense, rows = self._dense(store_id, index, int(query_vector.shape[0]))
+                dense_indexes.append(dense)
             if mode != "bm25" and query_vector is not None:
-                dense = self.tables.nearest(store_id, query_vector, depth, chunk_ids=allowed_chunks)
-                if allowed_chunks is None:  # only chunks of completed files count
-                    live = self.tables.completed_chunks([c for c, _ in dense])
-                    dense = [(c, d) for c, d in dense if c in live]
-                rankings.append([c for c, _ in dense])
-                for chunk_id, distance in dense:
+                nearest = dense.search(
+                    query_vector, depth, allowed=None if allowed is None else allowed[rows]
+                )
+                rankings.append([c for c, _ in nearest])
+                for chunk_id, distance in nearest:
                     similarity[chunk_id] = 1.0 - distance
                     sources.setdefault(chunk_id, []).append("vector")
-            if mode != "vector" and lexical is not None:
-                lexical_hits = lexical.index.search(query_terms, depth, allowed=allowed_mask)
-                ranking = [lexical.chunk_ids[row] for row, _ in lexical_hits]
+            if mode != "vector":
+                lexical_hits = self._lexical(index).search(query_terms, depth, allowed=allowed)
+                ranking = [int(index.chunk_ids[row]) for row, _ in lexical_hits]
                 rankings.append(ranking)
                 for chunk_id in ranking:
                     sources.setdefault(chunk_id, []).append("bm25")
         fused = reciprocal_rank_fusion(rankings)
         ordered = sorted(fused, key=lambda c: -fused[c])
         if query_vector is not None:
-            missing = [c for c in ordered if c not in similarity]
-            similarity.update(
-                {c: 1.0 - d for c, d in self.tables.distances(query_vector, missing).items()}
-            )
-        rows = self.tables.chunks(ordered)
+            for dense in dense_indexes:
+                missing = [c for c in ordered if c not in similarity]
+                similarity.update(dense.similarities(query_vector, missing))
+        if isinstance(self.reranker, NoReranker):
+            # Only the rows that can be returned are read from the database.
+            ordered = [c for c in ordered if _clamp(similarity.get(c, 0.0)) >= score_threshold]
+            ordered = ordered[:k]
+        rows_by_id = self.tables.chunks(ordered)
         hits = [
             Hit(
                 chunk_id=c,
-                vector_store_id=rows[c]["vector_store_id"],
-                file_id=rows[c]["file_id"],
-                filename=rows[c]["filename"] or rows[c]["file_id"],
-                text=rows[c]["text"],
-                page=rows[c]["page"],
-                heading=rows[c]["heading"],
-                attributes=rows[c]["attributes"],
-                score=max(0.0, min(1.0, similarity.get(c, 0.0))),
+                vector_store_id=rows_by_id[c]["vector_store_id"],
+                file_id=rows_by_id[c]["file_id"],
+                filename=rows_by_id[c]["filename"] or rows_by_id[c]["file_id"],
+                text=rows_by_id[c]["text"],
+                page=rows_by_id[c]["page"],
+                heading=rows_by_id[c]["heading"],
+                attributes=rows_by_id[c]["attributes"],
+                score=_clamp(similarity.get(c, 0.0)),
                 fused=fused[c],
                 sources=sources.get(c, []),
             )
             for c in ordered
-            if c in rows
+            if c in rows_by_id
         ]
         hits = self.reranker.rerank(query, hits)
         return [hit for hit in hits if hit.score >= score_threshold][:k]
+
+
+def _clamp(value: float) -> float:
+    return max(0.0, min(1.0, value))

@@ -101,7 +101,7 @@ class Services:
             store.vectors,
             files,
             ingestion,
-            Retriever(store.vectors),
+            Retriever(store.vectors, vector_index=settings.ground_vector_index),
             embedder,
             auto_chunking=(settings.ground_chunk_tokens, settings.ground_chunk_overlap_tokens),
         )
@@ -128,6 +128,7 @@ class Services:
                 min_score=settings.ground_min_score,
                 min_groundedness=settings.ground_min_groundedness,
                 max_sources=settings.ground_max_sources,
+                self_check=settings.ground_self_check,
             ),
             router=router,
             ledger=ledger,

@@ -10,6 +10,11 @@
    unsupported sentences are removed; if the model declined, or less than
    ``ground_min_groundedness`` of the answer survives, the whole answer abstains with the
    fixed message in the question's language.
+6. With ``ground_self_check`` on, the model is asked once more, its output constrained to
+   yes/no, whether the first cited source states the answer; "no" abstains
+   (``self_check_failed``). Off by default: it is a second prompt over the source, and with
+   the default 0.5B model it has not been shown to separate answerable questions from
+   unanswerable ones (``bench/rag.py --self-check`` measures it).
 
 The result carries what the ``ember`` response object reports: ``abstained``,
 ``groundedness`` (share of answer sentences supported), ``citations`` (file id, filename,
@@ -26,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ember.core.types import ChatMessage, SamplingParams
+from ember.core.types import ChatMessage, OutputConstraint, SamplingParams
 from ember.ground.chunking import split_sentences
 from ember.ground.retrieval import Hit
 from ember.ground.support import (
@@ -96,6 +101,8 @@ class GroundedAnswer:
     model: str = ""
     # Where each citation sits in ``text`` (character offset after its sentence).
     citation_offsets: list[tuple[int, Citation]] = field(default_factory=list)
+    # The model's yes/no verdict when ``ground_self_check`` is on (None when it did not run).
+    self_check: Literal["yes", "no"] | None = None
 
     def ember(self) -> dict[str, Any]:
         """The ``ember`` object of a grounded response."""
@@ -116,6 +123,7 @@ class GroundedAnswer:
                 for s in self.sentences
             ],
             "removed_sentences": self.removed,
+            "self_check": self.self_check,
             "screened_sources": self.screened,
             "retrieval": [
                 {"source": i, "file_id": h.file_id, "score": round(h.score, 4)}
@@ -157,6 +165,7 @@ class GroundingService:
         min_score: float,
         min_groundedness: float,
         max_sources: int,
+        self_check: bool = False,
     ) -> None:
         self.vector_stores = vector_stores
         self.text = text
@@ -164,6 +173,7 @@ class GroundingService:
         self.min_score = min_score
         self.min_groundedness = min_groundedness
         self.max_sources = max_sources
+        self.self_check = self_check
 
     # -- retrieval and screening ----------------------------------------------------------
 
@@ -202,8 +212,10 @@ class GroundingService:
         filters: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         hits: Sequence[Hit] | None = None,
+        self_check: bool | None = None,
     ) -> GroundedAnswer:
-        """A checked, cited answer to ``question`` (``hits`` skips retrieval: the bench)."""
+        """A checked, cited answer to ``question`` (``hits`` skips retrieval: the bench;
+        ``self_check`` overrides the ``ground_self_check`` setting)."""
         language = language_of(question)
         if hits is None:
             hits = await self.vector_stores.retrieve(
@@ -221,7 +233,48 @@ class GroundingService:
         )
         answer = await self._check(draft, language, sources, screened, model_id)
         answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
+        if (self.self_check if self_check is None else self_check) and not answer.abstained:
+            answer.self_check = await self._self_check(question, language, answer, model)
+            if answer.self_check == "no":
+                checked = self._abstain(
+                    language, sources, screened, "generative", model_id, "self_check_failed"
+                )
+                checked.sentences, checked.removed = answer.sentences, answer.removed
+                checked.prompt_tokens, checked.completion_tokens = prompt_tokens, completion_tokens
+                checked.self_check = "no"
+                return checked
         return answer
+
+    async def _self_check(
+        self, question: str, language: str, answer: GroundedAnswer, model: str
+    ) -> Literal["yes", "no"]:
+        """Ask the model, with output constrained to yes/no, whether the first source the
+        answer cites states the answer to the question (``ground_self_check``)."""
+        cited = answer.citations[0].number if answer.citations else 1
+        source = answer.sources[cited - 1].text
+        plain = strip_citations(answer.text)
+        if language == "zh":
+            user = (
+                f"资料：{source}\n\n问题：{question}\n回答：{plain}\n\n"
+                "资料是否明确给出了这个问题的答案，并且回答与资料一致？只回答 yes 或 no。"
+            )
+        else:
+            user = (
+                f"Source: {source}\n\nQuestion: {question}\nAnswer: {plain}\n\n"
+                "Does the source state the answer to this question, and does the answer agree "
+                "with it? Reply yes or no."
+            )
+        request = ChatRequest(
+            model=model,
+            messages=[ChatMessage(role="user", content=user)],
+            params=SamplingParams(max_tokens=4, temperature=0.0),
+            response_format=OutputConstraint(
+                kind="json_schema", schema={"type": "string", "enum": ["yes", "no"]}
+            ),
+        )
+        prepared = await self.text.prepare_chat(request, endpoint="grounded")
+        parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
+        return "yes" if "yes" in "".join(parts) else "no"
 
     async def _generate(
         self,

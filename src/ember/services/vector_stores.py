@@ -413,14 +413,17 @@ class VectorStoreService:
         queries = [query] if isinstance(query, str) else list(query)
         if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
             raise InvalidRequestError("query must be a non-empty string.", param="query")
-        hits = await self.retrieve(
+        # One hit more than asked for tells whether more results exist (``has_more``); the
+        # request shape has no page parameter, so ``next_page`` stays null.
+        found = await self.retrieve(
             [store_id],
             " ".join(queries),
-            k=max_num_results,
+            k=max_num_results + 1,
             filters=filters,
             score_threshold=score_threshold,
             mode=mode,
         )
+        hits, has_more = found[:max_num_results], len(found) > max_num_results
         return {
             "object": "vector_store.search_results.page",
             "search_query": queries,
@@ -434,7 +437,7 @@ class VectorStoreService:
                 }
                 for hit in hits
             ],
-            "has_more": False,
+            "has_more": has_more,
             "next_page": None,
             # Where each hit came from, aligned with ``data``.
             "ember": {

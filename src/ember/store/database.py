@@ -124,6 +124,7 @@ class Store:
 
     def close(self) -> None:
         self.writer.close()  # commits every queued request record first
+        self.vectors.close()
         self.engine.dispose()
 
     # -- models ---------------------------------------------------------------------------

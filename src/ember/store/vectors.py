@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -82,6 +83,28 @@ class VectorTables:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._vec_tables: set[int] = set()
+        self._watcher: Any = None
+        self._watcher_lock = threading.Lock()
+
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a read-only connection kept for it: it changes
+        whenever any other connection, in this process or another, commits. Searches use it to
+        skip the chunk-version query while nothing was written. None when unavailable."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = self.engine.dialect.loaded_dbapi.connect(
+                    database, check_same_thread=False
+                )
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._watcher_lock:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
 
     # -- stores ---------------------------------------------------------------------------
 
@@ -493,22 +516,37 @@ class VectorTables:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def chunks_version(self, store_id: str) -> tuple[int, int, int]:
-        """Changes whenever the searchable chunks of a store change."""
+        """Changes whenever the searchable chunks of a store change (one statement)."""
         with self.engine.begin() as conn:
-            count, top = conn.execute(
+            count, top, completed = conn.execute(
                 text(
-                    "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM chunks WHERE vector_store_id = :vs"
+                    "SELECT (SELECT COUNT(*) FROM chunks WHERE vector_store_id = :vs),"
+                    " (SELECT COALESCE(MAX(id), 0) FROM chunks WHERE vector_store_id = :vs),"
+                    " (SELECT COALESCE(SUM(seq), 0) FROM vector_store_files"
+                    " WHERE vector_store_id = :vs AND status = 'completed')"
                 ),
                 {"vs": store_id},
             ).one()
-            completed = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(seq), 0) FROM vector_store_files"
-                    " WHERE vector_store_id = :vs AND status = 'completed'"
-                ),
-                {"vs": store_id},
-            ).scalar()
         return int(count), int(top), int(completed or 0)
+
+    def store_vectors(self, store_id: str, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, vectors) of every vector stored for a store, ordered by chunk id."""
+        table = _vec_table(dimensions)
+        with self.engine.begin() as conn:
+            if table not in self._vector_tables(conn):
+                return np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32)
+            rows = conn.execute(
+                text(f"SELECT rowid, embedding FROM {table} WHERE vector_store_id = :vs"),
+                {"vs": store_id},
+            ).all()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
+            len(rows), dimensions
+        )
+        order = np.argsort(ids, kind="stable")
+        return ids[order], vectors[order]
 
     def nearest(
         self, store_id: str, query: np.ndarray, k: int, *, chunk_ids: Sequence[int] | None = None

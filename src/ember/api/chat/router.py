@@ -11,7 +11,11 @@ from ember.api.aigc import labelled, stream_headers
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
 from ember.api.deps import get_services, opt_in, route_headers
-from ember.api.grounding import chat_store_ids, grounded_chat_completion
+from ember.api.grounding import (
+    chat_store_ids,
+    grounded_chat_completion,
+    grounded_chat_completion_stream,
+)
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
 
@@ -29,6 +33,15 @@ async def create_chat_completion(
         answer = await grounded_chat_completion(
             services, await raw.json(), store_ids, question or ""
         )
+        if body.stream:
+            return StreamingResponse(
+                grounded_chat_completion_stream(
+                    answer,
+                    include_usage=bool(body.stream_options and body.stream_options.include_usage),
+                ),
+                media_type="text/event-stream",
+                headers=SSE_HEADERS,
+            )
         return JSONResponse(answer)
     if body.ember and body.ember.get("cache"):
         opt_in(cache=True)

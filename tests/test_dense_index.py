@@ -1,0 +1,140 @@
+"""The in-memory dense index (exact and HNSW) and the retriever that keeps it in step with
+the vectors stored in SQLite: ingest, delete, filters, a fresh process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ember.ground.dense import DenseIndex
+from ember.ground.lexical import terms
+from ember.ground.retrieval import Retriever
+from ember.store import Store
+from ember.store.vectors import NewChunk
+
+DIM = 32
+
+
+def unit(rows: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((rows, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def exact_top(vectors: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    return [int(ids[i]) for i in np.argsort(-(vectors @ q), kind="stable")[:k]]
+
+
+def test_exact_index_ranks_like_a_brute_force_scan() -> None:
+    vectors, ids = unit(500, 1), np.arange(1000, 1500)
+    index = DenseIndex(ids, vectors, "exact")
+    for q in unit(10, 2):
+        found = index.search(q, 7)
+        assert [c for c, _ in found] == exact_top(vectors, ids, q, 7)
+        best = found[0]
+        assert best[1] == pytest.approx(1 - float(vectors[best[0] - 1000] @ q), abs=1e-5)
+
+
+def test_hnsw_index_recall_and_filters() -> None:
+    vectors, ids = unit(3000, 3), np.arange(1, 3001)
+    index = DenseIndex(ids, vectors, "hnsw")
+    assert index.kind == "hnsw"
+    recall = 0.0
+    queries = unit(30, 4)
+    for q in queries:
+        found = [c for c, _ in index.search(q, 10)]
+        recall += len(set(found) & set(exact_top(vectors, ids, q, 10))) / 10
+    assert recall / len(queries) >= 0.9
+    # A filter keeping every third row: only allowed ids come back, k of them.
+    allowed = ids % 3 == 0
+    for q in queries[:5]:
+        found = [c for c, _ in index.search(q, 5, allowed=allowed)]
+        assert len(found) == 5 and all(c % 3 == 0 for c in found)
+    # A narrow filter is searched exactly: the true top among the allowed rows.
+    narrow = np.isin(ids, [5, 17, 2999])
+    found = [c for c, _ in index.search(queries[0], 2, allowed=narrow)]
+    assert found == exact_top(vectors[narrow], ids[narrow], queries[0], 2)
+
+
+def test_hnsw_graph_follows_added_removed_and_changed_vectors() -> None:
+    vectors, ids = unit(400, 5), np.arange(1, 401)
+    first = DenseIndex(ids, vectors, "hnsw")
+    # Drop ids 1..100, change the vector of 200, add 401..450.
+    changed = vectors.copy()
+    changed[199] = -changed[199]
+    new_ids = np.concatenate([ids[100:], np.arange(401, 451)])
+    new_vectors = np.concatenate([changed[100:], unit(50, 6)])
+    second = DenseIndex(new_ids, new_vectors, "hnsw", previous=first)
+    assert len(second) == 350
+    recall = 0.0
+    for q in unit(20, 7):
+        found = [c for c, _ in second.search(q, 5)]
+        assert len(found) == 5 and all(c > 100 for c in found)  # removed ids never return
+        recall += len(set(found) & set(exact_top(new_vectors, new_ids, q, 5))) / 5
+    assert recall / 20 >= 0.9  # HNSW is approximate (and its threaded build not deterministic)
+    # The changed vector is found where it now points.
+    assert second.search(-vectors[199], 1)[0][0] == 200
+
+
+def _add_file(store: Store, store_id: str, file_id: str, texts: list[str], vectors: np.ndarray):
+    store.vectors.add_file(
+        {
+            "vector_store_id": store_id,
+            "file_id": file_id,
+            "batch_id": None,
+            "created_at": int(time.time()),
+            "attributes": {"name": file_id},
+            "chunking": {"type": "static"},
+        }
+    )
+    chunks = [
+        NewChunk(i, text, None, None, 10, " ".join(terms(text)), f"{file_id}-{i}")
+        for i, text in enumerate(texts)
+    ]
+    assert store.vectors.insert_chunks(store_id, file_id, chunks, vectors)
+    store.vectors.finish_file(store_id, file_id, "completed")
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
+    store = Store(tmp_path / "ember.db")
+    try:
+        store.vectors.create_store(
+            {"id": "vs_a", "name": "a", "created_at": 0, "last_active_at": 0, "expires_at": None}
+        )
+        vectors = unit(60, 8)
+        texts = [f"文档 {i} 讲述第 {i} 号产品的价格" for i in range(60)]
+        _add_file(store, "vs_a", "file-a", texts[:30], vectors[:30])
+        retriever = Retriever(store.vectors, vector_index=kind)  # type: ignore[arg-type]
+        hits = retriever.search(["vs_a"], texts[3], vectors[3], k=3, mode="vector")
+        assert hits[0].text == texts[3] and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+        # Ingesting a second file: its chunks are found without any explicit refresh.
+        _add_file(store, "vs_a", "file-b", texts[30:], vectors[30:])
+        hits = retriever.search(["vs_a"], texts[45], vectors[45], k=3, mode="vector")
+        assert hits[0].text == texts[45] and hits[0].file_id == "file-b"
+
+        # A filter keeps results to the chosen file, in every mode.
+        only_a = {"type": "eq", "key": "name", "value": "file-a"}
+        for mode in ("vector", "bm25", "hybrid"):
+            hits = retriever.search(
+                ["vs_a"], texts[45], vectors[45], k=5, mode=mode, filters=only_a
+            )
+            assert hits and all(h.file_id == "file-a" for h in hits), mode
+
+        # Deleting a file removes its chunks from the next search.
+        store.vectors.delete_file("vs_a", "file-b")
+        hits = retriever.search(["vs_a"], texts[45], vectors[45], k=5)
+        assert hits and all(h.file_id == "file-a" for h in hits)
+
+        # A fresh retriever (a restarted server) rebuilds from SQLite alone.
+        again = Retriever(store.vectors, vector_index=kind)  # type: ignore[arg-type]
+        hits = again.search(["vs_a"], texts[7], vectors[7], k=1, mode="vector")
+        assert hits[0].text == texts[7]
+        # score_threshold applies to the cosine score.
+        strict = again.search(["vs_a"], texts[7], vectors[7], k=5, score_threshold=0.99)
+        assert [h.chunk_id for h in strict] == [hits[0].chunk_id]
+    finally:
+        store.close()
