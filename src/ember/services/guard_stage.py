@@ -19,11 +19,13 @@ that writes personal data is stopped the same way.
 
 Cost: each message is analysed once (a :class:`ScanCache` keyed by the text's hash, so the
 history a chat client resends every turn is not scanned again). Work whose result cannot
-change what reaches the engine does not hold the request up: under PII ``allow`` the
-model-based recognizers (spaCy, jieba), and under injection ``flag`` the injection scan, run
-on a worker thread during generation; their verdicts join ``ctx.attributes["guard"]`` in
-``on_complete``, before the audit record is written. The pattern recognizers (well under a
-millisecond) always run inline.
+change what reaches the engine does not hold the request up: under PII ``allow`` the whole
+PII pass (patterns and the model-based recognizers, spaCy and jieba), and under injection
+``flag`` the injection scan, run on a worker thread during generation; their verdicts join
+``ctx.attributes["guard"]`` in ``on_complete``, before the audit record is written, and
+routing waits for the PII verdict (:func:`settle_deferred_pii`) before it may choose a remote
+target. Under ``redact``, ``block`` and ``local_only`` the PII pass runs inline, since its
+result decides what the engine sees.
 """
 
 from __future__ import annotations
@@ -153,11 +155,10 @@ class GuardStage:
                         param="messages",
                     )
         ctx.attributes[_POLICY_KEY] = policy
-        defer_pii = policy.pii == "allow" and self.analyzer.has_nlp
-        if defer_pii:
-            spans_by_message = [self.spans_of(t, nlp=False) if t else [] for t in texts]
-        else:
-            spans_by_message = self.full_spans(texts)
+        # Under ``allow`` nothing the recognizers find changes what reaches the engine, so the
+        # whole PII pass runs beside generation (routing settles it before a remote target).
+        defer_pii = policy.pii == "allow"
+        spans_by_message = [[] for _ in texts] if defer_pii else self.full_spans(texts)
         if defer_pii or defer_injection:
             ctx.attributes[_DEFERRED_KEY] = self._worker.submit(
                 self._deferred, messages, pii=defer_pii, injection=defer_injection
