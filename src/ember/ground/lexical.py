@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 _WORD = re.compile(r"\w", re.UNICODE)
+_QUIET_JIEBA: list[bool] = []
 # Function words that match everything and rank nothing.
 _STOP = frozenset(
     [
@@ -83,7 +84,9 @@ def terms(text: str) -> list[str]:
     """Search terms of ``text``: jieba's search-mode segmentation, words only, no stop words."""
     import jieba
 
-    logging.getLogger("jieba").setLevel(logging.WARNING)
+    if not _QUIET_JIEBA:  # once: setLevel clears every logger's cache
+        logging.getLogger("jieba").setLevel(logging.WARNING)
+        _QUIET_JIEBA.append(True)
     words = jieba.lcut_for_search(text.lower())
     return [w for w in (w.strip() for w in words) if w and _WORD.search(w) and w not in _STOP]
 
