@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -129,6 +131,72 @@ def test_logprobs_and_top_logprobs(client: openai.OpenAI) -> None:
         # greedy: the chosen token is the most likely one
         assert item.logprob == pytest.approx(item.top_logprobs[0].logprob, abs=1e-4)
     assert "".join(i.token for i in content) == reply.choices[0].message.content
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Iterator[Any]:
+    """SmolLM2's tokenizer alone (no weights), to name token ids in logit_bias."""
+    import llama_cpp
+
+    from ember.models.embedded import embedded_models
+    from ember.settings import Settings
+
+    spec = next(m for m in embedded_models() if m.id == SMALL_MODEL)
+    llama = llama_cpp.Llama(
+        model_path=str(spec.resolve_path(Settings())), vocab_only=True, verbose=False
+    )
+    yield llama
+    llama.close()
+
+
+@pytest.mark.parametrize(
+    ("model", "temperature"),
+    [(MODEL, 0.0), (MODEL, 0.7), ("smollm2-135m-instruct-transformers", 0.0)],
+)
+def test_logit_bias_bans_and_forces_tokens(
+    client: openai.OpenAI, vocab: Any, model: str, temperature: float
+) -> None:
+    """-100 bans a token (the greedy first token is never chosen), +100 all but forces one;
+    in both engines."""
+    first = client.chat.completions.create(
+        model=MODEL, messages=HELLO, max_tokens=1, logprobs=True, temperature=0
+    )
+    token = first.choices[0].logprobs.content[0].token  # type: ignore[index,union-attr]
+    ids = vocab.tokenize(token.encode(), add_bos=False, special=False)
+    assert len(ids) == 1
+    banned = client.chat.completions.create(
+        model=model,
+        messages=HELLO,
+        max_tokens=8,
+        logprobs=True,
+        temperature=temperature,
+        seed=1,
+        logit_bias={str(ids[0]): -100},
+    )
+    tokens = [t.token for t in banned.choices[0].logprobs.content]  # type: ignore[union-attr]
+    assert token not in tokens
+    forced = client.chat.completions.create(
+        model=model,
+        messages=HELLO,
+        max_tokens=4,
+        logprobs=True,
+        temperature=temperature,
+        seed=1,
+        logit_bias={str(ids[0]): 100},
+    )
+    assert [t.token for t in forced.choices[0].logprobs.content] == [token] * 4  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bias", [{"hello": 5}, {"42": 101}, {"42": -100.5}, {"99999999": 1}])
+def test_bad_logit_bias_is_a_400(client: openai.OpenAI, bias: dict[str, float]) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=HELLO,
+            max_tokens=2,
+            logit_bias=bias,  # type: ignore[arg-type]
+        )
+    assert caught.value.body["param"] == "logit_bias"  # type: ignore[index]
 
 
 def test_n_choices_are_independent(client: openai.OpenAI) -> None:

@@ -29,6 +29,16 @@ class SamplingFields(BaseModel):
         default=None, gt=0, le=2, description="Ember extension: llama.cpp repeat penalty."
     )
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids_and_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for key, bias in (value or {}).items():
+            if not key.strip().isdigit():
+                raise ValueError(f"keys must be token ids (integers), not {key!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"biases must be between -100 and 100, not {bias}")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -44,10 +54,6 @@ class SamplingFields(BaseModel):
     def sampling_params(
         self, *, max_tokens: int | None, logprobs: bool = False, top_logprobs: int = 0
     ) -> SamplingParams:
-        from ember.errors import UnsupportedParameterError
-
-        if self.logit_bias:
-            raise UnsupportedParameterError("logit_bias is not supported yet.", param="logit_bias")
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=1.0 if self.temperature is None else self.temperature,
@@ -61,4 +67,7 @@ class SamplingFields(BaseModel):
             repetition_penalty=self.repetition_penalty or 1.0,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            logit_bias=tuple(
+                sorted((int(token), float(bias)) for token, bias in (self.logit_bias or {}).items())
+            ),
         )

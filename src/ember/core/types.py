@@ -65,6 +65,20 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     logprobs: bool = False
     top_logprobs: int = 0
+    # (token id, bias added to its logit); a bias of -100 or below bans the token.
+    logit_bias: tuple[tuple[int, float], ...] = ()
+
+    def check_logit_bias(self, vocab_size: int) -> None:
+        """Refuse token ids the model does not have (400, param ``logit_bias``)."""
+        from ember.errors import InvalidRequestError
+
+        unknown = sorted(token for token, _ in self.logit_bias if token >= vocab_size)
+        if unknown:
+            raise InvalidRequestError(
+                f"logit_bias names token ids this model does not have ({unknown[0]}; "
+                f"its vocabulary has {vocab_size} tokens).",
+                param="logit_bias",
+            )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ context's logits buffer before the chain samples from it.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import queue
 import random
@@ -231,6 +232,11 @@ class LlamaCppEngine(TextEngine, TokenTools):
         from llama_cpp._internals import LlamaSampler
 
         sampler = LlamaSampler()
+        if params.logit_bias:
+            sampler.add_logit_bias(
+                self._n_vocab,
+                {token: (-math.inf if bias <= -100 else bias) for token, bias in params.logit_bias},
+            )
         if self._penalised(params):
             sampler.add_penalties(
                 n_vocab=self._n_vocab,
@@ -320,6 +326,7 @@ class LlamaCppEngine(TextEngine, TokenTools):
         # Everything a request can get wrong fails here, before the stream starts.
         tokens = list(prompt_tokens)
         max_tokens = self.output_budget(tokens, params)
+        params.check_logit_bias(self._n_vocab)
         self.check_capacity()
         from ember.engines.grammar import TokenMask
 
@@ -336,7 +343,9 @@ class LlamaCppEngine(TextEngine, TokenTools):
             top_logprobs=params.top_logprobs if params.logprobs else None,
             cancel=cancel,
             emit=emit,
-            greedy=params.temperature <= 0 and not self._penalised(params),
+            greedy=params.temperature <= 0
+            and not self._penalised(params)
+            and not params.logit_bias,
         )
         try:
             self._scheduler.submit(request)

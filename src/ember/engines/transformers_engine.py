@@ -139,6 +139,7 @@ class TransformersEngine(TextEngine):
         # Not itself a generator, so that a bad request fails here, before the first chunk.
         prompt = list(prompt_tokens)
         limit = self.output_budget(prompt, params)
+        params.check_logit_bias(self._vocab_size)
         mask = self._token_mask(constraint)
         if params.logprobs:
             _ = self.lltokenizer  # token bytes come from it; build it before streaming
@@ -281,6 +282,8 @@ class _Sampler:
             scores -= self._counts * p.frequency_penalty
         if p.presence_penalty:
             scores -= (self._counts > 0).float() * p.presence_penalty
+        for token, bias in p.logit_bias:
+            scores[token] = -math.inf if bias <= -100 else scores[token] + bias
         return scores
 
     def choose(self, scores: torch.Tensor) -> int:

@@ -100,6 +100,8 @@ def upstream_payload(
         payload["presence_penalty"] = params.presence_penalty
     if params.frequency_penalty:
         payload["frequency_penalty"] = params.frequency_penalty
+    if params.logit_bias:
+        payload["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}
     if params.logprobs:
         payload["logprobs"] = True
         if params.top_logprobs:
