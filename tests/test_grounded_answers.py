@@ -208,6 +208,58 @@ def test_streamed_grounded_answer_matches_the_whole_one(
     assert chunks[-1].usage is not None and not chunks[-1].choices
 
 
+def test_streamed_file_search_response_and_retrieval(
+    gclient: openai.OpenAI, library: dict[str, Any]
+) -> None:
+    """``stream: true`` with file_search: the search's events, then the checked answer with
+    its citations, in order, each a valid OpenAI stream event; the response is stored."""
+    question = "How often must the Zephyr-9 pump be descaled?"
+    whole = _ask(gclient, library["store"], question, extra_body={"ember": {"mode": "extractive"}})
+    events = list(
+        gclient.responses.create(
+            model="default",
+            input=question,
+            tools=[{"type": "file_search", "vector_store_ids": [library["store"]]}],
+            stream=True,
+            extra_body={"ember": {"mode": "extractive"}},
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:5] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+    ]
+    assert kinds[-1] == "response.completed"
+    assert kinds.index("response.file_search_call.completed") < kinds.index(
+        "response.output_text.delta"
+    )
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert text == final.output_text == whole.output_text and "90 days" in text
+    annotations = [e for e in events if e.type == "response.output_text.annotation.added"]
+    cited = [a.annotation.file_id for a in annotations]  # type: ignore[union-attr]
+    assert library["ids"]["manual.pdf"] in cited
+    assert cited == [a.file_id for a in whole.output[1].content[0].annotations]  # type: ignore[union-attr]
+    # stored: retrievable, with the question as its input item
+    again = gclient.responses.retrieve(final.id)
+    assert again.output_text == text and again.output[0].type == "file_search_call"
+    items = gclient.responses.input_items.list(final.id)
+    assert items.data[0].content[0].text == question  # type: ignore[union-attr]
+    gclient.responses.delete(final.id)
+    not_stored = gclient.responses.create(
+        model="default",
+        input="野生大熊猫有多少只？",
+        tools=[{"type": "file_search", "vector_store_ids": [library["store"]]}],
+        store=False,
+    )
+    with pytest.raises(openai.NotFoundError):
+        gclient.responses.retrieve(not_stored.id)
+
+
 def test_self_check_reports_a_constrained_verdict(
     gclient: openai.OpenAI, library: dict[str, Any]
 ) -> None:

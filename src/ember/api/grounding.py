@@ -13,6 +13,7 @@ Both add a top-level ``ember`` object (``abstained``, ``groundedness``, ``citati
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,11 +21,16 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
-from ember.errors import InvalidRequestError, UnsupportedParameterError
+from ember.api.responses.serving import error_event
+from ember.api.responses.serving import frame as _response_frame
+from ember.errors import EmberError, InvalidRequestError, UnsupportedParameterError
 from ember.ground import filters as attribute_filters
 from ember.services.container import Services
 from ember.services.grounding import GroundedAnswer
-from ember.services.responses import new_id
+from ember.services.responses import message_item, new_id
+from ember.store.database import StoredResponse
+
+logger = logging.getLogger(__name__)
 
 
 def _ember_options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +75,6 @@ def file_search_tool(raw: dict[str, Any]) -> dict[str, Any] | None:
         raise InvalidRequestError(
             "max_num_results must be from 1 to 50.", param=f"tools[{index}].max_num_results"
         )
-    if raw.get("stream"):
-        raise UnsupportedParameterError(
-            "Streaming is not supported with file_search yet.", param="stream"
-        )
     return tool
 
 
@@ -100,13 +102,27 @@ def _usage_responses(answer: GroundedAnswer) -> dict[str, Any]:
     }
 
 
-async def grounded_response(
-    services: Services, raw: dict[str, Any], tool: dict[str, Any]
-) -> dict[str, Any]:
+def _checked_question(raw: dict[str, Any]) -> str:
     question = _question(raw.get("input"))
     if not question.strip():
         raise InvalidRequestError("The question is empty.", param="input")
+    _ember_options(raw)
+    return question
+
+
+async def grounded_response(
+    services: Services,
+    raw: dict[str, Any],
+    tool: dict[str, Any],
+    *,
+    response_id: str | None = None,
+    created_at: int | None = None,
+) -> dict[str, Any]:
+    """The finished ``response`` object of a file_search request; stored (so GET
+    /v1/responses/{id} and its input_items work) unless the request says ``store: false``."""
+    question = _checked_question(raw)
     options = _ember_options(raw)
+    created_at = created_at or int(time.time())
     answer = await services.grounding.answer(
         question,
         tool["vector_store_ids"],
@@ -134,12 +150,12 @@ async def grounded_response(
         {"type": "file_citation", "index": offset, "file_id": c.file_id, "filename": c.filename}
         for offset, c in answer.citation_offsets
     ]
-    now = int(time.time())
+    store = raw.get("store") is not False
     body: dict[str, Any] = {
-        "id": new_id("resp"),
+        "id": response_id or new_id("resp"),
         "object": "response",
-        "created_at": now,
-        "completed_at": now,
+        "created_at": created_at,
+        "completed_at": int(time.time()),
         "status": "completed",
         "error": None,
         "incomplete_details": None,
@@ -178,14 +194,119 @@ async def grounded_response(
         "tools": [tool],
         "truncation": "disabled",
         "background": False,
-        "store": False,
+        "store": store,
         "metadata": raw.get("metadata") or {},
         "user": raw.get("user"),
         "usage": _usage_responses(answer),
         "ember": answer.ember(),
     }
     Response.model_validate(body)
+    if store:
+        services.store.save_response(
+            StoredResponse(
+                id=body["id"],
+                model=body["model"],
+                created_at=created_at,
+                previous_response_id=None,
+                conversation=[message_item("user", [question])],
+                response=body,
+            )
+        )
     return body
+
+
+async def grounded_response_stream(
+    services: Services, raw: dict[str, Any], tool: dict[str, Any]
+) -> AsyncIterator[str]:
+    """A file_search response as Responses stream events.
+
+    The search is announced at once (``response.created``, the ``file_search_call`` item and
+    its ``in_progress`` and ``searching`` events); the answer follows when every sentence has
+    been checked against its sources, as one ``output_text`` delta with its
+    ``file_citation`` annotations, then ``response.completed``. A failure after the first
+    event is an ``error`` event."""
+    question = _checked_question(raw)  # bad input is a 400 before the stream starts
+    response_id, created_at = new_id("resp"), int(time.time())
+    call_id = new_id("fs")
+    skeleton = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": raw.get("instructions"),
+        "max_output_tokens": raw.get("max_output_tokens"),
+        "model": raw.get("model"),
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [tool],
+        "truncation": "disabled",
+        "store": raw.get("store") is not False,
+        "metadata": raw.get("metadata") or {},
+    }
+    searching = {
+        "id": call_id,
+        "type": "file_search_call",
+        "status": "in_progress",
+        "queries": [question],
+        "results": None,
+    }
+    call = {"output_index": 0, "item_id": call_id}
+    head: list[dict[str, Any]] = [
+        {"type": "response.created", "response": skeleton},
+        {"type": "response.in_progress", "response": skeleton},
+        {"type": "response.output_item.added", "output_index": 0, "item": searching},
+        {"type": "response.file_search_call.in_progress", **call},
+        {"type": "response.file_search_call.searching", **call},
+    ]
+    sequence = 0
+    for event in head:
+        yield _response_frame(event, sequence)
+        sequence += 1
+    try:
+        body = await grounded_response(
+            services, raw, tool, response_id=response_id, created_at=created_at
+        )
+    except Exception as exc:
+        if not isinstance(exc, EmberError):
+            logger.exception("grounded response %s failed while streaming", response_id)
+        yield _response_frame(error_event(exc), sequence)
+        return
+    found, message = body["output"]
+    found["id"] = call_id
+    part = message["content"][0]
+    where = {"item_id": message["id"], "output_index": 1, "content_index": 0}
+    in_progress = {**message, "status": "in_progress", "content": []}
+    empty = {**part, "text": "", "annotations": []}
+    tail: list[dict[str, Any]] = [
+        {"type": "response.file_search_call.completed", **call},
+        {"type": "response.output_item.done", "output_index": 0, "item": found},
+        {"type": "response.output_item.added", "output_index": 1, "item": in_progress},
+        {"type": "response.content_part.added", **where, "part": empty},
+        {"type": "response.output_text.delta", **where, "delta": part["text"], "logprobs": []},
+        *(
+            {
+                "type": "response.output_text.annotation.added",
+                **where,
+                "annotation_index": index,
+                "annotation": annotation,
+            }
+            for index, annotation in enumerate(part["annotations"])
+        ),
+        {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": part},
+        {"type": "response.output_item.done", "output_index": 1, "item": message},
+        {"type": "response.completed", "response": body},
+    ]
+    for event in tail:
+        yield _response_frame(event, sequence)
+        sequence += 1
 
 
 def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:

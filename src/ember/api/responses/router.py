@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.aigc import labelled, stream_headers
 from ember.api.deps import get_services
-from ember.api.grounding import file_search_tool, grounded_response
+from ember.api.grounding import file_search_tool, grounded_response, grounded_response_stream
 from ember.api.responses.protocol import CreateResponseRequest
 from ember.api.responses.serving import response_object, response_stream
 from ember.api.sse import SSE_HEADERS
@@ -25,6 +25,12 @@ async def create_response(
     payload = await raw.json()
     tool = file_search_tool(payload)  # the file_search tool: a grounded answer
     if tool is not None:
+        if body.stream:
+            return StreamingResponse(
+                grounded_response_stream(services, payload, tool),
+                media_type="text/event-stream",
+                headers=SSE_HEADERS,
+            )
         return JSONResponse(await grounded_response(services, payload, tool))
     prepared = await services.responses.prepare(body.to_domain())
     if body.stream:

@@ -133,7 +133,7 @@ def error_event(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _frame(payload: dict[str, Any], sequence_number: int) -> str:
+def frame(payload: dict[str, Any], sequence_number: int) -> str:
     payload = {**payload, "sequence_number": sequence_number}
     data = json.dumps(payload, ensure_ascii=False)
     return f"event: {payload['type']}\ndata: {data}\n\n"
@@ -147,9 +147,9 @@ async def response_stream(
     try:
         async for event in service.run(prepared):
             for payload in stream_events(event):
-                yield _frame(payload, sequence)
+                yield frame(payload, sequence)
                 sequence += 1
     except Exception as exc:
         if not isinstance(exc, EmberError):
             logger.exception("response %s failed while streaming", prepared.id)
-        yield _frame(error_event(exc), sequence)
+        yield frame(error_event(exc), sequence)
