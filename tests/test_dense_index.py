@@ -138,3 +138,46 @@ def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
         assert [h.chunk_id for h in strict] == [hits[0].chunk_id]
     finally:
         store.close()
+
+
+def test_a_new_graph_is_built_in_the_background_while_searches_stay_exact(
+    tmp_path: Path,
+) -> None:
+    """A store's first search does not wait for its HNSW graph: an exact index answers until
+    the graph, built on a background thread, takes over; ``warm`` builds it ahead of time."""
+    store = Store(tmp_path / "ember.db")
+    try:
+        store.vectors.create_store(
+            {"id": "vs_b", "name": "b", "created_at": 0, "last_active_at": 0, "expires_at": None}
+        )
+        vectors = unit(2000, 9)
+        texts = [f"chunk {i}" for i in range(2000)]
+        _add_file(store, "vs_b", "file-a", texts, vectors)
+
+        def kind_in_use(retriever: Retriever) -> str:
+            index = retriever._index("vs_b")
+            return index.dense[DIM][0].kind
+
+        retriever = Retriever(store.vectors, vector_index="hnsw")
+        hits = retriever.search(["vs_b"], "", vectors[11], k=3, mode="vector")
+        assert hits[0].text == texts[11]
+        deadline = time.monotonic() + 60
+        while retriever.graphs_built < 1:
+            assert time.monotonic() < deadline, "the background build never finished"
+            time.sleep(0.05)
+        assert kind_in_use(retriever) == "hnsw"
+        again = retriever.search(["vs_b"], "", vectors[1234], k=3, mode="vector")
+        assert again[0].text == texts[1234]
+
+        warmed = Retriever(store.vectors, vector_index="hnsw")
+        warmed.warm()
+        while warmed.graphs_built < 1:
+            assert time.monotonic() < deadline, "warm never built the graph"
+            time.sleep(0.05)
+        assert kind_in_use(warmed) == "hnsw"
+        # Built synchronously when asked to (and where the graph is only updated).
+        direct = Retriever(store.vectors, vector_index="hnsw", build_in_background=False)
+        direct.search(["vs_b"], "", vectors[0], k=1, mode="vector")
+        assert kind_in_use(direct) == "hnsw" and direct.graphs_built == 0
+    finally:
+        store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -140,6 +141,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         else:
             warm_up.close()
         built.metrics.models_loaded.set(len(built.manager.loaded()))
+        # Vector stores' search indexes (BM25, dense; HNSW graphs for big stores) are built
+        # now, off the request path, rather than by each store's first search.
+        threading.Thread(
+            target=built.vector_stores.retriever.warm, name="retriever-warm", daemon=True
+        ).start()
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running
         built.synth.start()  # resumes synthetic-data jobs left unfinished

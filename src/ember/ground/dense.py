@@ -40,6 +40,11 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return matrix / norms
 
 
+def wants_graph(kind: VectorIndexKind, count: int) -> bool:
+    """Whether an index of ``count`` vectors under ``kind`` is an HNSW graph."""
+    return count > 0 and (kind == "hnsw" or (kind == "auto" and count >= HNSW_MIN_VECTORS))
+
+
 def _dot(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``matrix @ q`` without BLAS: its thread pool spins badly on a busy CPU (30x slower at
     a thousand rows), and one core is enough for one query."""
@@ -63,8 +68,8 @@ class DenseIndex:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.matrix = normalised(vectors) if len(self.ids) else np.zeros((0, 1), np.float32)
         self.rows = {int(chunk_id): row for row, chunk_id in enumerate(self.ids.tolist())}
-        use_hnsw = kind == "hnsw" or (kind == "auto" and len(self.ids) >= HNSW_MIN_VECTORS)
-        self.kind: Literal["exact", "hnsw"] = "hnsw" if use_hnsw and len(self.ids) else "exact"
+        use_hnsw = wants_graph(kind, len(self.ids))
+        self.kind: Literal["exact", "hnsw"] = "hnsw" if use_hnsw else "exact"
         self._graph: Any = None
         if self.kind == "hnsw":
             if previous is not None and previous._graph is not None:

@@ -439,6 +439,13 @@ class VectorTables:
             self._vec_tables.add(dimensions)
         return table
 
+    def store_dimensions(self) -> list[tuple[str, int]]:
+        """(store id, vector dimension) of every store and every vector table there is."""
+        with self.engine.begin() as conn:
+            dimensions = [int(t.rsplit("_", 1)[1]) for t in self._vector_tables(conn)]
+            stores = list(conn.execute(text("SELECT id FROM vector_stores")).scalars())
+        return [(store, d) for store in stores for d in dimensions]
+
     def _vector_tables(self, conn: Connection) -> list[str]:
         return list(
             conn.execute(
