@@ -10,6 +10,9 @@ One command, one run, rich tables (and ``--json PATH`` for every number):
    and MRR@5 for BM25-only, vector-only and hybrid (RRF), and for chromadb (HNSW, cosine) fed
    the very same e5 vectors read back from Ember's store; p50 latency of one search (the
    query embedding, identical for all, excluded).
+   On the first ``--rerank-limit`` questions (default 20), the same for hybrid's top 10
+   reordered by the LLM reranker (the chat model's yes/no judgement of each passage,
+   ``ember.services.llm_rerank``), with its latency: what that plug-in buys and costs.
 3. **Scale**: p50 latency of a k=5 dense search over 100,000 synthetic 384-d unit vectors
    (each a real RGB passage's e5 vector plus Gaussian noise, so the set keeps the clustered
    shape of real embeddings, which uniform random vectors lack and every HNSW index needs;
@@ -66,6 +69,7 @@ CHROMA_VERSION = "1.5.9"
 K = 5
 SYNTHETIC = 100_000
 SYNTHETIC_QUERIES = 50
+RERANK_DEPTH = 10
 # Targets from the issue.
 HIT_MIN, REJECTION_MIN, SUPPORTED_MIN = 0.90, 0.90, 0.95
 
@@ -193,9 +197,12 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
 
+        retrieval.update(
+            await bench_rerank(services, store_id, texts, query_vectors, positives, chunk_pid, args)
+        )
         checkpoint(args, {"retrieval": retrieval})
         console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
-        scale = bench_scale(work, vectors, query_vectors)
+        scale = bench_scale(work, vectors, query_vectors, args.synthetic)
         checkpoint(args, {"retrieval": retrieval, "scale": scale})
         console.print(f"scale: {json.dumps(scale)}", markup=False)
 
@@ -217,6 +224,55 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+async def bench_rerank(
+    services: Services,
+    store_id: str,
+    texts: list[str],
+    query_vectors: np.ndarray,
+    positives: list[set[int]],
+    chunk_pid: dict[int, int],
+    args: argparse.Namespace,
+) -> dict[str, dict[str, float]]:
+    """The LLM reranker (ember.services.llm_rerank) on the first ``--rerank-limit``
+    questions: hybrid's top ``RERANK_DEPTH`` judged yes/no by the chat model and reordered;
+    hit@5 and MRR@5 before and after on the same questions, and the p50 latency of search
+    plus judgement."""
+    limit = min(args.rerank_limit, len(texts))
+    if limit <= 0:
+        return {}
+    from ember.services.llm_rerank import LLMReranker
+
+    reranker = LLMReranker(services.text, args.model, top_n=RERANK_DEPTH)
+    retriever = services.vector_stores.retriever
+    await reranker.relevance(texts[0], texts[0])  # loads the chat model
+    plain, reranked, searched, judged = [], [], [], []
+    with console.status(f"LLM rerank of {limit} questions ..."):
+        for question, vector in zip(texts[:limit], query_vectors[:limit], strict=True):
+            t0 = time.perf_counter()
+            hits = retriever.search([store_id], question, vector, k=RERANK_DEPTH)
+            t1 = time.perf_counter()
+            ordered = await reranker.rerank(question, hits)
+            t2 = time.perf_counter()
+            searched.append((t1 - t0) * 1000)
+            judged.append((t2 - t0) * 1000)
+            plain.append([chunk_pid[h.chunk_id] for h in hits])
+            reranked.append([chunk_pid[h.chunk_id] for h in ordered])
+    before = scores(plain, positives[:limit])
+    after = scores(reranked, positives[:limit])
+    return {
+        f"hybrid, first {limit}": {
+            "hit@5": before[0],
+            "mrr@5": before[1],
+            "p50_ms": statistics.median(searched),
+        },
+        f"hybrid + LLM rerank of top {RERANK_DEPTH}, first {limit}": {
+            "hit@5": after[0],
+            "mrr@5": after[1],
+            "p50_ms": statistics.median(judged),
+        },
+    }
+
+
 def checkpoint(args: argparse.Namespace, partial: dict[str, Any]) -> None:
     """Numbers so far to ``--json`` (a long run cut short keeps what it measured)."""
     if args.json:
@@ -233,16 +289,18 @@ def synthetic_vectors(seeds: np.ndarray, count: int, rng: np.random.Generator) -
     return vectors
 
 
-def bench_scale(work: Path, seeds: np.ndarray, query_vectors: np.ndarray) -> dict[str, Any]:
+def bench_scale(
+    work: Path, seeds: np.ndarray, query_vectors: np.ndarray, count: int = SYNTHETIC
+) -> dict[str, Any]:
     """k=5 dense search over 100k synthetic chunks (noisy copies of the real passage
     vectors ``seeds``) stored the way ingestion stores them, through Ember's retriever (HNSW
     as ``auto`` picks at this size, and exact), sqlite-vec's own exact scan and chromadb;
     the real questions' vectors as queries; recall@5 of each against an exact ranking."""
     rng = np.random.default_rng(5)
-    vectors = synthetic_vectors(np.asarray(seeds, dtype=np.float32), SYNTHETIC, rng)
+    vectors = synthetic_vectors(np.asarray(seeds, dtype=np.float32), count, rng)
     queries = np.asarray(query_vectors, dtype=np.float32)[:SYNTHETIC_QUERIES]
     queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    ids = np.arange(1, SYNTHETIC + 1)
+    ids = np.arange(1, count + 1)
     truth = [set(ids[np.argsort(-(vectors @ q))[:K]].tolist()) for q in queries]
 
     def recall(rankings: list[list[int]]) -> float:
@@ -250,7 +308,7 @@ def bench_scale(work: Path, seeds: np.ndarray, query_vectors: np.ndarray) -> dic
         return found / (K * len(truth))
 
     store = Store(work / "synthetic.db")
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"chunks": count}
     try:
         fill_synthetic_store(store, vectors)
         for kind in ("auto", "exact"):
@@ -389,7 +447,9 @@ def report(result: dict[str, Any]) -> None:
         table.add_row(name, f"{row['hit@5']:.3f}", f"{row['mrr@5']:.3f}", f"{row['p50_ms']:.2f}")
     console.print(table)
     scale = result["scale"]
-    table = Table(title=f"Dense search over {SYNTHETIC:,} synthetic chunks (k={K}, same vectors)")
+    table = Table(
+        title=f"Dense search over {scale['chunks']:,} synthetic chunks (k={K}, same vectors)"
+    )
     for column in ("system", "p50 latency ms", f"recall@{K} vs exact", "index build s"):
         table.add_column(column)
     table.add_row(
@@ -449,6 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answer-limit", type=int, default=30, help="questions answered")
     parser.add_argument("--model", default="default", help="chat model for answers")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--synthetic", type=int, default=SYNTHETIC, help="chunks in the scale test")
+    parser.add_argument(
+        "--rerank-limit",
+        type=int,
+        default=20,
+        help="questions whose hybrid top 10 the LLM reranker judges (0: skip)",
+    )
     parser.add_argument("--json", type=Path, help="also write every number here")
     parser.add_argument(
         "--self-check",
