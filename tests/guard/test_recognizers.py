@@ -101,6 +101,48 @@ FOUND = [
     ),
     ("PSC 1234, Box 5678\nAPO AE 09012", "en", "ADDRESS", "PSC 1234, Box 5678\nAPO AE 09012"),
     ("my address is 12 ulica Długa 3", "en", "ADDRESS", "12 ulica Długa 3"),
+    ("Office: Pärnu maantee 22, Tallinn", "en", "ADDRESS", "Pärnu maantee 22, Tallinn"),
+    # ADDRESS blocks: a dot after the number, quoted or bulleted lines, a blank line before
+    # the postal code line
+    (
+        "Ola Berg\n\n14 Torggata 7.\n Suite 3\n Hamar\n Norway 2317\nTel 555",
+        "en",
+        "ADDRESS",
+        "14 Torggata 7.\n Suite 3\n Hamar\n Norway 2317",
+    ),
+    (
+        "> 88 Harbour Road\n> Apt. 12\n> Nelson\n> New Zealand 7010",
+        "en",
+        "ADDRESS",
+        "88 Harbour Road\n> Apt. 12\n> Nelson\n> New Zealand 7010",
+    ),
+    (
+        "??? 5 Kirkegade 40\n??? Suite 9\n??? Aarhus",
+        "en",
+        "ADDRESS",
+        "5 Kirkegade 40\n??? Suite 9\n??? Aarhus",
+    ),
+    (
+        "4 Mannerheimintie 12\n Apt. 3\n Helsinki\n\n Finland 00100",
+        "en",
+        "ADDRESS",
+        "4 Mannerheimintie 12\n Apt. 3\n Helsinki\n\n Finland 00100",
+    ),
+    # ADDRESS: named streets after "on", cross streets, initials in street names
+    ("The parade went along Harbour View Road today.", "en", "ADDRESS", "Harbour View Road"),
+    (
+        "Wait at the corner of 12 Elm Street and Oak Avenue.",
+        "en",
+        "ADDRESS",
+        "12 Elm Street and Oak Avenue",
+    ),
+    (
+        "Stop at the corner of Bahnhofstraße 3 St. and Lindenweg St. please",
+        "en",
+        "ADDRESS",
+        "Bahnhofstraße 3 St. and Lindenweg St",
+    ),
+    ("The museum is on J. Jordaensstraat 14", "en", "ADDRESS", "J. Jordaensstraat 14"),
     # CN_PASSPORT
     ("护照号码E12345678", "zh", "CN_PASSPORT", "E12345678"),
     ("passport no. G87654321", "en", "CN_PASSPORT", "G87654321"),
@@ -223,6 +265,11 @@ NEAR_MISSES = [
     ("We scored 21 points in Game 4", "en", "ADDRESS"),
     ("Version 2 Build 7 ships Monday", "en", "ADDRESS"),
     ("See you next weekend. I'll turn 30", "en", "ADDRESS"),
+    # after "on": only named streets with a spelled-out type; no numbers without a street type
+    ("It depends on Level 3 support", "en", "ADDRESS"),
+    ("Save it on Google Drive tonight", "en", "ADDRESS"),
+    ("We agreed on Plan B yesterday", "en", "ADDRESS"),
+    ("Let us focus on Main priorities", "en", "ADDRESS"),
     # names: words that are not names
     ("The weather in Paris is nice.", "en", "PERSON"),
     ("My name is not important here.", "en", "PERSON"),
@@ -318,9 +365,25 @@ def test_throughput(analyzer: Analyzer) -> None:
     [
         ("I live at 2450 Crown St, Springfield, IL 62704.", "2450 Crown St, Springfield, IL 62704"),
         ("Ship it to 1668 Glyn St please.", "1668 Glyn St"),
+        # a name-shaped cross street belongs to the corner
+        ("Meet at the corner of 9 Bay Road and Philip Bypass", "9 Bay Road and Philip Bypass"),
     ],
 )
 def test_street_names_are_not_people(text: str, address: str) -> None:
     """NER reads street names as people; a PERSON inside an ADDRESS match loses to it."""
     spans = Analyzer().analyze(text, "en")
     assert [(s.type, s.text) for s in spans] == [("ADDRESS", address)]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # a blank line ends the block unless the next line is a postal code line on its own
+        ("Send it to 12 Elm Street\n\nThanks, see you at 5", "12 Elm Street"),
+        ("Send it to 12 Elm Street\n\nRoom 1010 is booked", "12 Elm Street"),
+        ("Send it to 12 Elm Street\n\n\nFinland 00100", "12 Elm Street"),
+    ],
+)
+def test_address_block_ends(analyzer: Analyzer, text: str, address: str) -> None:
+    spans = analyzer.analyze(text, "en", entities=["ADDRESS"])
+    assert [s.text for s in spans] == [address]
