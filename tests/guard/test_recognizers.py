@@ -208,6 +208,21 @@ FOUND = [
     ("please ask mr. okafor to sign", "en", "PERSON", "okafor"),
     # a list most of whose items are names: the other items are names too
     ("Invited: Zorana, Mary, Teresa and Jodi.", "en", "PERSON", "Zorana"),
+    # later mentions of a name already found
+    (
+        "Yesterday Ilkka Rautavaara joined. Rautavaara starts on Monday.",
+        "en",
+        "PERSON",
+        "Rautavaara",
+    ),
+    # a name ends at a sentence end; ". " joins only an initial
+    (
+        "The report is by Annika Lindqvist. Lindqvist argues that costs rose.",
+        "en",
+        "PERSON",
+        "Annika Lindqvist",
+    ),
+    ("Ask Zoe M. Young about it.", "en", "PERSON", "Zoe M. Young"),
 ]
 
 NEAR_MISSES = [
@@ -282,6 +297,11 @@ NEAR_MISSES = [
     # NER guesses made only of dictionary words
     ("Read Cautionary Tales before the exam.", "en", "PERSON"),
     ("Awarded Salesperson of the Month three times.", "en", "PERSON"),
+    # firms named after people, places after verbs of travel, web addresses
+    ("The Hughes, Lambert and Foster Orchestra toured in 1990.", "en", "PERSON"),
+    ("Russell Investments is a design agency.", "en", "PERSON"),
+    ("I'm originally from Eckenroth, and I love it.", "en", "PERSON"),
+    ("My website is https://GreenPrices.ch/", "en", "PERSON"),
     ("今天天气很好，我们去公园散步。", "zh", "PERSON"),
     ("email me at jane@localhost", "en", "EMAIL"),
 ]

@@ -15,7 +15,10 @@ NER misses names it has not seen and mislabels lone ones, so the US Census name 
 that spaCy left unlabelled or labelled as an organisation no wider than it (never over a place);
 the other items of a list most of whose items are names; and a lowercase given name followed by
 a listed surname. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
-unless one of them is a listed name.
+unless one of them is a listed name. Every guess then passes :mod:`ember.guard.name_context`:
+it is widened to whole hyphenated words, dropped where the words around it make it a firm, a
+place, a street or a web address, and the words of full names found lead to their other
+mentions in the text ("Maciej Borkowski ... Borkowski").
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from ember.guard.english_words import dictionary_words, is_dictionary_word
 from ember.guard.given_names import given_names, surnames
+from ember.guard.name_context import firm_ranges, not_a_person, other_mentions, whole_words
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
 from ember.guard.spacy_ops import single_blas_thread, torch_hidden, use_numpy_matmul
@@ -124,21 +128,28 @@ class EnglishPersonRecognizer(Recognizer):
             # Where spaCy gave a span another label, a listed given name must fill all of
             # it to count ("Scott" read as ORG is Scott; "Jones, Mitchell and Williams" is not).
             skip: list[tuple[int, int, bool]] = []
-            people = []
+            found: list[tuple[int, int, float]] = []
+            firms = firm_ranges(run)
             if offset in ner_offsets:
                 for ent in next(docs).ents:
                     if ent.label_ == "PERSON":
                         if any(c.isalpha() for c in ent.text) and not ordinary_words(ent.text):
-                            people.append(ent)
-                            yield offset + ent.start_char, offset + ent.end_char, 0.85
+                            found.append((ent.start_char, ent.end_char, 0.85))
                     elif ent.label_ in NOT_PEOPLE:
                         skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
-            found = [(e.start_char, e.end_char) for e in people]
             for start, end in listed_names(run, skip):
-                found.append((start, end))
-                yield offset + start, offset + end, GAZETTEER_SCORE
-            for start, end in listed_with_names(run, found):
-                yield offset + start, offset + end, GAZETTEER_SCORE
+                found.append((start, end, GAZETTEER_SCORE))
+            found = [(*whole_words(run, start, end), score) for start, end, score in found]
+            found = [f for f in found if not not_a_person(run, f[0], f[1], firms)]
+            spans = [(start, end) for start, end, _ in found]
+            for start, end in listed_with_names(run, spans):
+                if not not_a_person(run, start, end, firms):
+                    found.append((start, end, GAZETTEER_SCORE))
+            spans = [(start, end) for start, end, _ in found]
+            for start, end in other_mentions(run, spans, spans, COMMON_CAPITALISED):
+                found.append((start, end, GAZETTEER_SCORE))
+            for start, end, score in found:
+                yield offset + start, offset + end, score
 
 
 # spaCy labels whose spans a listed given name does not override ("Jackson" the city).
@@ -213,7 +224,9 @@ def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple
             while index < len(tokens) and index - 1 < len(tokens):
                 nxt = tokens[index]
                 gap = text[end : nxt.start()]
-                if gap not in (" ", " . ") and not (len(gap) == 2 and gap == ". "):
+                # ". " joins only after an initial ("Zoe M. Young"), not across sentences.
+                initial = len(tokens[index - 1].group()) == 1
+                if gap not in (" ", " . ") and not (gap == ". " and initial):
                     break
                 if not nxt.group()[0].isupper() or nxt.group().capitalize() in COMMON_CAPITALISED:
                     break
