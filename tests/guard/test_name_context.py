@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from ember.guard.name_context import firm_ranges, not_a_person, other_mentions, whole_words
+from ember.guard.name_context import (
+    firm_ranges,
+    not_a_person,
+    other_mentions,
+    person_cues,
+    whole_words,
+)
 
 
 @pytest.mark.parametrize(
@@ -102,3 +108,25 @@ def test_whole_words(text: str, part: str, whole: str) -> None:
     start = text.index(part)
     s, e = whole_words(text, start, start + len(part))
     assert text[s:e] == whole
+
+
+@pytest.mark.parametrize(
+    ("text", "cued"),
+    [
+        ('Enrico shouted at us: "Stop!"', ["Enrico"]),
+        ("Asha Rao lives on the hill.", ["Asha Rao"]),
+        ("Luiza is from Porto.", ["Luiza"]),
+        ("Wow! said Maslin to Antonio.", ["Maslin", "Antonio"]),
+        ("Vide, can I speak to your boss?", ["Vide"]),
+        ("Don't go to town, Brandon!", ["Brandon"]),
+        ("It was Franciska's kid.", ["Franciska"]),
+        # near-misses: no cue, or the word after the verb is not a name
+        ("The parcel lives in the shed.", []),  # lowercase subject
+        ("He said yes to Monday plans", []),
+        ("Franciska's car is red.", []),
+        ("We sang, shouted and laughed.", []),
+        ("Hello, World", []),
+    ],
+)
+def test_person_cues(text: str, cued: list[str]) -> None:
+    assert [text[s:e] for s, e in person_cues(text)] == cued

@@ -223,6 +223,18 @@ FOUND = [
         "Annika Lindqvist",
     ),
     ("Ask Zoe M. Young about it.", "en", "PERSON", "Zoe M. Young"),
+    # cues only people fit: verbs of speech and feeling, the one spoken to, relatives
+    ('Teodora yelled at us: "Stop!"', "en", "PERSON", "Teodora"),
+    ("Great idea! said Oyelaran to the team", "en", "PERSON", "Oyelaran"),
+    ("That is enough, said Ines to Kwabena.", "en", "PERSON", "Kwabena"),
+    ("Rautio, could you send the file?", "en", "PERSON", "Rautio"),
+    ("See you tomorrow, Ebrima!", "en", "PERSON", "Ebrima"),
+    ("We met at Uchenna's birthday last week.", "en", "PERSON", "Uchenna"),
+    ("Signed: Jaroslav P Dvorak will attend", "en", "PERSON", "Jaroslav P Dvorak"),
+    # lowercase: a given name and a surname that is no dictionary word; lists of given names
+    ("please call olga krylova tomorrow", "en", "PERSON", "olga krylova"),
+    ("follow up with benjamin a seiler soon", "en", "PERSON", "benjamin a seiler"),
+    ("the guests: brenda, kevin, oskari and laura.", "en", "PERSON", "oskari"),
 ]
 
 NEAR_MISSES = [
@@ -297,6 +309,13 @@ NEAR_MISSES = [
     # NER guesses made only of dictionary words
     ("Read Cautionary Tales before the exam.", "en", "PERSON"),
     ("Awarded Salesperson of the Month three times.", "en", "PERSON"),
+    # cues with ordinary words, lowercase words that are no names
+    ("Critics shouted at the referee.", "en", "PERSON"),
+    ("Thanks, Everyone! See you soon.", "en", "PERSON"),
+    ("Coffee is from Ethiopia.", "en", "PERSON"),
+    ("set max len to 5 and retry", "en", "PERSON"),
+    ("I bought apples, pears and plums.", "en", "PERSON"),
+    ("Choose Plan B Options before noon", "en", "PERSON"),
     # firms named after people, places after verbs of travel, web addresses
     ("The Hughes, Lambert and Foster Orchestra toured in 1990.", "en", "PERSON"),
     ("Russell Investments is a design agency.", "en", "PERSON"),

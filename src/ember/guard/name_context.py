@@ -138,3 +138,38 @@ def other_mentions(
     for match in pattern.finditer(text):
         if not any(s < match.end() and match.start() < e for s, e in taken):
             yield match.span()
+
+
+# Cues that only people fit: the subject of a verb of speech, feeling or residence ("Enrico
+# shouted", "Zak lives on"), the speaker after "said" ("said Maslin to Antonio"), someone
+# addressed ("Vide, can I ...", "..., Brandon!"), someone's relatives ("Asya's kid").
+_CAP = r"[^\W\d_a-z][^\W\d_\s'’-]*"
+_SUBJECT = re.compile(
+    rf"(?<![\w'’-])(?P<v>{_CAP}(?: {_CAP})?) (?:lives|lived|shouted|yelled|screamed|whispered|"
+    rf"sighed|nodded|smiled|laughed|cried|wept|exclaimed|apologi[sz]ed|grew up|"
+    rf"(?:is|was) (?:originally )?from|comes from|came from)\b"
+)
+_SPEAKER = re.compile(
+    rf"\b(?:said|says|asked|replied|added|whispered|shouted|exclaimed|explained) "
+    rf"(?P<v>{_CAP}(?: {_CAP})?)(?=[ ]to\b|[.,!?;:\"”]|$)"
+)
+_SPOKEN_TO = re.compile(
+    rf"\b(?:said|says|whispered|shouted|replied) (?:{_CAP} )?to (?P<v>{_CAP})(?=[.,!?;:\"”]|$)"
+)
+_ADDRESSED = re.compile(
+    rf"(?:^|(?<=[.!?] )|(?<=\n))(?P<v>{_CAP}), (?:can|could|would|will|please|do|did|are|have)\b"
+    rf"|, (?P<w>{_CAP})[!?](?=\s|$)"
+)
+_RELATIVE_OF = re.compile(
+    rf"(?<![\w-])(?P<v>{_CAP})['’]s (?:kids?|son|daughter|child|children|wife|husband|mother|"
+    rf"father|mom|mum|dad|brother|sister|parents|family|grandson|granddaughter|funeral|"
+    rf"birthday)\b"
+)
+
+
+def person_cues(text: str) -> Iterator[tuple[int, int]]:
+    """Capitalised words that the words around them make a person (before any check of the
+    words themselves: the caller drops dictionary words and common sentence openers)."""
+    for regex in (_SUBJECT, _SPEAKER, _SPOKEN_TO, _ADDRESSED, _RELATIVE_OF):
+        for match in regex.finditer(text):
+            yield match.span("v") if match.group("v") is not None else match.span("w")

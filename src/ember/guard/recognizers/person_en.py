@@ -13,8 +13,12 @@ opener ("The", "What", "I", a weekday, a month ...), an acronym or an address wo
 NER misses names it has not seen and mislabels lone ones, so the US Census name lists
 (:mod:`ember.guard.given_names`) add a listed given name (with the capitalised words after it)
 that spaCy left unlabelled or labelled as an organisation no wider than it (never over a place);
-the other items of a list most of whose items are names; and a lowercase given name followed by
-a listed surname. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
+the other items of a list most of whose items are names; a lowercase given name followed by
+a listed surname (or, when neither is a dictionary word, any surname: "olga krylova"); the
+items of a lowercase list most of whose items are given names; names that cues only people
+fit announce ("Enrico shouted", "said Maslin to Antonio", "..., Brandon!", "Asya's kid"); and
+names with a bare middle initial ("Nikolaj N Møller"), when their words are no dictionary
+words. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
 unless one of them is a listed name. Every guess then passes :mod:`ember.guard.name_context`:
 it is widened to whole hyphenated words, dropped where the words around it make it a firm, a
 place, a street or a web address, and the words of full names found lead to their other
@@ -30,7 +34,13 @@ from typing import Any
 
 from ember.guard.english_words import dictionary_words, is_dictionary_word
 from ember.guard.given_names import given_names, surnames
-from ember.guard.name_context import firm_ranges, not_a_person, other_mentions, whole_words
+from ember.guard.name_context import (
+    firm_ranges,
+    not_a_person,
+    other_mentions,
+    person_cues,
+    whole_words,
+)
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
 from ember.guard.spacy_ops import single_blas_thread, torch_hidden, use_numpy_matmul
@@ -59,6 +69,8 @@ _COMMON_CAPITALISED_WORDS = """
     Sunday January February March April June July August September October November December
     Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Bot User Assistant System Customer Agent
     Q A Id Pin Ssn Iban Api Url Ip Usa Us Uk Eu Pm Am Ps Nb Faq Tv Ok Atm Vat Dob Zip
+    Everyone Everybody Anyone Anybody Someone Somebody Nobody Noone Everything Nothing
+    Something Anything Guys Folks Team Sir Madam
 """
 COMMON_CAPITALISED = frozenset(_COMMON_CAPITALISED_WORDS.split())
 NOT_NAME_WORDS = word_set(
@@ -139,7 +151,14 @@ class EnglishPersonRecognizer(Recognizer):
                         skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
             for start, end in listed_names(run, skip):
                 found.append((start, end, GAZETTEER_SCORE))
-            found = [(*whole_words(run, start, end), score) for start, end, score in found]
+            for start, end in cued_names(run):
+                found.append((start, end, GAZETTEER_SCORE))
+            for start, end in lowercase_name_lists(run):
+                found.append((start, end, GAZETTEER_SCORE))
+            found = [
+                (*whole_words(run, *one_line(run, start, end)), score)
+                for start, end, score in found
+            ]
             found = [f for f in found if not not_a_person(run, f[0], f[1], firms)]
             spans = [(start, end) for start, end, _ in found]
             for start, end in listed_with_names(run, spans):
@@ -150,6 +169,64 @@ class EnglishPersonRecognizer(Recognizer):
                 found.append((start, end, GAZETTEER_SCORE))
             for start, end, score in found:
                 yield offset + start, offset + end, score
+
+
+def one_line(text: str, start: int, end: int) -> tuple[int, int]:
+    """A guess cut at its first line break, less trailing punctuation: names do not run
+    across lines ("Colle Di Tora\\n?" -> "Colle Di Tora")."""
+    cut = text.find("\n", start, end)
+    if cut != -1:
+        end = cut
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return start, end
+
+
+def _name_word(word: str, listed: frozenset[str]) -> bool:
+    """A capitalised word that may be part of a name: no sentence opener or dictionary word,
+    unless ``listed`` has it."""
+    if word.capitalize() in COMMON_CAPITALISED:
+        return False
+    return word.lower() in listed or not is_dictionary_word(word, dictionary_words(MODEL))
+
+
+# "Nikolaj N Møller": a middle initial without a dot (with one, person_cue finds it).
+_INITIAL_NAME = re.compile(
+    r"(?<![\w.])(?P<first>[^\W\d_a-z][^\W\d_'’-]+) [^\W\d_a-z] "
+    r"(?P<last>[^\W\d_a-z][^\W\d_'’-]+)(?![\w-])"
+)
+
+
+def cued_names(text: str) -> Iterator[tuple[int, int]]:
+    """Names the words around them announce (:func:`ember.guard.name_context.person_cues`)
+    and names with a bare middle initial, when their words are no ordinary words."""
+    first_names, last_names = given_names(), surnames()
+    for start, end in person_cues(text):
+        if all(_name_word(w, first_names) for w in _NAME_TOKEN.findall(text[start:end])):
+            yield start, end
+    for match in _INITIAL_NAME.finditer(text):
+        if _name_word(match.group("first"), first_names) and _name_word(
+            match.group("last"), last_names
+        ):
+            yield match.start(), match.end()
+
+
+# "silvana, adam, christopher and caleb": a lowercase list, most of its items given names.
+_LOWER_ITEM = r"[^\W\d_A-Z][^\W\d_'’-]*"
+_LOWER_LIST = re.compile(
+    rf"(?<![\w-]){_LOWER_ITEM}(?:, {_LOWER_ITEM}){{1,}},? (?:and|&) {_LOWER_ITEM}(?![\w-])"
+)
+
+
+def lowercase_name_lists(text: str) -> Iterator[tuple[int, int]]:
+    """The items of lowercase lists of three or more items, over half of them given names."""
+    first_names = given_names()
+    for match in _LOWER_LIST.finditer(text):
+        items = [m for m in re.finditer(_LOWER_ITEM, match.group()) if m.group() != "and"]
+        if len(items) < 3 or sum(m.group() in first_names for m in items) * 2 <= len(items):
+            continue
+        for item in items:
+            yield match.start() + item.start(), match.start() + item.end()
 
 
 # spaCy labels whose spans a listed given name does not override ("Jackson" the city).
@@ -238,14 +315,28 @@ def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple
             ):
                 yield token.start(), end
         elif word.islower() and index < len(tokens):
-            nxt = tokens[index]
+            # "naomi ryan", "benjamin a seiler"; a surname that is not listed must be no
+            # dictionary word, and then neither may the given name be ("max len").
+            last = index
+            if len(tokens[last].group()) == 1 and last + 1 < len(tokens):
+                if text[tokens[last].end() : tokens[last + 1].start()] != " ":
+                    continue
+                last += 1
+            nxt = tokens[last]
+            surname = nxt.group()
             if (
-                text[end : nxt.start()] == " "
-                and nxt.group().islower()
-                and nxt.group() in last_names
+                text[tokens[index - 1].end() : tokens[index].start()] == " "
+                and surname.islower()
                 and len(word) > 3
-                and len(nxt.group()) > 3
-                and not {lower, nxt.group()} & STOP_WORDS
+                and len(surname) > 3
+                and not {lower, surname} & STOP_WORDS
+                and (
+                    surname in last_names
+                    or not (
+                        is_dictionary_word(word, dictionary_words(MODEL))
+                        or is_dictionary_word(surname, dictionary_words(MODEL))
+                    )
+                )
             ):
-                index += 1
+                index = last + 1
                 yield token.start(), nxt.end()
