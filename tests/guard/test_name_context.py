@@ -26,6 +26,8 @@ from ember.guard.name_context import (
         ("She spent a year at Foster, Graves and Whitaker.", "Foster, Graves and Whitaker"),
         ("Fees of Harmon, Reyes & Whitfield LLP rose.", "Harmon, Reyes & Whitfield"),
         ("Pearson-Whitfield is hiring.", "Pearson-Whitfield"),
+        ("Olga Berg\n> Harmon, Reyes and Whitfield\n> 12 Elm St", "Harmon, Reyes and Whitfield"),
+        ("Greetings from Harmon, Reyes and Whitfield", None),  # not alone on its line
         # near-misses: people, not firms
         ("The founders were Kowalski, Becker and Vasquez.", None),  # plural verb, no cue
         ("At dinner: Mary, Teresa and Jodi.", None),  # given names
@@ -53,9 +55,15 @@ def test_firm_ranges(text: str, firm: str | None) -> None:
         ("The train arrived at Oostkamp this morning.", "Oostkamp", True),
         ("Right now I'm in Den Haag, at the office.", "Den Haag", True),
         ("We moved here from Ruokolahti last year.", "Ruokolahti", True),
+        ("I work for Brightlane since May.", "Brightlane", True),
+        ("Zentrix is a design agency in Oslo.", "Zentrix", True),
+        ("Zentrix's is a small family business.", "Zentrix", True),
         # people
         ("Ask Philip Bryce about it.", "Philip Bryce", False),
         ("Hartley sells timber.", "Hartley", False),
+        ("I work for Thomas on weekends.", "Thomas", False),  # a given name
+        ("I work for Maria Lopez now.", "Maria Lopez", False),
+        ("Zentrix is a friend of mine.", "Zentrix", False),
         ("Hartley and Sam sell timber.", "Hartley", False),
         ("I got a letter from Ruokolainen.", "Ruokolainen", False),
         ("We returned to Maria's house.", "Maria", False),

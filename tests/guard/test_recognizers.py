@@ -128,6 +128,25 @@ FOUND = [
         "ADDRESS",
         "4 Mannerheimintie 12\n Apt. 3\n Helsinki\n\n Finland 00100",
     ),
+    # ADDRESS: a city after a unit on the same line; particles in street and city names
+    (
+        "please check 4410 Kirchweg 9 Apt. 15 Unterägeri Switzerland",
+        "en",
+        "ADDRESS",
+        "4410 Kirchweg 9 Apt. 15 Unterägeri Switzerland",
+    ),
+    (
+        "12 Via delle Rose 4\n Apt. 2\n Castel del Piano\n Italy 58033",
+        "en",
+        "ADDRESS",
+        "12 Via delle Rose 4\n Apt. 2\n Castel del Piano\n Italy 58033",
+    ),
+    (
+        "7 Hlavní 12\n Suite 3\n Ústí nad Labem\n Czech Republic 40001",
+        "en",
+        "ADDRESS",
+        "7 Hlavní 12\n Suite 3\n Ústí nad Labem\n Czech Republic 40001",
+    ),
     # ADDRESS: named streets after "on", cross streets, initials in street names
     ("The parade went along Harbour View Road today.", "en", "ADDRESS", "Harbour View Road"),
     (
@@ -421,6 +440,9 @@ def test_street_names_are_not_people(text: str, address: str) -> None:
         ("Send it to 12 Elm Street\n\nThanks, see you at 5", "12 Elm Street"),
         ("Send it to 12 Elm Street\n\nRoom 1010 is booked", "12 Elm Street"),
         ("Send it to 12 Elm Street\n\n\nFinland 00100", "12 Elm Street"),
+        # after a unit, only place words up to the end of the line or sentence
+        ("Send it to 12 Elm Street Apt. 4 Thanks", "12 Elm Street Apt. 4"),
+        ("Send it to 12 Elm Street Apt. 4 Oslo is cold", "12 Elm Street Apt. 4"),
     ],
 )
 def test_address_block_ends(analyzer: Analyzer, text: str, address: str) -> None:

@@ -7,11 +7,13 @@ module before it reports one, and drops the span when
 * it is part of a firm's name: a company word ends it or follows it ("Russell Investments",
   "Thomas and Sons"), or it is one of the bare surnames of a firm written the way law and
   accounting firms are ("Davis, Reynolds and Williamson" when the list is the subject of a
-  singular verb, follows "the", "at", "for" or "of", or a company word ends it;
+  singular verb, follows "the", "at", "for" or "of", stands on a line of its own, or a
+  company word ends it;
   "Garcia-Roberson" alone), surnames being the names more Americans carry as a surname than
   as a given name (census shares, :func:`ember.guard.given_names.surname_dominant`);
 * a verb of travel or residence puts a place there ("originally from X", "arrived at X",
-  "I am in X").
+  "I am in X"), or the words around it an organisation ("I work for X", "X is a design
+  agency").
 
 It also finds the other mentions of a person already found: once "Maciej Borkowski" is a
 name, so is a later "Borkowski" standing alone, whatever NER thought of it.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ember.guard.given_names import surname_dominant
+from ember.guard.given_names import given_names, surname_dominant
 from ember.guard.recognizer import word_set
 
 COMPANY_WORDS = word_set(
@@ -47,7 +49,15 @@ _FIRM_LIST = re.compile(
     rf"(?<![\w-])(?P<l>{_FIRM_ITEM}(?:, {_FIRM_ITEM})+,? (?:and|&) {_FIRM_ITEM})(?![\w-])"
 )
 _FIRM_BEFORE = re.compile(r"\b(?:the|at|for|of)\s+$", re.IGNORECASE)
+_LINE_END = re.compile(r"[ \t]*(?:\n|$)")
 _FIRM_AFTER = re.compile(r"^(?:'s? )?\s*(?:is|was|has)\b")
+# "I work for Thinknum", "Coden is a design agency": an organisation's name.
+_EMPLOYER_BEFORE = re.compile(r"\b(?:work|works|worked|working) (?:for|at)\s+$", re.IGNORECASE)
+_ORGANISATION_AFTER = re.compile(
+    r"(?:['’]s)? (?:is|was) (?:an?|the) (?:[\w-]+ ){0,3}(?:agency|company|firm|bank|start-?up|"
+    r"brand|corporation|business|nonprofit|non-profit|charity|organi[sz]ation|manufacturer|"
+    r"retailer|provider|platform|app|website|consultancy|publisher|band|501)\b"
+)
 _PLACE_BEFORE = re.compile(
     r"(?:\boriginally from|\b(?:moved|moving|came|come|flew|fly|flying|travell?ed|returned|"
     r"drove|arrived|arriving|relocated) (?:here |back |over )?(?:to|from|at|in)|"
@@ -68,8 +78,14 @@ def firm_ranges(text: str) -> list[tuple[int, int]]:
         before = _FIRM_BEFORE.search(text, max(0, match.start() - 6), match.start())
         after = text[match.end() : match.end() + 12]
         company = _COMPANY_AFTER.match(text, match.end())
+        # A line of its own, as in a letterhead or signature: "Barnett, Melton and Garcia".
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        own_line = not text[line_start : match.start()].strip(" \t>*•·?") and _LINE_END.match(
+            text, match.end()
+        )
         if (
             before
+            or own_line
             or _FIRM_AFTER.match(after)
             or (company and company.group("w").lower() in COMPANY_WORDS)
         ):
@@ -97,6 +113,14 @@ def not_a_person(text: str, start: int, end: int, firms: list[tuple[int, int]]) 
     if company and company.group("w").lower() in COMPANY_WORDS:
         return True
     if any(s <= start and end <= e for s, e in firms):
+        return True
+    if _ORGANISATION_AFTER.match(text, end):
+        return True
+    if (
+        len(words) == 1
+        and words[0].lower() not in given_names()
+        and _EMPLOYER_BEFORE.search(text, max(0, start - 20), start)
+    ):
         return True
     return _PLACE_BEFORE.search(text, max(0, start - 30), start) is not None and not text[
         end:

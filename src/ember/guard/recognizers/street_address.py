@@ -58,7 +58,8 @@ STREET_SUFFIXES = tuple(
     )
 )
 PARTICLES = word_set(
-    "do da dos das de del della dei di du la le les van von der den ter al el y e d' d’"
+    "do da dos das de del della delle degli dello dei di dal dalla du des la le les lès sur "
+    "sous van von der den het op ter am an im al el y e d' d’ nad pod upon"
 )
 FUNCTION_WORDS = word_set(
     """
@@ -69,6 +70,7 @@ FUNCTION_WORDS = word_set(
     there here have has had will would can could should may might not no yes ok so but if
     """
 )
+SIGN_OFFS = word_set("thanks thank regards cheers best call see bye please sincerely love")
 UNIT_WORDS = "Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Box|Bldg|Building"
 _UNIT_SET = frozenset(UNIT_WORDS.lower().split("|"))
 
@@ -192,10 +194,11 @@ def _address_part(part: str) -> bool:
 def extend(text: str, end: int) -> int:
     """The end of the address whose street line ends at ``end``."""
     unit = _UNIT.match(text, end)
+    after_unit = unit is not None
     while unit is not None:
         end = unit.end()
         unit = _UNIT.match(text, end)
-    for _ in range(4):
+    for index in range(4):
         part = _PART.match(text, end) or _POSTAL_PART.match(text, end)
         if part is None:
             break
@@ -203,8 +206,14 @@ def extend(text: str, end: int) -> int:
         value = part.group("p").rstrip()
         if not value or not _address_part(value):
             break
-        # Bare spaces join only codes ("NO 9100"), never free words after a street.
-        if "," not in separator and "\n" not in separator and not _codes(value):
+        # Bare spaces join only codes ("NO 9100"), never free words after a street; after a
+        # unit, a city that ends the line or sentence too ("Apt. 615 Moosleerau Switzerland").
+        if (
+            "," not in separator
+            and "\n" not in separator
+            and not _codes(value)
+            and not (index == 0 and after_unit and _city_to_end(text, part.end("p"), value))
+        ):
             break
         end = part.start("p") + len(value)
         # "Norway 2317", "IL 62704": a postal code after a place closes the address.
@@ -212,6 +221,13 @@ def extend(text: str, end: int) -> int:
         if len(tokens) > 1 and tokens[-1][0].isdigit() and not tokens[0][0].isdigit():
             break
     return end
+
+
+def _city_to_end(text: str, end: int, value: str) -> bool:
+    """Capitalised place words (no sentence openers) up to a line or sentence end."""
+    return bool(re.match(r"[ \t]*(?:$|\n|[.?!](?:\s|$))", text[end:])) and not any(
+        word.lower() in FUNCTION_WORDS or word.lower() in SIGN_OFFS for word in value.split()
+    )
 
 
 def _codes(value: str) -> bool:
