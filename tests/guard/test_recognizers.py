@@ -15,6 +15,7 @@ from ember.guard.recognizers.card import luhn_ok
 from ember.guard.recognizers.cn_id_card import id_check_char
 from ember.guard.recognizers.cn_uscc import uscc_check_char
 from ember.guard.recognizers.iban import iban_ok
+from ember.guard.recognizers.person_en import name_stretches
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +449,19 @@ def test_street_names_are_not_people(text: str, address: str) -> None:
 def test_address_block_ends(analyzer: Analyzer, text: str, address: str) -> None:
     spans = analyzer.analyze(text, "en", entities=["ADDRESS"])
     assert [s.text for s in spans] == [address]
+
+
+@pytest.mark.parametrize(
+    ("run", "stretches"),
+    [
+        # sentences that cannot hold a name are left out of NER; a stretch after one starts
+        # with its last word
+        ("Is it late? Ines Varga was here.", ["late? Ines Varga was here."]),
+        ("Ines Varga was here. It is late.", ["Ines Varga was here."]),
+        ("What a day. It is late. Yes.", []),
+        ("Ines came. It is late. Ola left.", ["Ines came.", "late. Ola left."]),
+        ("Call 555 1234\nIlse Berg\nPhone 555", ["1234\nIlse Berg\nPhone 555"]),
+    ],
+)
+def test_name_stretches(run: str, stretches: list[str]) -> None:
+    assert [run[s:e] for s, e in name_stretches(run)] == stretches

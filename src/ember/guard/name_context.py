@@ -39,10 +39,11 @@ COMPANY_WORDS = word_set(
 STREET_WORDS = word_set(
     """
     street st road rd avenue ave boulevard blvd bypass turnpike highway hwy parkway pkwy
-    expressway freeway
+    expressway freeway crossroad crossroads plaza
     """
 )
 _WORD = re.compile(r"[^\W\d_][^\W\d_'’]*")
+_LETTERS = re.compile(r"[^\W\d_]+")
 _COMPANY_AFTER = re.compile(r"(?:,? (?:and|&) |,? |-)(?P<w>[^\W\d_]+)\.?(?![\w-])")
 _FIRM_ITEM = r"[^\W\d_a-z][^\W\d_\s'’,-]*"
 _FIRM_LIST = re.compile(
@@ -158,10 +159,15 @@ def other_mentions(
     }
     if not words:
         return
-    pattern = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, sorted(words))) + r")(?![\w-])")
-    for match in pattern.finditer(text):
-        if not any(s < match.end() and match.start() < e for s, e in taken):
-            yield match.span()
+    for match in _LETTERS.finditer(text):
+        start, end = match.span()
+        if (
+            match.group() in words
+            and not (start and (text[start - 1].isalnum() or text[start - 1] in "-_"))
+            and not (end < len(text) and (text[end].isalnum() or text[end] in "-_"))
+            and not any(s < end and start < e for s, e in taken)
+        ):
+            yield start, end
 
 
 # Cues that only people fit: the subject of a verb of speech, feeling or residence ("Enrico

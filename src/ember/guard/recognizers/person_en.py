@@ -125,30 +125,32 @@ class EnglishPersonRecognizer(Recognizer):
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
-        # A whole run goes to NER (it reads names better in context), when one of its
-        # sentences could hold a name.
         runs = [(run.start(), run.group()) for run in _LATIN_RUN.finditer(text)]
+        # NER reads each stretch of consecutive sentences that could hold a name (its window
+        # sees a few tokens either side, so the sentences left out barely change it).
         pieces = [
-            (offset, run)
-            for offset, run in runs
-            if any(could_name(s.group()) for s in _SENTENCE.finditer(run))
+            (index, start, run[start:end])
+            for index, (_, run) in enumerate(runs)
+            for start, end in name_stretches(run)
         ]
         with single_blas_thread():
-            docs = iter(list(self._pipeline().pipe(piece for _, piece in pieces)) if pieces else [])
-        ner_offsets = {offset for offset, _ in pieces}
-        for offset, run in runs:
+            docs = list(self._pipeline().pipe(piece for _, _, piece in pieces)) if pieces else []
+        entities: dict[int, list[tuple[int, int, str, str]]] = {}
+        for (index, start, _), doc in zip(pieces, docs, strict=True):
+            entities.setdefault(index, []).extend(
+                (start + e.start_char, start + e.end_char, e.label_, e.text) for e in doc.ents
+            )
+        for index, (offset, run) in enumerate(runs):
             # Where spaCy gave a span another label, a listed given name must fill all of
             # it to count ("Scott" read as ORG is Scott; "Jones, Mitchell and Williams" is not).
             skip: list[tuple[int, int, bool]] = []
             found: list[tuple[int, int, float]] = []
-            firms = firm_ranges(run)
-            if offset in ner_offsets:
-                for ent in next(docs).ents:
-                    if ent.label_ == "PERSON":
-                        if any(c.isalpha() for c in ent.text) and not ordinary_words(ent.text):
-                            found.append((ent.start_char, ent.end_char, 0.85))
-                    elif ent.label_ in NOT_PEOPLE:
-                        skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
+            for start, end, label, value in entities.get(index, ()):
+                if label == "PERSON":
+                    if any(c.isalpha() for c in value) and not ordinary_words(value):
+                        found.append((start, end, 0.85))
+                elif label in NOT_PEOPLE:
+                    skip.append((start, end, label in PLACES))
             for start, end in listed_names(run, skip):
                 found.append((start, end, GAZETTEER_SCORE))
             for start, end in cued_names(run):
@@ -159,6 +161,9 @@ class EnglishPersonRecognizer(Recognizer):
                 (*whole_words(run, *one_line(run, start, end)), score)
                 for start, end, score in found
             ]
+            if not found:
+                continue
+            firms = firm_ranges(run)
             found = [f for f in found if not not_a_person(run, f[0], f[1], firms)]
             spans = [(start, end) for start, end, _ in found]
             for start, end in listed_with_names(run, spans):
@@ -169,6 +174,26 @@ class EnglishPersonRecognizer(Recognizer):
                 found.append((start, end, GAZETTEER_SCORE))
             for start, end, score in found:
                 yield offset + start, offset + end, score
+
+
+def name_stretches(run: str) -> Iterator[tuple[int, int]]:
+    """Where the consecutive sentences of a run that could hold a name start and end; a
+    stretch after a sentence left out starts with that sentence's last word ("list? Lamovec
+    and ..."), which NER reads a sentence's first word by."""
+    start = end = -1
+    for sentence in _SENTENCE.finditer(run):
+        if could_name(sentence.group()):
+            if start < 0:
+                start = sentence.start()
+                if start > 0:
+                    space = max(run.rfind(" ", 0, start - 1), run.rfind("\n", 0, start - 1))
+                    start = space + 1
+            end = sentence.end()
+        elif start >= 0:
+            yield start, end
+            start = -1
+    if start >= 0:
+        yield start, end
 
 
 def one_line(text: str, start: int, end: int) -> tuple[int, int]:
