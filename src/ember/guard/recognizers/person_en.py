@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ember.guard.english_words import dictionary_words, is_dictionary_word
-from ember.guard.given_names import given_names, surnames
+from ember.guard.given_names import given_names, surname_dominant, surnames
 from ember.guard.name_context import (
     firm_ranges,
     not_a_person,
@@ -122,6 +122,10 @@ class EnglishPersonRecognizer(Recognizer):
                     ],
                 )  # fmt: skip
             use_numpy_matmul(self._nlp.get_pipe("ner"))
+            # The word lists load with the model, not on the first text that needs them.
+            for word_list in (given_names, surnames, surname_dominant):
+                word_list()
+            dictionary_words(MODEL)
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
