@@ -15,6 +15,7 @@ from ember.guard.recognizers.card import luhn_ok
 from ember.guard.recognizers.cn_id_card import id_check_char
 from ember.guard.recognizers.cn_uscc import uscc_check_char
 from ember.guard.recognizers.iban import iban_ok
+from ember.guard.recognizers.person_en import name_stretches
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,67 @@ FOUND = [
     ),
     ("PSC 1234, Box 5678\nAPO AE 09012", "en", "ADDRESS", "PSC 1234, Box 5678\nAPO AE 09012"),
     ("my address is 12 ulica Długa 3", "en", "ADDRESS", "12 ulica Długa 3"),
+    ("Office: Pärnu maantee 22, Tallinn", "en", "ADDRESS", "Pärnu maantee 22, Tallinn"),
+    # ADDRESS blocks: a dot after the number, quoted or bulleted lines, a blank line before
+    # the postal code line
+    (
+        "Ola Berg\n\n14 Torggata 7.\n Suite 3\n Hamar\n Norway 2317\nTel 555",
+        "en",
+        "ADDRESS",
+        "14 Torggata 7.\n Suite 3\n Hamar\n Norway 2317",
+    ),
+    (
+        "> 88 Harbour Road\n> Apt. 12\n> Nelson\n> New Zealand 7010",
+        "en",
+        "ADDRESS",
+        "88 Harbour Road\n> Apt. 12\n> Nelson\n> New Zealand 7010",
+    ),
+    (
+        "??? 5 Kirkegade 40\n??? Suite 9\n??? Aarhus",
+        "en",
+        "ADDRESS",
+        "5 Kirkegade 40\n??? Suite 9\n??? Aarhus",
+    ),
+    (
+        "4 Mannerheimintie 12\n Apt. 3\n Helsinki\n\n Finland 00100",
+        "en",
+        "ADDRESS",
+        "4 Mannerheimintie 12\n Apt. 3\n Helsinki\n\n Finland 00100",
+    ),
+    # ADDRESS: a city after a unit on the same line; particles in street and city names
+    (
+        "please check 4410 Kirchweg 9 Apt. 15 Unterägeri Switzerland",
+        "en",
+        "ADDRESS",
+        "4410 Kirchweg 9 Apt. 15 Unterägeri Switzerland",
+    ),
+    (
+        "12 Via delle Rose 4\n Apt. 2\n Castel del Piano\n Italy 58033",
+        "en",
+        "ADDRESS",
+        "12 Via delle Rose 4\n Apt. 2\n Castel del Piano\n Italy 58033",
+    ),
+    (
+        "7 Hlavní 12\n Suite 3\n Ústí nad Labem\n Czech Republic 40001",
+        "en",
+        "ADDRESS",
+        "7 Hlavní 12\n Suite 3\n Ústí nad Labem\n Czech Republic 40001",
+    ),
+    # ADDRESS: named streets after "on", cross streets, initials in street names
+    ("The parade went along Harbour View Road today.", "en", "ADDRESS", "Harbour View Road"),
+    (
+        "Wait at the corner of 12 Elm Street and Oak Avenue.",
+        "en",
+        "ADDRESS",
+        "12 Elm Street and Oak Avenue",
+    ),
+    (
+        "Stop at the corner of Bahnhofstraße 3 St. and Lindenweg St. please",
+        "en",
+        "ADDRESS",
+        "Bahnhofstraße 3 St. and Lindenweg St",
+    ),
+    ("The museum is on J. Jordaensstraat 14", "en", "ADDRESS", "J. Jordaensstraat 14"),
     # CN_PASSPORT
     ("护照号码E12345678", "zh", "CN_PASSPORT", "E12345678"),
     ("passport no. G87654321", "en", "CN_PASSPORT", "G87654321"),
@@ -166,6 +228,33 @@ FOUND = [
     ("please ask mr. okafor to sign", "en", "PERSON", "okafor"),
     # a list most of whose items are names: the other items are names too
     ("Invited: Zorana, Mary, Teresa and Jodi.", "en", "PERSON", "Zorana"),
+    # later mentions of a name already found
+    (
+        "Yesterday Ilkka Rautavaara joined. Rautavaara starts on Monday.",
+        "en",
+        "PERSON",
+        "Rautavaara",
+    ),
+    # a name ends at a sentence end; ". " joins only an initial
+    (
+        "The report is by Annika Lindqvist. Lindqvist argues that costs rose.",
+        "en",
+        "PERSON",
+        "Annika Lindqvist",
+    ),
+    ("Ask Zoe M. Young about it.", "en", "PERSON", "Zoe M. Young"),
+    # cues only people fit: verbs of speech and feeling, the one spoken to, relatives
+    ('Teodora yelled at us: "Stop!"', "en", "PERSON", "Teodora"),
+    ("Great idea! said Oyelaran to the team", "en", "PERSON", "Oyelaran"),
+    ("That is enough, said Ines to Kwabena.", "en", "PERSON", "Kwabena"),
+    ("Rautio, could you send the file?", "en", "PERSON", "Rautio"),
+    ("See you tomorrow, Ebrima!", "en", "PERSON", "Ebrima"),
+    ("We met at Uchenna's birthday last week.", "en", "PERSON", "Uchenna"),
+    ("Signed: Jaroslav P Dvorak will attend", "en", "PERSON", "Jaroslav P Dvorak"),
+    # lowercase: a given name and a surname that is no dictionary word; lists of given names
+    ("please call olga krylova tomorrow", "en", "PERSON", "olga krylova"),
+    ("follow up with benjamin a seiler soon", "en", "PERSON", "benjamin a seiler"),
+    ("the guests: brenda, kevin, oskari and laura.", "en", "PERSON", "oskari"),
 ]
 
 NEAR_MISSES = [
@@ -223,6 +312,11 @@ NEAR_MISSES = [
     ("We scored 21 points in Game 4", "en", "ADDRESS"),
     ("Version 2 Build 7 ships Monday", "en", "ADDRESS"),
     ("See you next weekend. I'll turn 30", "en", "ADDRESS"),
+    # after "on": only named streets with a spelled-out type; no numbers without a street type
+    ("It depends on Level 3 support", "en", "ADDRESS"),
+    ("Save it on Google Drive tonight", "en", "ADDRESS"),
+    ("We agreed on Plan B yesterday", "en", "ADDRESS"),
+    ("Let us focus on Main priorities", "en", "ADDRESS"),
     # names: words that are not names
     ("The weather in Paris is nice.", "en", "PERSON"),
     ("My name is not important here.", "en", "PERSON"),
@@ -235,6 +329,18 @@ NEAR_MISSES = [
     # NER guesses made only of dictionary words
     ("Read Cautionary Tales before the exam.", "en", "PERSON"),
     ("Awarded Salesperson of the Month three times.", "en", "PERSON"),
+    # cues with ordinary words, lowercase words that are no names
+    ("Critics shouted at the referee.", "en", "PERSON"),
+    ("Thanks, Everyone! See you soon.", "en", "PERSON"),
+    ("Coffee is from Ethiopia.", "en", "PERSON"),
+    ("set max len to 5 and retry", "en", "PERSON"),
+    ("I bought apples, pears and plums.", "en", "PERSON"),
+    ("Choose Plan B Options before noon", "en", "PERSON"),
+    # firms named after people, places after verbs of travel, web addresses
+    ("The Hughes, Lambert and Foster Orchestra toured in 1990.", "en", "PERSON"),
+    ("Russell Investments is a design agency.", "en", "PERSON"),
+    ("I'm originally from Eckenroth, and I love it.", "en", "PERSON"),
+    ("My website is https://GreenPrices.ch/", "en", "PERSON"),
     ("今天天气很好，我们去公园散步。", "zh", "PERSON"),
     ("email me at jane@localhost", "en", "EMAIL"),
 ]
@@ -318,9 +424,44 @@ def test_throughput(analyzer: Analyzer) -> None:
     [
         ("I live at 2450 Crown St, Springfield, IL 62704.", "2450 Crown St, Springfield, IL 62704"),
         ("Ship it to 1668 Glyn St please.", "1668 Glyn St"),
+        # a name-shaped cross street belongs to the corner
+        ("Meet at the corner of 9 Bay Road and Philip Bypass", "9 Bay Road and Philip Bypass"),
     ],
 )
 def test_street_names_are_not_people(text: str, address: str) -> None:
     """NER reads street names as people; a PERSON inside an ADDRESS match loses to it."""
     spans = Analyzer().analyze(text, "en")
     assert [(s.type, s.text) for s in spans] == [("ADDRESS", address)]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # a blank line ends the block unless the next line is a postal code line on its own
+        ("Send it to 12 Elm Street\n\nThanks, see you at 5", "12 Elm Street"),
+        ("Send it to 12 Elm Street\n\nRoom 1010 is booked", "12 Elm Street"),
+        ("Send it to 12 Elm Street\n\n\nFinland 00100", "12 Elm Street"),
+        # after a unit, only place words up to the end of the line or sentence
+        ("Send it to 12 Elm Street Apt. 4 Thanks", "12 Elm Street Apt. 4"),
+        ("Send it to 12 Elm Street Apt. 4 Oslo is cold", "12 Elm Street Apt. 4"),
+    ],
+)
+def test_address_block_ends(analyzer: Analyzer, text: str, address: str) -> None:
+    spans = analyzer.analyze(text, "en", entities=["ADDRESS"])
+    assert [s.text for s in spans] == [address]
+
+
+@pytest.mark.parametrize(
+    ("run", "stretches"),
+    [
+        # sentences that cannot hold a name are left out of NER; a stretch after one starts
+        # with its last word
+        ("Is it late? Ines Varga was here.", ["late? Ines Varga was here."]),
+        ("Ines Varga was here. It is late.", ["Ines Varga was here."]),
+        ("What a day. It is late. Yes.", []),
+        ("Ines came. It is late. Ola left.", ["Ines came.", "late. Ola left."]),
+        ("Call 555 1234\nIlse Berg\nPhone 555", ["1234\nIlse Berg\nPhone 555"]),
+    ],
+)
+def test_name_stretches(run: str, stretches: list[str]) -> None:
+    assert [run[s:e] for s, e in name_stretches(run)] == stretches

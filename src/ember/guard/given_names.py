@@ -29,6 +29,7 @@ EVERYDAY_WORDS = word_set(
     mercedes lexus harley troy paris sydney austin dallas houston china india georgia
     virginia carolina florida jordan israel kenya asia africa america europe avis hertz
     princess carry victoria monday tuesday wednesday thursday friday saturday sunday
+    german
     """
 )
 
@@ -48,6 +49,28 @@ def surnames() -> frozenset[str]:
     return frozenset(_first_column("dist.all.last"))
 
 
+@lru_cache(maxsize=1)
+def surname_dominant() -> frozenset[str]:
+    """Lowercase names more people carry as a surname than as a given name ("williams",
+    "davis", "coleman"; not "mary", "tom"): the census share of each list, the given-name
+    share averaged over men and women."""
+    given: dict[str, float] = {}
+    for part in ("dist.male.first", "dist.female.first"):
+        for name, share in _shares(part).items():
+            given[name] = given.get(name, 0.0) + share / 2
+    return frozenset(
+        name
+        for name, share in _shares("dist.all.last").items()
+        if name not in given or share > given[name]
+    )
+
+
 def _first_column(name: str) -> set[str]:
+    return set(_shares(name))
+
+
+def _shares(name: str) -> dict[str, float]:
+    """Name -> percent of the population in one census list."""
     text = files("names").joinpath(name).read_text(encoding="ascii")
-    return {line.split(maxsplit=1)[0].lower() for line in text.splitlines() if line.strip()}
+    rows = (line.split() for line in text.splitlines() if line.strip())
+    return {row[0].lower(): float(row[1]) for row in rows}

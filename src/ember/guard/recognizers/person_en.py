@@ -13,9 +13,16 @@ opener ("The", "What", "I", a weekday, a month ...), an acronym or an address wo
 NER misses names it has not seen and mislabels lone ones, so the US Census name lists
 (:mod:`ember.guard.given_names`) add a listed given name (with the capitalised words after it)
 that spaCy left unlabelled or labelled as an organisation no wider than it (never over a place);
-the other items of a list most of whose items are names; and a lowercase given name followed by
-a listed surname. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
-unless one of them is a listed name.
+the other items of a list most of whose items are names; a lowercase given name followed by
+a listed surname (or, when neither is a dictionary word, any surname: "olga krylova"); the
+items of a lowercase list most of whose items are given names; names that cues only people
+fit announce ("Enrico shouted", "said Maslin to Antonio", "..., Brandon!", "Asya's kid"); and
+names with a bare middle initial ("Nikolaj N Møller"), when their words are no dictionary
+words. NER guesses made only of dictionary words ("Cautionary Tales") are dropped
+unless one of them is a listed name. Every guess then passes :mod:`ember.guard.name_context`:
+it is widened to whole hyphenated words, dropped where the words around it make it a firm, a
+place, a street or a web address, and the words of full names found lead to their other
+mentions in the text ("Maciej Borkowski ... Borkowski").
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ember.guard.english_words import dictionary_words, is_dictionary_word
-from ember.guard.given_names import given_names, surnames
+from ember.guard.given_names import given_names, surname_dominant, surnames
+from ember.guard.name_context import (
+    firm_ranges,
+    not_a_person,
+    other_mentions,
+    person_cues,
+    whole_words,
+)
 from ember.guard.recognizer import Recognizer, word_set
 from ember.guard.registry import register
 from ember.guard.spacy_ops import single_blas_thread, torch_hidden, use_numpy_matmul
@@ -55,6 +69,8 @@ _COMMON_CAPITALISED_WORDS = """
     Sunday January February March April June July August September October November December
     Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Bot User Assistant System Customer Agent
     Q A Id Pin Ssn Iban Api Url Ip Usa Us Uk Eu Pm Am Ps Nb Faq Tv Ok Atm Vat Dob Zip
+    Everyone Everybody Anyone Anybody Someone Somebody Nobody Noone Everything Nothing
+    Something Anything Guys Folks Team Sir Madam
 """
 COMMON_CAPITALISED = frozenset(_COMMON_CAPITALISED_WORDS.split())
 NOT_NAME_WORDS = word_set(
@@ -106,39 +122,140 @@ class EnglishPersonRecognizer(Recognizer):
                     ],
                 )  # fmt: skip
             use_numpy_matmul(self._nlp.get_pipe("ner"))
+            # The word lists load with the model, not on the first text that needs them.
+            for word_list in (given_names, surnames, surname_dominant):
+                word_list()
+            dictionary_words(MODEL)
         return self._nlp
 
     def find(self, text: str, language: str) -> Iterator[tuple[int, int, float]]:
-        # A whole run goes to NER (it reads names better in context), when one of its
-        # sentences could hold a name.
         runs = [(run.start(), run.group()) for run in _LATIN_RUN.finditer(text)]
+        # NER reads each stretch of consecutive sentences that could hold a name (its window
+        # sees a few tokens either side, so the sentences left out barely change it).
         pieces = [
-            (offset, run)
-            for offset, run in runs
-            if any(could_name(s.group()) for s in _SENTENCE.finditer(run))
+            (index, start, run[start:end])
+            for index, (_, run) in enumerate(runs)
+            for start, end in name_stretches(run)
         ]
         with single_blas_thread():
-            docs = iter(list(self._pipeline().pipe(piece for _, piece in pieces)) if pieces else [])
-        ner_offsets = {offset for offset, _ in pieces}
-        for offset, run in runs:
+            docs = list(self._pipeline().pipe(piece for _, _, piece in pieces)) if pieces else []
+        entities: dict[int, list[tuple[int, int, str, str]]] = {}
+        for (index, start, _), doc in zip(pieces, docs, strict=True):
+            entities.setdefault(index, []).extend(
+                (start + e.start_char, start + e.end_char, e.label_, e.text) for e in doc.ents
+            )
+        for index, (offset, run) in enumerate(runs):
             # Where spaCy gave a span another label, a listed given name must fill all of
             # it to count ("Scott" read as ORG is Scott; "Jones, Mitchell and Williams" is not).
             skip: list[tuple[int, int, bool]] = []
-            people = []
-            if offset in ner_offsets:
-                for ent in next(docs).ents:
-                    if ent.label_ == "PERSON":
-                        if any(c.isalpha() for c in ent.text) and not ordinary_words(ent.text):
-                            people.append(ent)
-                            yield offset + ent.start_char, offset + ent.end_char, 0.85
-                    elif ent.label_ in NOT_PEOPLE:
-                        skip.append((ent.start_char, ent.end_char, ent.label_ in PLACES))
-            found = [(e.start_char, e.end_char) for e in people]
+            found: list[tuple[int, int, float]] = []
+            for start, end, label, value in entities.get(index, ()):
+                if label == "PERSON":
+                    if any(c.isalpha() for c in value) and not ordinary_words(value):
+                        found.append((start, end, 0.85))
+                elif label in NOT_PEOPLE:
+                    skip.append((start, end, label in PLACES))
             for start, end in listed_names(run, skip):
-                found.append((start, end))
-                yield offset + start, offset + end, GAZETTEER_SCORE
-            for start, end in listed_with_names(run, found):
-                yield offset + start, offset + end, GAZETTEER_SCORE
+                found.append((start, end, GAZETTEER_SCORE))
+            for start, end in cued_names(run):
+                found.append((start, end, GAZETTEER_SCORE))
+            for start, end in lowercase_name_lists(run):
+                found.append((start, end, GAZETTEER_SCORE))
+            found = [
+                (*whole_words(run, *one_line(run, start, end)), score)
+                for start, end, score in found
+            ]
+            if not found:
+                continue
+            firms = firm_ranges(run)
+            found = [f for f in found if not not_a_person(run, f[0], f[1], firms)]
+            spans = [(start, end) for start, end, _ in found]
+            for start, end in listed_with_names(run, spans):
+                if not not_a_person(run, start, end, firms):
+                    found.append((start, end, GAZETTEER_SCORE))
+            spans = [(start, end) for start, end, _ in found]
+            for start, end in other_mentions(run, spans, spans, COMMON_CAPITALISED):
+                found.append((start, end, GAZETTEER_SCORE))
+            for start, end, score in found:
+                yield offset + start, offset + end, score
+
+
+def name_stretches(run: str) -> Iterator[tuple[int, int]]:
+    """Where the consecutive sentences of a run that could hold a name start and end; a
+    stretch after a sentence left out starts with that sentence's last word ("list? Lamovec
+    and ..."), which NER reads a sentence's first word by."""
+    start = end = -1
+    for sentence in _SENTENCE.finditer(run):
+        if could_name(sentence.group()):
+            if start < 0:
+                start = sentence.start()
+                if start > 0:
+                    space = max(run.rfind(" ", 0, start - 1), run.rfind("\n", 0, start - 1))
+                    start = space + 1
+            end = sentence.end()
+        elif start >= 0:
+            yield start, end
+            start = -1
+    if start >= 0:
+        yield start, end
+
+
+def one_line(text: str, start: int, end: int) -> tuple[int, int]:
+    """A guess cut at its first line break, less trailing punctuation: names do not run
+    across lines ("Colle Di Tora\\n?" -> "Colle Di Tora")."""
+    cut = text.find("\n", start, end)
+    if cut != -1:
+        end = cut
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return start, end
+
+
+def _name_word(word: str, listed: frozenset[str]) -> bool:
+    """A capitalised word that may be part of a name: no sentence opener or dictionary word,
+    unless ``listed`` has it."""
+    if word.capitalize() in COMMON_CAPITALISED:
+        return False
+    return word.lower() in listed or not is_dictionary_word(word, dictionary_words(MODEL))
+
+
+# "Nikolaj N Møller": a middle initial without a dot (with one, person_cue finds it).
+_INITIAL_NAME = re.compile(
+    r"(?<![\w.])(?P<first>[^\W\d_a-z][^\W\d_'’-]+) [^\W\d_a-z] "
+    r"(?P<last>[^\W\d_a-z][^\W\d_'’-]+)(?![\w-])"
+)
+
+
+def cued_names(text: str) -> Iterator[tuple[int, int]]:
+    """Names the words around them announce (:func:`ember.guard.name_context.person_cues`)
+    and names with a bare middle initial, when their words are no ordinary words."""
+    first_names, last_names = given_names(), surnames()
+    for start, end in person_cues(text):
+        if all(_name_word(w, first_names) for w in _NAME_TOKEN.findall(text[start:end])):
+            yield start, end
+    for match in _INITIAL_NAME.finditer(text):
+        if _name_word(match.group("first"), first_names) and _name_word(
+            match.group("last"), last_names
+        ):
+            yield match.start(), match.end()
+
+
+# "silvana, adam, christopher and caleb": a lowercase list, most of its items given names.
+_LOWER_ITEM = r"[^\W\d_A-Z][^\W\d_'’-]*"
+_LOWER_LIST = re.compile(
+    rf"(?<![\w-]){_LOWER_ITEM}(?:, {_LOWER_ITEM}){{1,}},? (?:and|&) {_LOWER_ITEM}(?![\w-])"
+)
+
+
+def lowercase_name_lists(text: str) -> Iterator[tuple[int, int]]:
+    """The items of lowercase lists of three or more items, over half of them given names."""
+    first_names = given_names()
+    for match in _LOWER_LIST.finditer(text):
+        items = [m for m in re.finditer(_LOWER_ITEM, match.group()) if m.group() != "and"]
+        if len(items) < 3 or sum(m.group() in first_names for m in items) * 2 <= len(items):
+            continue
+        for item in items:
+            yield match.start() + item.start(), match.start() + item.end()
 
 
 # spaCy labels whose spans a listed given name does not override ("Jackson" the city).
@@ -213,7 +330,9 @@ def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple
             while index < len(tokens) and index - 1 < len(tokens):
                 nxt = tokens[index]
                 gap = text[end : nxt.start()]
-                if gap not in (" ", " . ") and not (len(gap) == 2 and gap == ". "):
+                # ". " joins only after an initial ("Zoe M. Young"), not across sentences.
+                initial = len(tokens[index - 1].group()) == 1
+                if gap not in (" ", " . ") and not (gap == ". " and initial):
                     break
                 if not nxt.group()[0].isupper() or nxt.group().capitalize() in COMMON_CAPITALISED:
                     break
@@ -225,14 +344,28 @@ def listed_names(text: str, skip: list[tuple[int, int, bool]]) -> Iterator[tuple
             ):
                 yield token.start(), end
         elif word.islower() and index < len(tokens):
-            nxt = tokens[index]
+            # "naomi ryan", "benjamin a seiler"; a surname that is not listed must be no
+            # dictionary word, and then neither may the given name be ("max len").
+            last = index
+            if len(tokens[last].group()) == 1 and last + 1 < len(tokens):
+                if text[tokens[last].end() : tokens[last + 1].start()] != " ":
+                    continue
+                last += 1
+            nxt = tokens[last]
+            surname = nxt.group()
             if (
-                text[end : nxt.start()] == " "
-                and nxt.group().islower()
-                and nxt.group() in last_names
+                text[tokens[index - 1].end() : tokens[index].start()] == " "
+                and surname.islower()
                 and len(word) > 3
-                and len(nxt.group()) > 3
-                and not {lower, nxt.group()} & STOP_WORDS
+                and len(surname) > 3
+                and not {lower, surname} & STOP_WORDS
+                and (
+                    surname in last_names
+                    or not (
+                        is_dictionary_word(word, dictionary_words(MODEL))
+                        or is_dictionary_word(surname, dictionary_words(MODEL))
+                    )
+                )
             ):
-                index += 1
+                index = last + 1
                 yield token.start(), nxt.end()
