@@ -163,6 +163,21 @@ def test_when_and_how_many_need_a_number(question: str, sentence: str, in_kind: 
     assert answers_in_kind(sentence, question) is in_kind
 
 
+@pytest.mark.parametrize(
+    ("anchor", "other_years"),
+    [
+        ("2022年龙舟赛由白沙村队夺得冠军。", ("2022",)),
+        ("2022赛季的冠军是白沙村队。", ("2022",)),
+        ("The 2022 race was won by Osprey.", ("2022",)),
+        ("白沙村队共有1864名支持者。", ()),  # a count, not a year
+        ("2023年白沙村队再次夺冠。", ()),
+    ],
+)
+def test_years_of_the_sentence_stating_the_answer(anchor: str, other_years: tuple[str]) -> None:
+    coverage = cover("2023年龙舟赛冠军是哪支队伍？", Evidence(anchor, anchor), lambda t: 1.0)
+    assert coverage.other_years == other_years
+
+
 def test_rare_terms_weigh_more() -> None:
     rare = {"kestrel": 5.0}
     coverage = cover(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ember.ground.chunking import split_sentences
@@ -177,7 +177,8 @@ def _found(term: str, text: str, stems: set[str]) -> bool:
     return term in text
 
 
-_YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d{2}(?!\d)")
+# A year: 1800-2099 standing alone or before 年/赛季/届 (not 1864只, 2000.5, 1900%).
+_YEAR = re.compile(r"(?<![\d.])(?:1[89]|20)\d{2}(?=年|赛季|届|[^\d.,%\u4e00-\u9fff]|$)")
 # Questions whose answer is a time or a quantity: the answer must state a number.
 _ASKS_NUMBER = re.compile(
     r"多少|几|何时|什么时候|哪一?年|哪一?天|时间|日期|"
@@ -258,10 +259,15 @@ def evidence_passages(
     best = max(overlaps)
     prefix = f"{heading}\n" if heading else ""
     return [
-        Evidence(parts[i], prefix + "".join(parts[max(0, i - window) : i + window + 1]))
+        Evidence(parts[i], prefix + _join(parts[max(0, i - window) : i + window + 1]))
         for i, overlap in enumerate(overlaps)
         if overlap == best
     ]
+
+
+def _join(sentences: Sequence[str]) -> str:
+    """Sentences back into text: a space after Latin punctuation, none after Chinese."""
+    return "".join(s + (" " if s[-1:].isascii() else "") for s in sentences).rstrip()
 
 
 def idf_weights(size: int, frequencies: dict[str, int]) -> Callable[[str], float]:
