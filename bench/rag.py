@@ -202,7 +202,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         checkpoint(args, {"retrieval": retrieval})
         console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
-        scale = bench_scale(work, vectors, query_vectors, args.synthetic)
+        scale = None if args.no_scale else bench_scale(work, vectors, query_vectors, args.synthetic)
         checkpoint(args, {"retrieval": retrieval, "scale": scale})
         console.print(f"scale: {json.dumps(scale)}", markup=False)
 
@@ -409,6 +409,7 @@ async def bench_answers(
         sentences += len(answer.sentences)
         console.print(f"  [{index}] {question['query']} → {answer.text[:80]}", markup=False)
     rejected = 0
+    reasons: dict[str, int] = {}
     for index in chosen:
         question = questions[index]
         hits = await services.vector_stores.retrieve(
@@ -421,6 +422,7 @@ async def bench_answers(
             question["query"], [store_id], model=args.model, hits=hits
         )
         rejected += answer.abstained
+        reasons[answer.reason or "answered"] = reasons.get(answer.reason or "answered", 0) + 1
     n = max(1, len(chosen))
     return {
         "asked": len(chosen),
@@ -429,6 +431,7 @@ async def bench_answers(
         "supported_sentences": supported / sentences if sentences else None,
         "sentences": sentences,
         "rejection": rejected / n,
+        "rejection_reasons": reasons,
         "answer_p50_s": statistics.median(seconds) if seconds else None,
     }
 
@@ -447,36 +450,37 @@ def report(result: dict[str, Any]) -> None:
         table.add_row(name, f"{row['hit@5']:.3f}", f"{row['mrr@5']:.3f}", f"{row['p50_ms']:.2f}")
     console.print(table)
     scale = result["scale"]
-    table = Table(
-        title=f"Dense search over {scale['chunks']:,} synthetic chunks (k={K}, same vectors)"
-    )
-    for column in ("system", "p50 latency ms", f"recall@{K} vs exact", "index build s"):
-        table.add_column(column)
-    table.add_row(
-        "ember (HNSW, usearch; auto)",
-        f"{scale['auto_p50_ms']:.2f}",
-        f"{scale['auto_recall']:.3f}",
-        f"{scale['auto_build_seconds']:.1f}",
-    )
-    table.add_row(
-        "ember (exact)",
-        f"{scale['exact_p50_ms']:.2f}",
-        f"{scale['exact_recall']:.3f}",
-        f"{scale['exact_build_seconds']:.1f}",
-    )
-    table.add_row(
-        "sqlite-vec scan (reference)",
-        f"{scale['sqlite_vec_p50_ms']:.2f}",
-        f"{scale['sqlite_vec_recall']:.3f}",
-        "",
-    )
-    table.add_row(
-        "chromadb (HNSW)",
-        f"{scale['chromadb_p50_ms']:.2f}",
-        f"{scale['chromadb_recall']:.3f}",
-        f"{scale['chromadb_add_seconds']:.1f}",
-    )
-    console.print(table)
+    if scale is not None:
+        table = Table(
+            title=f"Dense search over {scale['chunks']:,} synthetic chunks (k={K}, same vectors)"
+        )
+        for column in ("system", "p50 latency ms", f"recall@{K} vs exact", "index build s"):
+            table.add_column(column)
+        table.add_row(
+            "ember (HNSW, usearch; auto)",
+            f"{scale['auto_p50_ms']:.2f}",
+            f"{scale['auto_recall']:.3f}",
+            f"{scale['auto_build_seconds']:.1f}",
+        )
+        table.add_row(
+            "ember (exact)",
+            f"{scale['exact_p50_ms']:.2f}",
+            f"{scale['exact_recall']:.3f}",
+            f"{scale['exact_build_seconds']:.1f}",
+        )
+        table.add_row(
+            "sqlite-vec scan (reference)",
+            f"{scale['sqlite_vec_p50_ms']:.2f}",
+            f"{scale['sqlite_vec_recall']:.3f}",
+            "",
+        )
+        table.add_row(
+            "chromadb (HNSW)",
+            f"{scale['chromadb_p50_ms']:.2f}",
+            f"{scale['chromadb_recall']:.3f}",
+            f"{scale['chromadb_add_seconds']:.1f}",
+        )
+        console.print(table)
     answers = result["answers"]
     table = Table(
         title=f"Grounded answers ({answers['asked']} questions, "
@@ -501,6 +505,7 @@ def report(result: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    console.print(f"negative-only outcomes: {json.dumps(answers['rejection_reasons'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -517,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
         help="questions whose hybrid top 10 the LLM reranker judges (0: skip)",
     )
     parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="skip the 100k synthetic-chunk latency comparison (section 3)",
+    )
     parser.add_argument(
         "--self-check",
         action="store_true",

@@ -7,6 +7,7 @@ filters, thresholds, statuses and errors are checked against it.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,19 @@ def test_static_chunking_sizes(vs_client: openai.OpenAI) -> None:
             },
         )
     assert caught.value.body["param"] == "chunking_strategy.static.chunk_overlap_tokens"  # type: ignore[index]
+
+
+def test_use_moves_expiry_anchored_on_last_activity(vs_client: openai.OpenAI) -> None:
+    store = vs_client.vector_stores.create(
+        name="expiring", expires_after={"anchor": "last_active_at", "days": 2}
+    )
+    assert store.expires_at == store.last_active_at + 2 * 86400
+    time.sleep(1.1)  # timestamps are whole seconds
+    vs_client.vector_stores.search(vector_store_id=store.id, query="anything")
+    used = vs_client.vector_stores.retrieve(store.id)
+    assert used.last_active_at is not None and used.last_active_at > store.last_active_at
+    assert used.expires_at == used.last_active_at + 2 * 86400
+    vs_client.vector_stores.delete(store.id)
 
 
 def test_store_crud_and_errors(vs_client: openai.OpenAI, corpus: dict[str, Any]) -> None:

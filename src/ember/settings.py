@@ -305,6 +305,22 @@ class Settings(BaseSettings):
         description="Grounded answers abstain when less than this share of their sentences "
         "is supported by the cited sources (unsupported sentences are removed otherwise).",
     )
+    ground_min_question_coverage: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Grounded answers abstain (`question_not_covered`) unless the source "
+        "passage stating the answer also holds every number of the question, its sentence "
+        "names no other year, and it holds at least this IDF-weighted share of the question's "
+        "terms; 0 turns the check off.",
+    )
+    ground_coverage_window: int = Field(
+        default=1,
+        ge=0,
+        le=20,
+        description="Source sentences on either side of the sentence stating an answer that "
+        "count as its passage for `ground_min_question_coverage`.",
+    )
     ground_max_sources: int = Field(
         default=5, ge=1, le=50, description="Chunks given to the model for a grounded answer."
     )

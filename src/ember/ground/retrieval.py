@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -83,6 +84,7 @@ class _StoreIndex:
     terms: list[str]
     data_version: int | None = None  # the database's, when ``version`` was read
     lexical: BM25Index | None = None
+    frequencies: Counter[str] | None = None  # term → chunks holding it, built on first use
     dense: dict[int, tuple[DenseIndex, np.ndarray]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +143,25 @@ class Retriever:
             if index.lexical is None:
                 index.lexical = BM25Index([t.split(" ") if t else [] for t in index.terms])
             return index.lexical
+
+    def document_frequencies(
+        self, store_ids: Sequence[str], words: Sequence[str]
+    ) -> tuple[int, dict[str, int]]:
+        """How many searchable chunks the stores hold, and how many of them hold each of
+        ``words`` (BM25's document frequency, for IDF weights)."""
+        size, found = 0, dict.fromkeys(words, 0)
+        for store_id in store_ids:
+            index = self._index(store_id)
+            with index.lock:
+                if index.frequencies is None:
+                    index.frequencies = Counter(
+                        term for row in index.terms for term in set(row.split(" ")) if term
+                    )
+                frequencies = index.frequencies
+            size += len(index.chunk_ids)
+            for word in found:
+                found[word] += frequencies.get(word, 0)
+        return size, found
 
     def _dense(
         self, store_id: str, index: _StoreIndex, dimensions: int

@@ -129,6 +129,8 @@ class Services:
                 min_groundedness=settings.ground_min_groundedness,
                 max_sources=settings.ground_max_sources,
                 self_check=settings.ground_self_check,
+                min_question_coverage=settings.ground_min_question_coverage,
+                coverage_window=settings.ground_coverage_window,
             ),
             router=router,
             ledger=ledger,

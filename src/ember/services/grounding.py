@@ -10,7 +10,12 @@
    unsupported sentences are removed; if the model declined, or less than
    ``ground_min_groundedness`` of the answer survives, the whole answer abstains with the
    fixed message in the question's language.
-6. With ``ground_self_check`` on, the model is asked once more, its output constrained to
+6. Check that the answer answers *this* question (``ember.ground.coverage``): the source
+   passage stating what the answer adds must hold the question's numbers and at least
+   ``ground_min_question_coverage`` of its IDF-weighted terms (``question_not_covered``), and
+   the answer must add something to the question (``answer_restates_question``). A small
+   model copies true sentences from topically close sources; this is what refuses them.
+7. With ``ground_self_check`` on, the model is asked once more, its output constrained to
    yes/no, whether the first cited source states the answer; "no" abstains
    (``self_check_failed``). Off by default: it is a second prompt over the source, and with
    the default 0.5B model it has not been shown to separate answerable questions from
@@ -33,6 +38,15 @@ import numpy as np
 
 from ember.core.types import ChatMessage, OutputConstraint, SamplingParams
 from ember.ground.chunking import split_sentences
+from ember.ground.coverage import (
+    Coverage,
+    answers_in_kind,
+    best_cover,
+    evidence_passages,
+    idf_weights,
+    new_content,
+    question_terms,
+)
 from ember.ground.retrieval import Hit
 from ember.ground.support import (
     SentenceSupport,
@@ -103,6 +117,8 @@ class GroundedAnswer:
     citation_offsets: list[tuple[int, Citation]] = field(default_factory=list)
     # The model's yes/no verdict when ``ground_self_check`` is on (None when it did not run).
     self_check: Literal["yes", "no"] | None = None
+    # How the best answer sentence's evidence covers the question (None when not checked).
+    coverage: Coverage | None = None
 
     def ember(self) -> dict[str, Any]:
         """The ``ember`` object of a grounded response."""
@@ -124,6 +140,15 @@ class GroundedAnswer:
             ],
             "removed_sentences": self.removed,
             "self_check": self.self_check,
+            "question_coverage": None
+            if self.coverage is None
+            else {
+                "coverage": round(self.coverage.coverage, 4),
+                "missing_numbers": list(self.coverage.missing_numbers),
+                "other_years": list(self.coverage.other_years),
+                "missing_terms": list(self.coverage.missing_terms),
+                "evidence": self.coverage.evidence,
+            },
             "screened_sources": self.screened,
             "retrieval": [
                 {"source": i, "file_id": h.file_id, "score": round(h.score, 4)}
@@ -166,6 +191,8 @@ class GroundingService:
         min_groundedness: float,
         max_sources: int,
         self_check: bool = False,
+        min_question_coverage: float = 0.0,
+        coverage_window: int = 1,
     ) -> None:
         self.vector_stores = vector_stores
         self.text = text
@@ -174,6 +201,8 @@ class GroundingService:
         self.min_groundedness = min_groundedness
         self.max_sources = max_sources
         self.self_check = self_check
+        self.min_question_coverage = min_question_coverage
+        self.coverage_window = coverage_window
 
     # -- retrieval and screening ----------------------------------------------------------
 
@@ -231,7 +260,9 @@ class GroundingService:
         draft, prompt_tokens, completion_tokens, model_id = await self._generate(
             question, sources, language, model, max_tokens
         )
-        answer = await self._check(draft, language, sources, screened, model_id)
+        answer = await self._check(
+            question, store_ids, draft, language, sources, screened, model_id
+        )
         answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
         if (self.self_check if self_check is None else self_check) and not answer.abstained:
             answer.self_check = await self._self_check(question, language, answer, model)
@@ -309,6 +340,8 @@ class GroundingService:
 
     async def _check(
         self,
+        question: str,
+        store_ids: Sequence[str],
         draft: str,
         language: str,
         sources: list[Hit],
@@ -334,6 +367,16 @@ class GroundingService:
             )
             answer.sentences, answer.removed, answer.groundedness = verdicts, removed, groundedness
             return answer
+        coverage: Coverage | None = None
+        if self.min_question_coverage > 0:
+            reason, coverage = await asyncio.to_thread(
+                self._covers_question, question, store_ids, kept, sources
+            )
+            if reason is not None:
+                answer = self._abstain(language, sources, screened, "generative", model, reason)
+                answer.sentences, answer.removed = verdicts, removed
+                answer.groundedness, answer.coverage = groundedness, coverage
+                return answer
         text, citations, offsets = self._compose(language, kept, sources)
         return GroundedAnswer(
             text=text,
@@ -347,7 +390,44 @@ class GroundingService:
             mode="generative",
             model=model,
             citation_offsets=offsets,
+            coverage=coverage,
         )
+
+    def _covers_question(
+        self,
+        question: str,
+        store_ids: Sequence[str],
+        kept: Sequence[SentenceSupport],
+        sources: Sequence[Hit],
+    ) -> tuple[str | None, Coverage | None]:
+        """Does some supported sentence add to the question (a number, if it asks when or
+        how many), from a passage that states the question's numbers, no other year, and
+        enough of its terms (``ember.ground.coverage``)? The reason to
+        abstain (or None), and the best coverage found."""
+        adding = [v for v in kept if new_content(v.sentence, question)]
+        if not adding:
+            return "answer_restates_question", None
+        adding = [v for v in adding if answers_in_kind(v.sentence, question)]
+        if not adding:  # asked when or how many, told no number
+            return "question_not_covered", None
+        size, frequencies = self.vector_stores.retriever.document_frequencies(
+            store_ids, question_terms(question)
+        )
+        idf = idf_weights(size, frequencies)
+        passages = []
+        for verdict in adding:
+            numbers = [n for n in verdict.cited if 1 <= n <= len(sources)]
+            if verdict.best_source is not None and verdict.best_source not in numbers:
+                numbers.append(verdict.best_source)
+            for number in numbers:
+                hit = sources[number - 1]
+                passages += evidence_passages(
+                    verdict.sentence, question, hit.text, hit.heading, self.coverage_window
+                )
+        best = best_cover(question, passages, idf)
+        if best is None or not best.satisfies(self.min_question_coverage):
+            return "question_not_covered", best
+        return None, best
 
     def _compose(
         self, language: str, kept: Sequence[SentenceSupport], sources: Sequence[Hit]

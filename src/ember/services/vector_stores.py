@@ -139,6 +139,17 @@ class VectorStoreService:
             )
         return expires_after, now + expires_after["days"] * 86400
 
+    def _touch(self, store_ids: Sequence[str]) -> None:
+        """Mark stores used now: ``last_active_at`` moves, and so does ``expires_at`` when the
+        store expires after a number of days anchored on it (OpenAI's semantics)."""
+        now = int(time.time())
+        for store_id in store_ids:
+            values: dict[str, Any] = {"last_active_at": now}
+            after = self._store_row(store_id)["expires_after"]
+            if after:
+                values["expires_at"] = now + after["days"] * 86400
+            self.tables.update_store(store_id, values)
+
     def create(
         self,
         *,
@@ -386,9 +397,7 @@ class VectorStoreService:
             attribute_filters.validate(filters)
         embedder = await self.embedder()
         vector = (await asyncio.to_thread(embedder.embed, [query], "query"))[0]
-        now = int(time.time())
-        for store_id in store_ids:
-            self.tables.update_store(store_id, {"last_active_at": now})
+        self._touch(store_ids)
         return await asyncio.to_thread(
             self.retriever.search,
             list(store_ids),
