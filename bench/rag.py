@@ -457,7 +457,7 @@ def report(result: dict[str, Any]) -> None:
         for column in ("system", "p50 latency ms", f"recall@{K} vs exact", "index build s"):
             table.add_column(column)
         table.add_row(
-            "ember (HNSW, usearch; auto)",
+            "ember (HNSW, voyager; auto)",
             f"{scale['auto_p50_ms']:.2f}",
             f"{scale['auto_recall']:.3f}",
             f"{scale['auto_build_seconds']:.1f}",

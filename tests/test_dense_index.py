@@ -181,3 +181,23 @@ def test_a_new_graph_is_built_in_the_background_while_searches_stay_exact(
         assert kind_in_use(direct) == "hnsw" and direct.graphs_built == 0
     finally:
         store.close()
+
+
+def test_llama_cpp_still_loads_models_after_an_hnsw_graph_exists() -> None:
+    """The HNSW library must not break llama.cpp in the same process (usearch's static C++
+    runtime did: std::bad_cast in the vocabulary loader)."""
+    import llama_cpp
+
+    from ember.models.embedded import embedded_models
+    from ember.settings import Settings
+
+    index = DenseIndex(np.arange(1, 201), unit(200, 10), "hnsw")
+    assert index.kind == "hnsw" and index.search(unit(1, 11)[0], 3)
+    spec = next(m for m in embedded_models() if m.id == "smollm2-135m-instruct")
+    llama = llama_cpp.Llama(
+        model_path=str(spec.resolve_path(Settings())), vocab_only=True, verbose=False
+    )
+    try:
+        assert llama.tokenize(b"hello", add_bos=False)
+    finally:
+        llama.close()

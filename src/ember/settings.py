@@ -332,7 +332,7 @@ class Settings(BaseSettings):
     ground_vector_index: Literal["auto", "exact", "hnsw"] = Field(
         default="auto",
         description="Dense search of vector stores: `exact` scores every stored vector, "
-        "`hnsw` searches an in-memory HNSW graph (usearch) built from the stored vectors "
+        "`hnsw` searches an in-memory HNSW graph (voyager) built from the stored vectors "
         "(on a background thread at start-up; an exact scan answers meanwhile), "
         "`auto` uses HNSW for stores of 20,000 chunks or more.",
     )

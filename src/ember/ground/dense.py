@@ -3,9 +3,11 @@
 SQLite stays the single source of truth: a :class:`DenseIndex` is built from the vectors
 stored in sqlite-vec (when a store is first searched, and again whenever its chunks change)
 and never written back. ``exact`` scores every vector with one matrix product (perfect
-recall, fast up to tens of thousands of chunks); ``hnsw`` is a usearch HNSW graph over the
-same vectors quantised to int8 (half the build time of float32 at the same recall), whose
-candidates are rescored with the exact float cosine similarity. ``auto``
+recall, fast up to tens of thousands of chunks); ``hnsw`` is a voyager (Spotify's hnswlib)
+HNSW graph over the same vectors stored as 8-bit floats (E4M3), whose candidates are rescored
+with the exact float cosine similarity. (usearch was used before: its wheel links its own
+static C++ runtime, and once it is imported llama.cpp can no longer load a model in the same
+process, ``std::bad_cast`` in the vocabulary loader.) ``auto``
 uses HNSW from :data:`HNSW_MIN_VECTORS` vectors on.
 
 Filters narrow the candidates to a boolean mask over the rows: a mask that keeps few rows is
@@ -21,7 +23,7 @@ import numpy as np
 
 VectorIndexKind = Literal["auto", "exact", "hnsw"]
 HNSW_MIN_VECTORS = 20_000
-# HNSW parameters (usearch's names): graph degree, build and search beam widths.
+# HNSW parameters: graph degree (M), build and search beam widths (ef).
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 64
@@ -77,21 +79,20 @@ class DenseIndex:
                 self._update_graph(previous)
             else:
                 self._graph = self._new_graph()
-                self._graph.add(self.ids.astype(np.uint64), self.matrix)
+                self._graph.add_items(self.matrix, ids=self.ids.tolist())
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def _new_graph(self) -> Any:
-        from usearch.index import Index
+        from voyager import Index, Space, StorageDataType
 
         return Index(
-            ndim=self.matrix.shape[1],
-            metric="cos",
-            dtype="i8",
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
+            Space.Cosine,
+            num_dimensions=int(self.matrix.shape[1]),
+            M=CONNECTIVITY,
+            ef_construction=EXPANSION_ADD,
+            storage_data_type=StorageDataType.E4M3,
         )
 
     def _update_graph(self, previous: DenseIndex) -> None:
@@ -102,11 +103,11 @@ class DenseIndex:
         if kept.any():
             same[kept] = np.all(previous.matrix[old_rows[kept]] == self.matrix[kept], axis=1)
         gone = np.setdiff1d(previous.ids, self.ids[same])
-        if len(gone):
-            self._graph.remove(gone.astype(np.uint64))
+        for chunk_id in gone.tolist():
+            self._graph.mark_deleted(int(chunk_id))
         fresh = ~same
         if fresh.any():
-            self._graph.add(self.ids[fresh].astype(np.uint64), self.matrix[fresh])
+            self._graph.add_items(self.matrix[fresh], ids=self.ids[fresh].tolist())
 
     def search(
         self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
@@ -147,9 +148,13 @@ class DenseIndex:
         self, q: np.ndarray, count: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
         assert self._graph is not None
-        matches = self._graph.search(q, min(count, len(self.ids)))
+        count = min(count, len(self.ids))
+        try:
+            keys, _ = self._graph.query(q, count, query_ef=max(EXPANSION_SEARCH, count))
+        except RuntimeError:  # a newer index shrank the shared graph below ``count``
+            return self._exact(q, count, None if allowed is None else np.flatnonzero(allowed))
         # A newer index may be updating the shared graph: keys unknown here are skipped.
-        found = (self.rows.get(int(key)) for key in matches.keys)
+        found = (self.rows.get(int(key)) for key in keys.tolist())
         rows = np.array([row for row in found if row is not None], dtype=np.int64)
         if allowed is not None:
             rows = rows[allowed[rows]]
