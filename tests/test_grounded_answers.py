@@ -315,6 +315,39 @@ def test_streamed_file_search_response_and_retrieval(
         gclient.responses.retrieve(not_stored.id)
 
 
+def test_grounded_answers_carry_the_implicit_aigc_label(
+    gclient: openai.OpenAI, library: dict[str, Any]
+) -> None:
+    """GB 45438-2025's implicit label on grounded answers too: ember.aigc in the body (kept by
+    the stored response) and the x-ember-aigc header, ReservedCode1 = SHA-256 of the text."""
+    import hashlib
+    import json as jsonlib
+
+    question = "How often must the Zephyr-9 pump be descaled?"
+    raw = gclient.responses.with_raw_response.create(
+        model="default",
+        input=question,
+        tools=[{"type": "file_search", "vector_store_ids": [library["store"]]}],
+    )
+    response = raw.parse()
+    label = response.model_extra["ember"]["aigc"]  # type: ignore[index]
+    assert label["Label"] == "1" and label["ProduceID"]
+    assert label["ReservedCode1"] == hashlib.sha256(response.output_text.encode()).hexdigest()
+    assert jsonlib.loads(raw.headers["x-ember-aigc"]) == label
+    stored = gclient.responses.retrieve(response.id)
+    assert stored.model_extra["ember"]["aigc"] == label  # type: ignore[index]
+    chat = gclient.chat.completions.with_raw_response.create(
+        model="default",
+        messages=[{"role": "user", "content": question}],
+        extra_body={"ember": {"vector_store_ids": [library["store"]], "mode": "extractive"}},
+    )
+    completion = chat.parse()
+    chat_label = completion.model_extra["ember"]["aigc"]  # type: ignore[index]
+    content = completion.choices[0].message.content or ""
+    assert chat_label["ReservedCode1"] == hashlib.sha256(content.encode()).hexdigest()
+    assert jsonlib.loads(chat.headers["x-ember-aigc"]) == chat_label
+
+
 def test_self_check_reports_a_constrained_verdict(
     gclient: openai.OpenAI, library: dict[str, Any]
 ) -> None:

@@ -25,6 +25,7 @@ from ember.api.responses.serving import error_event
 from ember.api.responses.serving import frame as _response_frame
 from ember.errors import EmberError, InvalidRequestError, UnsupportedParameterError
 from ember.ground import filters as attribute_filters
+from ember.guard.aigc import HEADER, attach, header_value, implicit_label
 from ember.services.container import Services
 from ember.services.grounding import GroundedAnswer
 from ember.services.responses import message_item, new_id
@@ -201,6 +202,7 @@ async def grounded_response(
         "ember": answer.ember(),
     }
     Response.model_validate(body)
+    _label(services, body, answer)
     if store:
         services.store.save_response(
             StoredResponse(
@@ -367,7 +369,22 @@ async def grounded_chat_completion(
         "ember": answer.ember(),
     }
     ChatCompletion.model_validate(body)
-    return body
+    return _label(services, body, answer)
+
+
+def _label(services: Services, body: dict[str, Any], answer: GroundedAnswer) -> dict[str, Any]:
+    """The implicit AIGC label (``ember.aigc``) of a grounded answer: ProduceID is the
+    generation's request id (its audit record), or the response's id when nothing was
+    generated (an abstention or an extractive answer)."""
+    label = implicit_label(
+        services.settings.aigc_producer, answer.request_id or body["id"], answer.text
+    )
+    return attach(body, label)
+
+
+def label_headers(body: dict[str, Any], base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` plus the ``x-ember-aigc`` header of a labelled grounded answer."""
+    return {**(base or {}), HEADER: header_value(body["ember"]["aigc"])}
 
 
 async def grounded_chat_completion_stream(

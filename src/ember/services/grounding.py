@@ -117,6 +117,8 @@ class GroundedAnswer:
     citation_offsets: list[tuple[int, Citation]] = field(default_factory=list)
     # The model's yes/no verdict when ``ground_self_check`` is on (None when it did not run).
     self_check: Literal["yes", "no"] | None = None
+    # The generation's request id (its audit record); empty when nothing was generated.
+    request_id: str = ""
     # How the best answer sentence's evidence covers the question (None when not checked).
     coverage: Coverage | None = None
 
@@ -257,13 +259,14 @@ class GroundingService:
             )
         if mode == "extractive":
             return self._extract(question, language, sources, screened, model)
-        draft, prompt_tokens, completion_tokens, model_id = await self._generate(
+        draft, prompt_tokens, completion_tokens, model_id, request_id = await self._generate(
             question, sources, language, model, max_tokens
         )
         answer = await self._check(
             question, store_ids, draft, language, sources, screened, model_id
         )
         answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
+        answer.request_id = request_id
         if (self.self_check if self_check is None else self_check) and not answer.abstained:
             answer.self_check = await self._self_check(question, language, answer, model)
             if answer.self_check == "no":
@@ -272,6 +275,7 @@ class GroundingService:
                 )
                 checked.sentences, checked.removed = answer.sentences, answer.removed
                 checked.prompt_tokens, checked.completion_tokens = prompt_tokens, completion_tokens
+                checked.request_id = request_id
                 checked.self_check = "no"
                 return checked
         return answer
@@ -314,7 +318,9 @@ class GroundingService:
         language: str,
         model: str,
         max_tokens: int | None,
-    ) -> tuple[str, int, int, str]:
+    ) -> tuple[str, int, int, str, str]:
+        """The model's draft, its token counts, the model id and the request id (the audit
+        record of the generation, the AIGC label's ProduceID)."""
         request = ChatRequest(
             model=model,
             messages=_prompt(question, sources, language),
@@ -323,7 +329,13 @@ class GroundingService:
         prepared = await self.text.prepare_chat(request, endpoint="grounded")
         parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
         usage = prepared.ctx.usage
-        return "".join(parts), usage.prompt_tokens, usage.completion_tokens, prepared.spec.id
+        return (
+            "".join(parts),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            prepared.spec.id,
+            prepared.ctx.request_id,
+        )
 
     async def _similarities(self, sentences: Sequence[str], sources: Sequence[Hit]) -> np.ndarray:
         """Cosine similarity of each sentence (as a query) to each source's stored vector."""

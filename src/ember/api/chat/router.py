@@ -15,6 +15,7 @@ from ember.api.grounding import (
     chat_store_ids,
     grounded_chat_completion,
     grounded_chat_completion_stream,
+    label_headers,
 )
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
@@ -40,9 +41,9 @@ async def create_chat_completion(
                     include_usage=bool(body.stream_options and body.stream_options.include_usage),
                 ),
                 media_type="text/event-stream",
-                headers=SSE_HEADERS,
+                headers=label_headers(answer, SSE_HEADERS),
             )
-        return JSONResponse(answer)
+        return JSONResponse(answer, headers=label_headers(answer))
     if body.ember and body.ember.get("cache"):
         opt_in(cache=True)
     prepared = await services.text.prepare_chat(request, endpoint="chat.completions")

@@ -9,7 +9,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.aigc import labelled, stream_headers
 from ember.api.deps import get_services
-from ember.api.grounding import file_search_tool, grounded_response, grounded_response_stream
+from ember.api.grounding import (
+    file_search_tool,
+    grounded_response,
+    grounded_response_stream,
+    label_headers,
+)
 from ember.api.responses.protocol import CreateResponseRequest
 from ember.api.responses.serving import response_object, response_stream
 from ember.api.sse import SSE_HEADERS
@@ -31,7 +36,8 @@ async def create_response(
                 media_type="text/event-stream",
                 headers=SSE_HEADERS,
             )
-        return JSONResponse(await grounded_response(services, payload, tool))
+        grounded = await grounded_response(services, payload, tool)
+        return JSONResponse(grounded, headers=label_headers(grounded))
     prepared = await services.responses.prepare(body.to_domain())
     if body.stream:
         return StreamingResponse(
