@@ -103,6 +103,22 @@ def _usage_responses(answer: GroundedAnswer) -> dict[str, Any]:
     }
 
 
+def _settings_fields(raw: dict[str, Any], tool: dict[str, Any]) -> dict[str, Any]:
+    """The request settings a file_search ``response`` object echoes, in progress or done."""
+    return {
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [tool],
+        "truncation": "disabled",
+        "store": raw.get("store") is not False,
+        "metadata": raw.get("metadata") or {},
+    }
+
+
 def _checked_question(raw: dict[str, Any]) -> str:
     question = _question(raw.get("input"))
     if not question.strip():
@@ -186,17 +202,8 @@ async def grounded_response(
                 ],
             },
         ],
-        "parallel_tool_calls": True,
-        "previous_response_id": None,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [tool],
-        "truncation": "disabled",
+        **_settings_fields(raw, tool),
         "background": False,
-        "store": store,
-        "metadata": raw.get("metadata") or {},
         "user": raw.get("user"),
         "usage": _usage_responses(answer),
         "ember": answer.ember(),
@@ -241,16 +248,7 @@ async def grounded_response_stream(
         "max_output_tokens": raw.get("max_output_tokens"),
         "model": raw.get("model"),
         "output": [],
-        "parallel_tool_calls": True,
-        "previous_response_id": None,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [tool],
-        "truncation": "disabled",
-        "store": raw.get("store") is not False,
-        "metadata": raw.get("metadata") or {},
+        **_settings_fields(raw, tool),
     }
     searching = {
         "id": call_id,
