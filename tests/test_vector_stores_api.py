@@ -7,6 +7,7 @@ filters, thresholds, statuses and errors are checked against it.
 from __future__ import annotations
 
 import io
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +251,45 @@ def test_use_moves_expiry_anchored_on_last_activity(vs_client: openai.OpenAI) ->
     assert used.last_active_at is not None and used.last_active_at > store.last_active_at
     assert used.expires_at == used.last_active_at + 2 * 86400
     vs_client.vector_stores.delete(store.id)
+
+
+def test_an_expired_store_keeps_its_data_but_cannot_be_used_or_revived(
+    vs_server: RunningServer, vs_client: openai.OpenAI, corpus: dict[str, Any]
+) -> None:
+    store = vs_client.vector_stores.create(
+        name="lapsed", expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    vs_client.vector_stores.files.create_and_poll(
+        vector_store_id=store.id, file_id=corpus["ids"]["rust.txt"], poll_interval_ms=200
+    )
+    # A day without activity, as the server's clock will see it.
+    with sqlite3.connect(vs_server.home / "ember.db") as db:
+        db.execute(
+            "UPDATE vector_stores SET expires_at = ?, last_active_at = ? WHERE id = ?",
+            (int(time.time()) - 5, int(time.time()) - 86405, store.id),
+        )
+    expired = vs_client.vector_stores.retrieve(store.id)
+    assert expired.status == "expired" and expired.file_counts.completed == 1
+    with pytest.raises(openai.BadRequestError) as caught:
+        vs_client.vector_stores.search(vector_store_id=store.id, query="Rust")
+    assert caught.value.body["code"] == "vector_store_expired"  # type: ignore[index]
+    assert caught.value.body["param"] == "vector_store_id"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        vs_client.vector_stores.files.create(
+            vector_store_id=store.id, file_id=corpus["ids"]["panda.md"]
+        )
+    with pytest.raises(openai.BadRequestError):
+        vs_client.responses.create(
+            model="default",
+            input="What is Rust?",
+            tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        )
+    # Refused use did not move the expiry, and nothing stored was lost.
+    again = vs_client.vector_stores.retrieve(store.id)
+    assert again.status == "expired" and again.expires_at == expired.expires_at
+    listed = vs_client.vector_stores.files.list(vector_store_id=store.id)
+    assert [f.id for f in listed.data] == [corpus["ids"]["rust.txt"]]
+    assert vs_client.vector_stores.delete(store.id).deleted
 
 
 def test_store_crud_and_errors(vs_client: openai.OpenAI, corpus: dict[str, Any]) -> None:

@@ -106,10 +106,29 @@ class VectorStoreService:
             raise NotFoundError(f"No such vector store: '{store_id}'.", param="vector_store_id")
         return row
 
+    def _usable_row(self, store_id: str) -> dict[str, Any]:
+        """The store's row, if it may still be searched or given files: an expired store
+        (``expires_at`` passed) keeps its data and can be read, updated or deleted, but
+        neither searched nor extended (OpenAI: "once a vector store expires ... it can't be
+        used"). Using it does not revive it."""
+        row = self._store_row(store_id)
+        if _expired(row):
+            raise InvalidRequestError(
+                f"Vector store '{store_id}' expired at {row['expires_at']} (unix time) and can "
+                "no longer be searched or given files; create a new vector store, or delete "
+                "this one.",
+                param="vector_store_id",
+                code="vector_store_expired",
+            )
+        return row
+
     def store_object(self, row: dict[str, Any]) -> dict[str, Any]:
         counts = self.tables.file_counts(row["id"])
-        expired = row["expires_at"] is not None and row["expires_at"] <= time.time()
-        status = "expired" if expired else ("in_progress" if counts["in_progress"] else "completed")
+        status = (
+            "expired"
+            if _expired(row)
+            else ("in_progress" if counts["in_progress"] else "completed")
+        )
         return {
             "id": row["id"],
             "object": "vector_store",
@@ -257,7 +276,7 @@ class VectorStoreService:
         attributes: Any = None,
         chunking_strategy: Any = None,
     ) -> dict[str, Any]:
-        self._store_row(store_id)
+        self._usable_row(store_id)
         self.files.get(file_id)
         chunking = self.chunking(chunking_strategy)
         self._attach(store_id, file_id, chunking, validate_attributes(attributes), None)
@@ -338,7 +357,7 @@ class VectorStoreService:
         chunking_strategy: Any = None,
         files: Sequence[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        self._store_row(store_id)
+        self._usable_row(store_id)
         entries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         default_chunking = self.chunking(chunking_strategy)
         default_attributes = validate_attributes(attributes)
@@ -392,7 +411,7 @@ class VectorStoreService:
         mode: RetrievalMode = "hybrid",
     ) -> list[Hit]:
         for store_id in store_ids:
-            self._store_row(store_id)
+            self._usable_row(store_id)
         if filters is not None:
             attribute_filters.validate(filters)
         embedder = await self.embedder()
@@ -461,6 +480,10 @@ class VectorStoreService:
                 ]
             },
         }
+
+
+def _expired(row: dict[str, Any]) -> bool:
+    return row["expires_at"] is not None and row["expires_at"] <= time.time()
 
 
 def _page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
