@@ -173,6 +173,32 @@ def test_question_about_another_year_or_event_abstains(
     assert ember["abstain_reason"] == reason
 
 
+def test_extractive_quotes_are_held_to_the_question_coverage_check(
+    gclient: openai.OpenAI, library: dict[str, Any]
+) -> None:
+    """Quoting cannot invent, but it can quote the wrong edition: a quote about 2023 is no
+    answer to a question about 2019."""
+    options = {"ember": {"vector_store_ids": [library["store"]], "mode": "extractive"}}
+    quoted = gclient.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Who won the 2023 Harbor Regatta?"}],
+        extra_body=options,
+    )
+    ember = quoted.model_extra["ember"]  # type: ignore[index]
+    assert ember["abstained"] is False and ember["mode"] == "extractive"
+    assert "Kestrel" in (quoted.choices[0].message.content or "")
+    assert ember["question_coverage"]["missing_numbers"] == []
+    refused = gclient.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Who won the 2019 Harbor Regatta?"}],
+        extra_body=options,
+    )
+    ember = refused.model_extra["ember"]  # type: ignore[index]
+    assert refused.choices[0].message.content == EN
+    assert ember["abstained"] is True and ember["abstain_reason"] == "question_not_covered"
+    assert ember["citations"] == [] and ember["question_coverage"]["missing_numbers"] == ["2019"]
+
+
 def test_injected_instruction_in_a_document_is_not_obeyed(
     gclient: openai.OpenAI, library: dict[str, Any]
 ) -> None:

@@ -15,6 +15,7 @@
    ``ground_min_question_coverage`` of its IDF-weighted terms (``question_not_covered``), and
    the answer must add something to the question (``answer_restates_question``). A small
    model copies true sentences from topically close sources; this is what refuses them.
+   Extractive quotes are held to the same check.
 7. With ``ground_self_check`` on, the model is asked once more, its output constrained to
    yes/no, whether the first cited source states the answer; "no" abstains
    (``self_check_failed``). Off by default: it is a second prompt over the source, and with
@@ -258,7 +259,9 @@ class GroundingService:
                 language, sources, screened, mode, model, "retrieval_confidence_below_threshold"
             )
         if mode == "extractive":
-            return self._extract(question, language, sources, screened, model)
+            return await asyncio.to_thread(
+                self._extract, question, store_ids, language, sources, screened, model
+            )
         draft, prompt_tokens, completion_tokens, model_id, request_id = await self._generate(
             question, sources, language, model, max_tokens
         )
@@ -472,12 +475,15 @@ class GroundingService:
     def _extract(
         self,
         question: str,
+        store_ids: Sequence[str],
         language: str,
         sources: list[Hit],
         screened: list[dict[str, Any]],
         model: str,
     ) -> GroundedAnswer:
-        """Answer only by quoting: the source sentences that share the most with the question."""
+        """Answer only by quoting: the source sentences that share the most with the question,
+        held to the same question-coverage check as a generated answer (a quote about another
+        year, or one that only restates the question, abstains)."""
         wanted = units(question)
         scored: list[tuple[float, int, str]] = []
         for number, hit in enumerate(sources, start=1):
@@ -491,11 +497,28 @@ class GroundingService:
             return self._abstain(
                 language, sources, screened, "extractive", model, "no_matching_quote"
             )
+        verdicts = [
+            SentenceSupport(
+                sentence,
+                (number,),
+                number,
+                lexical_support(sentence, sources[number - 1].text),
+                1.0,
+                True,
+            )
+            for _, number, sentence in chosen
+        ]
+        coverage: Coverage | None = None
+        if self.min_question_coverage > 0:
+            reason, coverage = self._covers_question(question, store_ids, verdicts, sources)
+            if reason is not None:
+                answer = self._abstain(language, sources, screened, "extractive", model, reason)
+                answer.sentences, answer.coverage = verdicts, coverage
+                return answer
         open_quote, close_quote = ("“", "”") if language == "zh" else ('"', '"')
         text = ""
         citations: dict[int, Citation] = {}
         offsets: list[tuple[int, Citation]] = []
-        verdicts = []
         for _, number, sentence in chosen:
             hit = sources[number - 1]
             text += (" " if text else "") + f"{open_quote}{sentence}{close_quote}[{number}]"
@@ -503,11 +526,6 @@ class GroundingService:
                 number, Citation(number, hit.file_id, hit.filename, hit.page, sentence)
             )
             offsets.append((len(text), citation))
-            verdicts.append(
-                SentenceSupport(
-                    sentence, (number,), number, lexical_support(sentence, hit.text), 1.0, True
-                )
-            )
         return GroundedAnswer(
             text=text,
             abstained=False,
@@ -519,6 +537,7 @@ class GroundingService:
             mode="extractive",
             model=model,
             citation_offsets=offsets,
+            coverage=coverage,
         )
 
     def _abstain(
