@@ -12,7 +12,7 @@ One command, one run, rich tables (and ``--json PATH`` for every number):
    query embedding, identical for all, excluded).
    On the first ``--rerank-limit`` questions (default 20), the same for hybrid's top 10
    reordered by the LLM reranker (the chat model's yes/no judgement of each passage,
-   ``ember.services.llm_rerank``), with its latency: what that plug-in buys and costs.
+   ``ember.services.llm_judge``), with its latency: what that plug-in buys and costs.
 3. **Scale**: p50 latency of a k=5 dense search over 100,000 synthetic 384-d unit vectors
    (each a real RGB passage's e5 vector plus Gaussian noise, so the set keeps the clustered
    shape of real embeddings, which uniform random vectors lack and every HNSW index needs;
@@ -23,7 +23,9 @@ One command, one run, rich tables (and ``--json PATH`` for every number):
 4. **Answers** (``--answer-limit`` questions, default model): accuracy (an RGB answer string
    appears in the answer), the share of generated answer sentences the support check passes,
    and negative rejection (each question given only its negative passages, through an
-   attribute filter: abstaining is right).
+   attribute filter: abstaining is right). Each draft is generated once and settled under
+   several check settings (the defaults, the model's self-check at two thresholds, a stricter
+   question coverage): the operating points between answering and abstaining.
 
 chromadb runs in its own venv (``bench/.venv-chroma``, created on first run with pip) so it
 never enters Ember's dependencies. Run it under the bench lock:
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,7 @@ from rich.table import Table
 
 from ember.ground.retrieval import RetrievalMode, Retriever
 from ember.services.container import Services
+from ember.services.grounding import CheckPolicy
 from ember.settings import Settings
 from ember.store import Store
 
@@ -137,9 +141,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         positives.append(pos)
         negatives.append(neg - pos)
 
-    settings = Settings(
-        home=work / "home", n_threads=args.threads, preload=[], ground_self_check=args.self_check
-    )
+    settings = Settings(home=work / "home", n_threads=args.threads, preload=[])
     services = Services.build(settings)
     try:
         store_id = services.vector_stores.create(name="rgb")["id"]
@@ -220,7 +222,6 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "scale": scale,
         "answers": answers,
         "chromadb_version": chroma["version"],
-        "self_check": args.self_check,
     }
 
 
@@ -233,14 +234,14 @@ async def bench_rerank(
     chunk_pid: dict[int, int],
     args: argparse.Namespace,
 ) -> dict[str, dict[str, float]]:
-    """The LLM reranker (ember.services.llm_rerank) on the first ``--rerank-limit``
+    """The LLM reranker (ember.services.llm_judge) on the first ``--rerank-limit``
     questions: hybrid's top ``RERANK_DEPTH`` judged yes/no by the chat model and reordered;
     hit@5 and MRR@5 before and after on the same questions, and the p50 latency of search
     plus judgement."""
     limit = min(args.rerank_limit, len(texts))
     if limit <= 0:
         return {}
-    from ember.services.llm_rerank import LLMReranker
+    from ember.services.llm_judge import LLMReranker
 
     reranker = LLMReranker(services.text, args.model, top_n=RERANK_DEPTH)
     retriever = services.vector_stores.retriever
@@ -388,6 +389,18 @@ def fill_synthetic_store(store: Store, vectors: np.ndarray, files: int = 100) ->
         )
 
 
+def operating_points(default: CheckPolicy) -> dict[str, CheckPolicy]:
+    """The check settings each draft is settled under (one generation, several verdicts)."""
+    strict = replace(default, min_question_coverage=0.8, coverage_window=0)
+    return {
+        "default": default,
+        "default + self-check 0.5": replace(default, self_check=True),
+        "default + self-check 0.6": replace(default, self_check=True, self_check_threshold=0.6),
+        "strict coverage (0.8, window 0)": strict,
+        "strict + self-check 0.5": replace(strict, self_check=True),
+    }
+
+
 async def bench_answers(
     services: Services,
     store_id: str,
@@ -395,44 +408,60 @@ async def bench_answers(
     negatives: list[set[int]],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
+    """Each chosen question drafted twice (all passages; only its negative passages), each
+    draft settled under every operating point: accuracy and the share of supported sentences
+    from the first, rejection from the second."""
+    grounding = services.grounding
+    points = operating_points(grounding.policy)
     chosen = list(range(min(args.answer_limit, len(questions))))
-    correct = abstained = supported = sentences = 0
+    tally = {
+        name: {"correct": 0, "abstained": 0, "supported": 0, "sentences": 0, "rejected": 0}
+        for name in points
+    }
+    reasons: dict[str, dict[str, int]] = {name: {} for name in points}
     seconds = []
     for index in chosen:
         question = questions[index]
         t0 = time.perf_counter()
-        answer = await services.grounding.answer(question["query"], [store_id], model=args.model)
+        draft = await grounding.draft(question["query"], [store_id], model=args.model)
+        answer = await grounding.settle(draft)
         seconds.append(time.perf_counter() - t0)
-        abstained += answer.abstained
-        correct += any(s in answer.text for s in answer_strings(question["answer"]))
-        supported += sum(s.supported for s in answer.sentences)
-        sentences += len(answer.sentences)
         console.print(f"  [{index}] {question['query']} → {answer.text[:80]}", markup=False)
-    rejected = 0
-    reasons: dict[str, int] = {}
-    for index in chosen:
-        question = questions[index]
         hits = await services.vector_stores.retrieve(
             [store_id],
             question["query"],
             k=K,
             filters={"type": "in", "key": "pid", "value": sorted(negatives[index])},
         )
-        answer = await services.grounding.answer(
-            question["query"], [store_id], model=args.model, hits=hits
-        )
-        rejected += answer.abstained
-        reasons[answer.reason or "answered"] = reasons.get(answer.reason or "answered", 0) + 1
+        negative = await grounding.draft(question["query"], [store_id], model=args.model, hits=hits)
+        for name, policy in points.items():
+            answer = await grounding.settle(draft, policy)
+            row = tally[name]
+            row["abstained"] += answer.abstained
+            row["correct"] += any(s in answer.text for s in answer_strings(question["answer"]))
+            row["supported"] += sum(s.supported for s in answer.sentences)
+            row["sentences"] += len(answer.sentences)
+            refused = await grounding.settle(negative, policy)
+            row["rejected"] += refused.abstained
+            outcome = refused.reason or "answered"
+            reasons[name][outcome] = reasons[name].get(outcome, 0) + 1
     n = max(1, len(chosen))
     return {
         "asked": len(chosen),
-        "accuracy": correct / n,
-        "abstained": abstained / n,
-        "supported_sentences": supported / sentences if sentences else None,
-        "sentences": sentences,
-        "rejection": rejected / n,
-        "rejection_reasons": reasons,
         "answer_p50_s": statistics.median(seconds) if seconds else None,
+        "points": {
+            name: {
+                "accuracy": row["correct"] / n,
+                "abstained": row["abstained"] / n,
+                "supported_sentences": row["supported"] / row["sentences"]
+                if row["sentences"]
+                else None,
+                "sentences": row["sentences"],
+                "rejection": row["rejected"] / n,
+                "rejection_reasons": reasons[name],
+            }
+            for name, row in tally.items()
+        },
     }
 
 
@@ -482,21 +511,19 @@ def report(result: dict[str, Any]) -> None:
         )
         console.print(table)
     answers = result["answers"]
-    table = Table(
-        title=f"Grounded answers ({answers['asked']} questions, "
-        f"self-check {'on' if result.get('self_check') else 'off'})"
-    )
+    default = answers["points"]["default"]
+    table = Table(title=f"Grounded answers ({answers['asked']} questions, default settings)")
     for column in ("metric", "value", "target"):
         table.add_column(column)
-    supported = answers["supported_sentences"]
+    supported = default["supported_sentences"]
     rows = [
         ("hybrid hit@5", f"{result['retrieval']['hybrid']['hit@5']:.3f}", f"≥ {HIT_MIN}"),
-        ("answer accuracy", f"{answers['accuracy']:.3f}", ""),
-        ("abstained (full corpus)", f"{answers['abstained']:.3f}", ""),
-        ("negative rejection", f"{answers['rejection']:.3f}", f"≥ {REJECTION_MIN}"),
+        ("answer accuracy", f"{default['accuracy']:.3f}", ""),
+        ("abstained (full corpus)", f"{default['abstained']:.3f}", ""),
+        ("negative rejection", f"{default['rejection']:.3f}", f"≥ {REJECTION_MIN}"),
         (
             "supported sentences",
-            "—" if supported is None else f"{supported:.3f} of {answers['sentences']}",
+            "—" if supported is None else f"{supported:.3f} of {default['sentences']}",
             f"≥ {SUPPORTED_MIN}",
         ),
         ("answer latency p50 s", f"{answers['answer_p50_s'] or 0:.2f}", ""),
@@ -505,7 +532,19 @@ def report(result: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"negative-only outcomes: {json.dumps(answers['rejection_reasons'])}")
+    table = Table(title="Operating points: the same drafts, settled under other check settings")
+    for column in ("checks", "accuracy", "negative rejection", "supported sentences"):
+        table.add_column(column)
+    for name, point in answers["points"].items():
+        share = point["supported_sentences"]
+        table.add_row(
+            name,
+            f"{point['accuracy']:.3f}",
+            f"{point['rejection']:.3f}",
+            "—" if share is None else f"{share:.3f}",
+        )
+    console.print(table)
+    console.print(f"negative-only outcomes (default): {json.dumps(default['rejection_reasons'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,11 +565,6 @@ def main(argv: list[str] | None = None) -> int:
         "--no-scale",
         action="store_true",
         help="skip the 100k synthetic-chunk latency comparison (section 3)",
-    )
-    parser.add_argument(
-        "--self-check",
-        action="store_true",
-        help="answer with ground_self_check on (a constrained yes/no check by the model)",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ember-rag-bench-") as tmp:

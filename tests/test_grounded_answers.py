@@ -374,11 +374,12 @@ def test_grounded_answers_carry_the_implicit_aigc_label(
     assert jsonlib.loads(chat.headers["x-ember-aigc"]) == chat_label
 
 
-def test_self_check_reports_a_constrained_verdict(
+def test_self_check_reports_a_graded_verdict(
     gclient: openai.OpenAI, library: dict[str, Any]
 ) -> None:
-    """``ember.self_check`` asks the model yes/no about the cited source: the verdict is one of
-    the two, and "no" is an abstention with its own reason."""
+    """``ember.self_check`` asks the model yes/no about the answer against its cited source:
+    the verdict follows its P(yes) against the 0.5 threshold, and "no" is an abstention with
+    its own reason."""
     completion = gclient.chat.completions.create(
         model="default",
         messages=[{"role": "user", "content": "龙井茶产于哪里？"}],
@@ -386,6 +387,8 @@ def test_self_check_reports_a_constrained_verdict(
     )
     ember = completion.model_extra["ember"]  # type: ignore[index]
     assert ember["self_check"] in ("yes", "no")
+    score = ember["self_check_score"]
+    assert 0.0 <= score <= 1.0 and (score >= 0.5) == (ember["self_check"] == "yes")
     content = completion.choices[0].message.content or ""
     if ember["self_check"] == "no":
         assert ember["abstained"] and ember["abstain_reason"] == "self_check_failed"
@@ -399,6 +402,7 @@ def test_self_check_reports_a_constrained_verdict(
         extra_body={"ember": {"vector_store_ids": [library["store"]], "mode": "extractive"}},
     )
     assert plain.model_extra["ember"]["self_check"] is None  # type: ignore[index]
+    assert plain.model_extra["ember"]["self_check_score"] is None  # type: ignore[index]
     with pytest.raises(openai.BadRequestError):
         gclient.chat.completions.create(
             model="default",

@@ -326,8 +326,22 @@ class Settings(BaseSettings):
     )
     ground_self_check: bool = Field(
         default=False,
-        description="After a grounded answer passes the support check, ask the model (output "
-        "constrained to yes/no) whether the cited source states the answer; abstain on no.",
+        description="After a grounded answer passes its checks, ask a judge model whether the "
+        "answer, read against the source it cites, answers the question; abstain "
+        "(`self_check_failed`) when its P(yes) is below `ground_self_check_threshold`.",
+    )
+    ground_self_check_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The judge's P(yes) (from its first token's log-probabilities) a grounded "
+        "answer needs to pass `ground_self_check`.",
+    )
+    ground_judge_model: str | None = Field(
+        default=None,
+        description="The model that judges `ground_self_check` (any model name the router "
+        "resolves, a remote one included; it must return logprobs); unset: the model that "
+        "answered.",
     )
     ground_vector_index: Literal["auto", "exact", "hnsw"] = Field(
         default="auto",

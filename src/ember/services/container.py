@@ -21,7 +21,7 @@ from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
 from ember.services.fine_tuning import FineTuningService
 from ember.services.gateway import CacheStage, Gateway, KeyStage
-from ember.services.grounding import GroundingService
+from ember.services.grounding import CheckPolicy, GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.metrics import Metrics
@@ -126,11 +126,15 @@ class Services:
                 text,
                 injection,
                 min_score=settings.ground_min_score,
-                min_groundedness=settings.ground_min_groundedness,
                 max_sources=settings.ground_max_sources,
-                self_check=settings.ground_self_check,
-                min_question_coverage=settings.ground_min_question_coverage,
-                coverage_window=settings.ground_coverage_window,
+                policy=CheckPolicy(
+                    min_groundedness=settings.ground_min_groundedness,
+                    min_question_coverage=settings.ground_min_question_coverage,
+                    coverage_window=settings.ground_coverage_window,
+                    self_check=settings.ground_self_check,
+                    self_check_threshold=settings.ground_self_check_threshold,
+                    judge_model=settings.ground_judge_model,
+                ),
             ),
             router=router,
             ledger=ledger,

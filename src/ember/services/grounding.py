@@ -16,11 +16,14 @@
    the answer must add something to the question (``answer_restates_question``). A small
    model copies true sentences from topically close sources; this is what refuses them.
    Extractive quotes are held to the same check.
-7. With ``ground_self_check`` on, the model is asked once more, its output constrained to
-   yes/no, whether the first cited source states the answer; "no" abstains
-   (``self_check_failed``). Off by default: it is a second prompt over the source, and with
-   the default 0.5B model it has not been shown to separate answerable questions from
-   unanswerable ones (``bench/rag.py --self-check`` measures it).
+7. With ``ground_self_check`` on, a judge model (``ground_judge_model``, by default the one
+   that answered) reads the answer against its first cited source and says yes or no; below
+   ``ground_self_check_threshold`` of P(yes) the answer abstains (``self_check_failed``). Off by
+   default: with the default 0.5B model as judge it trades answers for rejections at about
+   the rate a stricter coverage setting does (``bench/rag.py`` prints both).
+
+Steps 1-4 make a ``Draft``; steps 5-7 settle it under a ``CheckPolicy``, so one generation can
+be settled under several policies (the bench's operating points).
 
 The result carries what the ``ember`` response object reports: ``abstained``,
 ``groundedness`` (share of answer sentences supported), ``citations`` (file id, filename,
@@ -32,12 +35,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from ember.core.types import ChatMessage, OutputConstraint, SamplingParams
+from ember.core.types import ChatMessage, SamplingParams
 from ember.ground.chunking import split_sentences
 from ember.ground.coverage import (
     Coverage,
@@ -59,6 +62,7 @@ from ember.ground.support import (
     units,
 )
 from ember.guard.injection.registry import InjectionScanner
+from ember.services.llm_judge import answer_check_prompt, yes_score
 from ember.services.text_generation import ChatRequest, ContentDelta, TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 
@@ -116,8 +120,9 @@ class GroundedAnswer:
     model: str = ""
     # Where each citation sits in ``text`` (character offset after its sentence).
     citation_offsets: list[tuple[int, Citation]] = field(default_factory=list)
-    # The model's yes/no verdict when ``ground_self_check`` is on (None when it did not run).
+    # The judge's verdict and P(yes) when ``ground_self_check`` is on (None when it did not run).
     self_check: Literal["yes", "no"] | None = None
+    self_check_score: float | None = None
     # The generation's request id (its audit record); empty when nothing was generated.
     request_id: str = ""
     # How the best answer sentence's evidence covers the question (None when not checked).
@@ -143,6 +148,9 @@ class GroundedAnswer:
             ],
             "removed_sentences": self.removed,
             "self_check": self.self_check,
+            "self_check_score": None
+            if self.self_check_score is None
+            else round(self.self_check_score, 4),
             "question_coverage": None
             if self.coverage is None
             else {
@@ -183,6 +191,39 @@ def _prompt(question: str, sources: Sequence[Hit], language: str) -> list[ChatMe
     return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
 
 
+@dataclass(frozen=True)
+class CheckPolicy:
+    """How strictly a draft is held to its sources: one operating point between answering
+    and abstaining (the ``ground_*`` settings; ``bench/rag.py`` measures several)."""
+
+    min_groundedness: float = 0.5
+    min_question_coverage: float = 0.6
+    coverage_window: int = 1
+    self_check: bool = False
+    self_check_threshold: float = 0.5
+    # The model that judges (None: the model that answered).
+    judge_model: str | None = None
+
+
+@dataclass
+class Draft:
+    """Everything before the checks: the screened sources and the model's raw answer (empty
+    when it abstained before generating, with ``reason`` set)."""
+
+    question: str
+    store_ids: list[str]
+    language: Literal["zh", "en"]
+    mode: Mode
+    sources: list[Hit]
+    screened: list[dict[str, Any]]
+    model: str
+    text: str = ""
+    reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    request_id: str = ""
+
+
 class GroundingService:
     def __init__(
         self,
@@ -191,21 +232,15 @@ class GroundingService:
         injection: InjectionScanner,
         *,
         min_score: float,
-        min_groundedness: float,
         max_sources: int,
-        self_check: bool = False,
-        min_question_coverage: float = 0.0,
-        coverage_window: int = 1,
+        policy: CheckPolicy,
     ) -> None:
         self.vector_stores = vector_stores
         self.text = text
         self.injection = injection
         self.min_score = min_score
-        self.min_groundedness = min_groundedness
         self.max_sources = max_sources
-        self.self_check = self_check
-        self.min_question_coverage = min_question_coverage
-        self.coverage_window = coverage_window
+        self.policy = policy
 
     # -- retrieval and screening ----------------------------------------------------------
 
@@ -248,97 +283,99 @@ class GroundingService:
     ) -> GroundedAnswer:
         """A checked, cited answer to ``question`` (``hits`` skips retrieval: the bench;
         ``self_check`` overrides the ``ground_self_check`` setting)."""
+        draft = await self.draft(
+            question,
+            store_ids,
+            model=model,
+            mode=mode,
+            max_results=max_results,
+            filters=filters,
+            max_tokens=max_tokens,
+            hits=hits,
+        )
+        policy = self.policy
+        if self_check is not None:
+            policy = replace(policy, self_check=self_check)
+        return await self.settle(draft, policy)
+
+    async def draft(
+        self,
+        question: str,
+        store_ids: Sequence[str],
+        *,
+        model: str,
+        mode: Mode = "generative",
+        max_results: int | None = None,
+        filters: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        hits: Sequence[Hit] | None = None,
+    ) -> Draft:
+        """Retrieve, screen, and (``generative`` mode, retrieval confident enough) generate."""
         language = language_of(question)
         if hits is None:
             hits = await self.vector_stores.retrieve(
                 store_ids, question, k=max_results or self.max_sources, filters=filters
             )
         sources, screened = await asyncio.to_thread(self.screen, hits)
+        draft = Draft(question, list(store_ids), language, mode, sources, screened, model)
         if not sources or sources[0].score < self.min_score:
-            return self._abstain(
-                language, sources, screened, mode, model, "retrieval_confidence_below_threshold"
-            )
-        if mode == "extractive":
-            return await asyncio.to_thread(
-                self._extract, question, store_ids, language, sources, screened, model
-            )
-        draft, prompt_tokens, completion_tokens, model_id, request_id = await self._generate(
-            question, sources, language, model, max_tokens
+            draft.reason = "retrieval_confidence_below_threshold"
+        elif mode == "generative":
+            await self._generate(draft, max_tokens)
+        return draft
+
+    async def settle(self, draft: Draft, policy: CheckPolicy | None = None) -> GroundedAnswer:
+        """The checked answer a draft earns under ``policy`` (the service's by default): a
+        draft can be settled under several policies without generating again."""
+        policy = policy or self.policy
+        if draft.reason is not None:
+            return self._abstain(draft, draft.reason)
+        if draft.mode == "extractive":
+            return await asyncio.to_thread(self._extract, draft, policy)
+        answer = await self._check(draft, policy)
+        answer.prompt_tokens, answer.completion_tokens = (
+            draft.prompt_tokens,
+            draft.completion_tokens,
         )
-        answer = await self._check(
-            question, store_ids, draft, language, sources, screened, model_id
-        )
-        answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
-        answer.request_id = request_id
-        if (self.self_check if self_check is None else self_check) and not answer.abstained:
-            answer.self_check = await self._self_check(question, language, answer, model)
+        answer.request_id = draft.request_id
+        if policy.self_check and not answer.abstained:
+            score = await self._self_check(draft, answer, policy)
+            answer.self_check_score = score
+            answer.self_check = "yes" if score >= policy.self_check_threshold else "no"
             if answer.self_check == "no":
-                checked = self._abstain(
-                    language, sources, screened, "generative", model_id, "self_check_failed"
-                )
+                checked = self._abstain(draft, "self_check_failed")
                 checked.sentences, checked.removed = answer.sentences, answer.removed
-                checked.prompt_tokens, checked.completion_tokens = prompt_tokens, completion_tokens
-                checked.request_id = request_id
-                checked.self_check = "no"
+                checked.coverage = answer.coverage
+                checked.self_check, checked.self_check_score = "no", score
                 return checked
         return answer
 
-    async def _self_check(
-        self, question: str, language: str, answer: GroundedAnswer, model: str
-    ) -> Literal["yes", "no"]:
-        """Ask the model, with output constrained to yes/no, whether the first source the
-        answer cites states the answer to the question (``ground_self_check``)."""
+    async def _self_check(self, draft: Draft, answer: GroundedAnswer, policy: CheckPolicy) -> float:
+        """The judge's P(yes) that the answer, read against the first source it cites,
+        answers the question correctly (``ember.services.llm_judge``)."""
         cited = answer.citations[0].number if answer.citations else 1
-        source = answer.sources[cited - 1].text
-        plain = strip_citations(answer.text)
-        if language == "zh":
-            user = (
-                f"资料：{source}\n\n问题：{question}\n回答：{plain}\n\n"
-                "资料是否明确给出了这个问题的答案，并且回答与资料一致？只回答 yes 或 no。"
-            )
-        else:
-            user = (
-                f"Source: {source}\n\nQuestion: {question}\nAnswer: {plain}\n\n"
-                "Does the source state the answer to this question, and does the answer agree "
-                "with it? Reply yes or no."
-            )
-        request = ChatRequest(
-            model=model,
-            messages=[ChatMessage(role="user", content=user)],
-            params=SamplingParams(max_tokens=4, temperature=0.0),
-            response_format=OutputConstraint(
-                kind="json_schema", schema={"type": "string", "enum": ["yes", "no"]}
-            ),
+        messages = answer_check_prompt(
+            draft.question, draft.sources[cited - 1].text, strip_citations(answer.text)
         )
-        prepared = await self.text.prepare_chat(request, endpoint="grounded")
-        parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
-        return "yes" if "yes" in "".join(parts) else "no"
+        return await yes_score(
+            self.text, policy.judge_model or draft.model, messages, endpoint="grounded"
+        )
 
-    async def _generate(
-        self,
-        question: str,
-        sources: Sequence[Hit],
-        language: str,
-        model: str,
-        max_tokens: int | None,
-    ) -> tuple[str, int, int, str, str]:
+    async def _generate(self, draft: Draft, max_tokens: int | None) -> None:
         """The model's draft, its token counts, the model id and the request id (the audit
         record of the generation, the AIGC label's ProduceID)."""
         request = ChatRequest(
-            model=model,
-            messages=_prompt(question, sources, language),
+            model=draft.model,
+            messages=_prompt(draft.question, draft.sources, draft.language),
             params=SamplingParams(max_tokens=max_tokens or 256, temperature=0.0),
         )
         prepared = await self.text.prepare_chat(request, endpoint="grounded")
         parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
         usage = prepared.ctx.usage
-        return (
-            "".join(parts),
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            prepared.spec.id,
-            prepared.ctx.request_id,
-        )
+        draft.text = "".join(parts)
+        draft.prompt_tokens, draft.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        draft.model = prepared.spec.id
+        draft.request_id = prepared.ctx.request_id
 
     async def _similarities(self, sentences: Sequence[str], sources: Sequence[Hit]) -> np.ndarray:
         """Cosine similarity of each sentence (as a query) to each source's stored vector."""
@@ -353,19 +390,12 @@ class GroundingService:
             table[row] = [1.0 - distances.get(chunk_id, 1.0) for chunk_id in ids]
         return table
 
-    async def _check(
-        self,
-        question: str,
-        store_ids: Sequence[str],
-        draft: str,
-        language: str,
-        sources: list[Hit],
-        screened: list[dict[str, Any]],
-        model: str,
-    ) -> GroundedAnswer:
-        raw_sentences = [s for s in split_sentences(draft) if strip_citations(s)]
-        if not raw_sentences or _DECLINE.search(draft):
-            return self._abstain(language, sources, screened, "generative", model, "model_declined")
+    async def _check(self, draft: Draft, policy: CheckPolicy) -> GroundedAnswer:
+        """Each sentence checked against its sources; the question's coverage checked."""
+        sources = draft.sources
+        raw_sentences = [s for s in split_sentences(draft.text) if strip_citations(s)]
+        if not raw_sentences or _DECLINE.search(draft.text):
+            return self._abstain(draft, "model_declined")
         plain = [strip_citations(s) for s in raw_sentences]
         similarity = await self._similarities(plain, sources)
         texts = [hit.text for hit in sources]
@@ -376,23 +406,19 @@ class GroundingService:
         groundedness = sum(v.supported for v in verdicts) / len(verdicts)
         kept = [v for v in verdicts if v.supported]
         removed = [v.sentence for v in verdicts if not v.supported]
-        if not kept or groundedness < self.min_groundedness:
-            answer = self._abstain(
-                language, sources, screened, "generative", model, "unsupported_answer"
-            )
+        if not kept or groundedness < policy.min_groundedness:
+            answer = self._abstain(draft, "unsupported_answer")
             answer.sentences, answer.removed, answer.groundedness = verdicts, removed, groundedness
             return answer
         coverage: Coverage | None = None
-        if self.min_question_coverage > 0:
-            reason, coverage = await asyncio.to_thread(
-                self._covers_question, question, store_ids, kept, sources
-            )
+        if policy.min_question_coverage > 0:
+            reason, coverage = await asyncio.to_thread(self._covers_question, draft, kept, policy)
             if reason is not None:
-                answer = self._abstain(language, sources, screened, "generative", model, reason)
+                answer = self._abstain(draft, reason)
                 answer.sentences, answer.removed = verdicts, removed
                 answer.groundedness, answer.coverage = groundedness, coverage
                 return answer
-        text, citations, offsets = self._compose(language, kept, sources)
+        text, citations, offsets = self._compose(draft.language, kept, sources)
         return GroundedAnswer(
             text=text,
             abstained=False,
@@ -401,24 +427,21 @@ class GroundingService:
             sources=sources,
             sentences=verdicts,
             removed=removed,
-            screened=screened,
+            screened=draft.screened,
             mode="generative",
-            model=model,
+            model=draft.model,
             citation_offsets=offsets,
             coverage=coverage,
         )
 
     def _covers_question(
-        self,
-        question: str,
-        store_ids: Sequence[str],
-        kept: Sequence[SentenceSupport],
-        sources: Sequence[Hit],
+        self, draft: Draft, kept: Sequence[SentenceSupport], policy: CheckPolicy
     ) -> tuple[str | None, Coverage | None]:
         """Does some supported sentence add to the question (a number, if it asks when or
         how many), from a passage that states the question's numbers, no other year, and
         enough of its terms (``ember.ground.coverage``)? The reason to
         abstain (or None), and the best coverage found."""
+        question, sources = draft.question, draft.sources
         adding = [v for v in kept if new_content(v.sentence, question)]
         if not adding:
             return "answer_restates_question", None
@@ -426,7 +449,7 @@ class GroundingService:
         if not adding:  # asked when or how many, told no number
             return "question_not_covered", None
         size, frequencies = self.vector_stores.retriever.document_frequencies(
-            store_ids, question_terms(question)
+            draft.store_ids, question_terms(question)
         )
         idf = idf_weights(size, frequencies)
         passages = []
@@ -437,10 +460,10 @@ class GroundingService:
             for number in numbers:
                 hit = sources[number - 1]
                 passages += evidence_passages(
-                    verdict.sentence, question, hit.text, hit.heading, self.coverage_window
+                    verdict.sentence, question, hit.text, hit.heading, policy.coverage_window
                 )
         best = best_cover(question, passages, idf)
-        if best is None or not best.satisfies(self.min_question_coverage):
+        if best is None or not best.satisfies(policy.min_question_coverage):
             return "question_not_covered", best
         return None, best
 
@@ -472,18 +495,11 @@ class GroundingService:
                 offsets.append((len(text), citation))
         return text, list(citations.values()), offsets
 
-    def _extract(
-        self,
-        question: str,
-        store_ids: Sequence[str],
-        language: str,
-        sources: list[Hit],
-        screened: list[dict[str, Any]],
-        model: str,
-    ) -> GroundedAnswer:
+    def _extract(self, draft: Draft, policy: CheckPolicy) -> GroundedAnswer:
         """Answer only by quoting: the source sentences that share the most with the question,
         held to the same question-coverage check as a generated answer (a quote about another
         year, or one that only restates the question, abstains)."""
+        question, language, sources = draft.question, draft.language, draft.sources
         wanted = units(question)
         scored: list[tuple[float, int, str]] = []
         for number, hit in enumerate(sources, start=1):
@@ -494,9 +510,7 @@ class GroundingService:
         scored.sort(key=lambda item: -item[0])
         chosen = scored[:2]
         if not chosen or chosen[0][0] - sources[chosen[0][1] - 1].score < 0.2:
-            return self._abstain(
-                language, sources, screened, "extractive", model, "no_matching_quote"
-            )
+            return self._abstain(draft, "no_matching_quote")
         verdicts = [
             SentenceSupport(
                 sentence,
@@ -509,10 +523,10 @@ class GroundingService:
             for _, number, sentence in chosen
         ]
         coverage: Coverage | None = None
-        if self.min_question_coverage > 0:
-            reason, coverage = self._covers_question(question, store_ids, verdicts, sources)
+        if policy.min_question_coverage > 0:
+            reason, coverage = self._covers_question(draft, verdicts, policy)
             if reason is not None:
-                answer = self._abstain(language, sources, screened, "extractive", model, reason)
+                answer = self._abstain(draft, reason)
                 answer.sentences, answer.coverage = verdicts, coverage
                 return answer
         open_quote, close_quote = ("“", "”") if language == "zh" else ('"', '"')
@@ -533,31 +547,26 @@ class GroundingService:
             citations=list(citations.values()),
             sources=sources,
             sentences=verdicts,
-            screened=screened,
+            screened=draft.screened,
             mode="extractive",
-            model=model,
+            model=draft.model,
             citation_offsets=offsets,
             coverage=coverage,
         )
 
-    def _abstain(
-        self,
-        language: str,
-        sources: list[Hit],
-        screened: list[dict[str, Any]],
-        mode: Mode,
-        model: str,
-        reason: str,
-    ) -> GroundedAnswer:
+    def _abstain(self, draft: Draft, reason: str) -> GroundedAnswer:
         # An abstention claims nothing, so nothing in it is unsupported.
         return GroundedAnswer(
-            text=ABSTAIN[language],
+            text=ABSTAIN[draft.language],
             abstained=True,
             groundedness=1.0,
             citations=[],
-            sources=sources,
-            screened=screened,
+            sources=draft.sources,
+            screened=draft.screened,
             reason=reason,
-            mode=mode,
-            model=model,
+            mode=draft.mode,
+            model=draft.model,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+            request_id=draft.request_id,
         )

@@ -1,4 +1,5 @@
-"""The LLM reranker: its yes/no score, and a real model judging real passages."""
+"""The chat model as a yes/no judge: its score, its prompts, and a real model reranking real
+passages."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 
 from ember.ground.retrieval import Hit
 from ember.services.container import Services
-from ember.services.llm_rerank import LLMReranker, judge_prompt, yes_probability
+from ember.services.llm_judge import (
+    LLMReranker,
+    answer_check_prompt,
+    relevance_prompt,
+    yes_probability,
+)
 from ember.settings import Settings
 from tests.conftest import SMALL_MODEL
 
@@ -29,11 +35,15 @@ def test_yes_probability(alternatives: list[tuple[str, float]], expected: float)
     assert yes_probability(alternatives) == pytest.approx(expected)
 
 
-def test_judge_prompt_follows_the_question_language() -> None:
-    zh = judge_prompt("长城有多长？", "长城全长两万多公里。")[0].content or ""
-    en = judge_prompt("How long is the wall?", "x" * 5000)[0].content or ""
+def test_judge_prompts_follow_the_question_language() -> None:
+    zh = relevance_prompt("长城有多长？", "长城全长两万多公里。")[0].content or ""
+    en = relevance_prompt("How long is the wall?", "x" * 5000)[0].content or ""
     assert "只回答" in zh and "yes or no" not in zh
     assert "Reply yes or no" in en and len(en) < 1400  # the passage is cut
+    check = answer_check_prompt("长城有多长？", "长城全长两万多公里。", "两万多公里")
+    assert "回答：两万多公里" in (check[0].content or "")
+    check = answer_check_prompt("How long?", "y" * 5000, "very")
+    assert "Answer: very" in (check[0].content or "") and len(check[0].content or "") < 1500
 
 
 def _hit(chunk_id: int, text: str) -> Hit:
