@@ -315,7 +315,7 @@ def bench_scale(
         for kind in ("auto", "exact"):
             # Built on the spot, so the first search times the whole build.
             retriever = Retriever(
-                store.vectors,
+                store.chunks,
                 vector_index=kind,  # type: ignore[arg-type]
                 build_in_background=False,
             )
@@ -333,7 +333,7 @@ def bench_scale(
         latencies, rankings = [], []
         for query in queries:
             t0 = time.perf_counter()
-            nearest = store.vectors.nearest("vs_synthetic", query, K)
+            nearest = store.chunks.nearest("vs_synthetic", query, K)
             latencies.append((time.perf_counter() - t0) * 1000)
             rankings.append([c for c, _ in nearest])
         result["sqlite_vec_p50_ms"] = statistics.median(latencies)

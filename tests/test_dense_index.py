@@ -13,7 +13,7 @@ from ember.ground.dense import DenseIndex
 from ember.ground.lexical import terms
 from ember.ground.retrieval import Retriever
 from ember.store import Store
-from ember.store.vectors import NewChunk
+from ember.store.chunks import NewChunk
 
 DIM = 32
 
@@ -93,7 +93,7 @@ def _add_file(store: Store, store_id: str, file_id: str, texts: list[str], vecto
         NewChunk(i, text, None, None, 10, " ".join(terms(text)), f"{file_id}-{i}")
         for i, text in enumerate(texts)
     ]
-    assert store.vectors.insert_chunks(store_id, file_id, chunks, vectors)
+    assert store.chunks.insert_chunks(store_id, file_id, chunks, vectors)
     store.vectors.finish_file(store_id, file_id, "completed")
 
 
@@ -107,7 +107,7 @@ def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
         vectors = unit(60, 8)
         texts = [f"文档 {i} 讲述第 {i} 号产品的价格" for i in range(60)]
         _add_file(store, "vs_a", "file-a", texts[:30], vectors[:30])
-        retriever = Retriever(store.vectors, vector_index=kind)  # type: ignore[arg-type]
+        retriever = Retriever(store.chunks, vector_index=kind)  # type: ignore[arg-type]
         hits = retriever.search(["vs_a"], texts[3], vectors[3], k=3, mode="vector")
         assert hits[0].text == texts[3] and hits[0].score == pytest.approx(1.0, abs=1e-5)
 
@@ -130,7 +130,7 @@ def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
         assert hits and all(h.file_id == "file-a" for h in hits)
 
         # A fresh retriever (a restarted server) rebuilds from SQLite alone.
-        again = Retriever(store.vectors, vector_index=kind)  # type: ignore[arg-type]
+        again = Retriever(store.chunks, vector_index=kind)  # type: ignore[arg-type]
         hits = again.search(["vs_a"], texts[7], vectors[7], k=1, mode="vector")
         assert hits[0].text == texts[7]
         # score_threshold applies to the cosine score.
@@ -158,7 +158,7 @@ def test_a_new_graph_is_built_in_the_background_while_searches_stay_exact(
             index = retriever._index("vs_b")
             return index.dense[DIM][0].kind
 
-        retriever = Retriever(store.vectors, vector_index="hnsw")
+        retriever = Retriever(store.chunks, vector_index="hnsw")
         hits = retriever.search(["vs_b"], "", vectors[11], k=3, mode="vector")
         assert hits[0].text == texts[11]
         deadline = time.monotonic() + 60
@@ -169,14 +169,14 @@ def test_a_new_graph_is_built_in_the_background_while_searches_stay_exact(
         again = retriever.search(["vs_b"], "", vectors[1234], k=3, mode="vector")
         assert again[0].text == texts[1234]
 
-        warmed = Retriever(store.vectors, vector_index="hnsw")
+        warmed = Retriever(store.chunks, vector_index="hnsw")
         warmed.warm()
         while warmed.graphs_built < 1:
             assert time.monotonic() < deadline, "warm never built the graph"
             time.sleep(0.05)
         assert kind_in_use(warmed) == "hnsw"
         # Built synchronously when asked to (and where the graph is only updated).
-        direct = Retriever(store.vectors, vector_index="hnsw", build_in_background=False)
+        direct = Retriever(store.chunks, vector_index="hnsw", build_in_background=False)
         direct.search(["vs_b"], "", vectors[0], k=1, mode="vector")
         assert kind_in_use(direct) == "hnsw" and direct.graphs_built == 0
     finally:

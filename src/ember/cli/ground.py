@@ -116,7 +116,7 @@ def ingest(
             row = services.store.vectors.get_file(store_id, file_id)
             if row is None:
                 continue
-            chunks = len(services.store.vectors.positions(store_id, file_id))
+            chunks = len(services.store.chunks.positions(store_id, file_id))
             error = row["last_error"] or {}
             failed += row["status"] == "failed"
             table.add_row(name, file_id, row["status"], str(chunks), error.get("message", ""))

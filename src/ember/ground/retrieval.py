@@ -21,7 +21,7 @@ import numpy as np
 from ember.ground import filters as attribute_filters
 from ember.ground.dense import DenseIndex, VectorIndexKind, wants_graph
 from ember.ground.lexical import BM25Index, terms
-from ember.store.vectors import VectorTables
+from ember.store.chunks import ChunkTables
 
 logger = logging.getLogger(__name__)
 RetrievalMode = Literal["hybrid", "vector", "bm25"]
@@ -100,7 +100,7 @@ class Retriever:
 
     def __init__(
         self,
-        tables: VectorTables,
+        tables: ChunkTables,
         reranker: Reranker | None = None,
         *,
         vector_index: VectorIndexKind = "auto",

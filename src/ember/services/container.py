@@ -96,12 +96,12 @@ class Services:
         async def embedder() -> Embedder:
             return await load_embedder(registry, manager, "default-embedding")
 
-        ingestion = IngestionWorker(Ingestor(store.vectors, files), embedder)
+        ingestion = IngestionWorker(Ingestor(store.vectors, store.chunks, files), embedder)
         vector_stores = VectorStoreService(
             store.vectors,
             files,
             ingestion,
-            Retriever(store.vectors, vector_index=settings.ground_vector_index),
+            Retriever(store.chunks, vector_index=settings.ground_vector_index),
             embedder,
             auto_chunking=(settings.ground_chunk_tokens, settings.ground_chunk_overlap_tokens),
         )

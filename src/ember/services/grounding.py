@@ -386,7 +386,7 @@ class GroundingService:
         table = np.zeros((len(sentences), len(sources)), dtype=np.float32)
         ids = [hit.chunk_id for hit in sources]
         for row, vector in enumerate(vectors):
-            distances = self.vector_stores.tables.distances(vector, ids)
+            distances = self.vector_stores.tables.chunks.distances(vector, ids)
             table[row] = [1.0 - distances.get(chunk_id, 1.0) for chunk_id in ids]
         return table
 

@@ -28,7 +28,8 @@ from ember.ground.lexical import terms
 from ember.ground.parsers import UnsupportedFileError, parse
 from ember.services.embedder import Embedder
 from ember.services.files import FileService
-from ember.store.vectors import NewChunk, VectorTables
+from ember.store.chunks import ChunkTables, NewChunk
+from ember.store.vectors import VectorTables
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ def _passage(embedder: Embedder, chunk: NewChunk) -> str:
 class Ingestor:
     """Ingests one attached file (synchronous; runs in a worker thread)."""
 
-    def __init__(self, tables: VectorTables, files: FileService) -> None:
+    def __init__(self, tables: VectorTables, chunks: ChunkTables, files: FileService) -> None:
         self.tables = tables
+        self.chunks = chunks
         self.files = files
         # Set on shutdown: the file being ingested stops after its current batch and stays
         # in_progress, to be resumed by the next start.
@@ -133,7 +135,7 @@ class Ingestor:
             return self._fail(store_id, file_id, "invalid_file", "The file no longer exists.")
         if not planned:
             return self._fail(store_id, file_id, "invalid_file", "The file contains no text.")
-        done = self.tables.positions(store_id, file_id)
+        done = self.chunks.positions(store_id, file_id)
         todo = [chunk for chunk in planned if chunk.position not in done]
         written = len(planned) - len(todo)
         if progress:
@@ -144,7 +146,7 @@ class Ingestor:
                     return "in_progress"
                 batch = todo[start : start + EMBED_BATCH]
                 vectors = embedder.embed([_passage(embedder, c) for c in batch], "passage")
-                if not self.tables.insert_chunks(store_id, file_id, batch, vectors):
+                if not self.chunks.insert_chunks(store_id, file_id, batch, vectors):
                     row = self.tables.get_file(store_id, file_id)
                     return row["status"] if row else "missing"  # cancelled or removed
                 written += len(batch)

@@ -319,7 +319,7 @@ class VectorStoreService:
 
     def file_content(self, store_id: str, file_id: str) -> dict[str, Any]:
         self.get_file(store_id, file_id)
-        chunks = self.tables.file_chunks(store_id, file_id)
+        chunks = self.tables.chunks.file_chunks(store_id, file_id)
         return {
             "object": "vector_store.file_content.page",
             "data": [{"type": "text", "text": chunk["text"]} for chunk in chunks],

@@ -23,9 +23,10 @@ Schema (see ``ember.store.migrations`` for how it got there):
   the chain and owns its reading, writing and checking.
 * ``files``: uploaded files' metadata (``/v1/files``); ``ember.store.files`` owns it, the
   bytes live under ``$EMBER_HOME/files/``.
-* ``vector_stores``, ``vector_store_files``, ``vector_store_file_batches``, ``chunks`` and
-  the sqlite-vec ``chunk_vectors_<dim>`` tables: ``ember.store.vectors`` owns them
-  (``Store.vectors``).
+* ``vector_stores``, ``vector_store_files``, ``vector_store_file_batches``: the stores and
+  the ingestion journal; ``ember.store.vectors`` owns them (``Store.vectors``).
+* ``chunks`` and the sqlite-vec ``chunk_vectors_<dim>`` tables: ``ember.store.chunks``
+  owns them (``Store.chunks``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ember.store import audit, fine_tuning, keys
 from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
+from ember.store.chunks import ChunkTables
 from ember.store.files import FileRecord
 from ember.store.migrations import migrate
 from ember.store.synth import SynthJobTables
@@ -112,7 +114,8 @@ class Store:
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.vectors = VectorTables(self.engine)
+        self.chunks = ChunkTables(self.engine)
+        self.vectors = VectorTables(self.engine, self.chunks)
         self.synth = SynthJobTables(self.engine)
         # Request-log rows and audit links: written by one thread, a batch per transaction.
         self.writer = LogWriter(self.session)
@@ -124,7 +127,7 @@ class Store:
 
     def close(self) -> None:
         self.writer.close()  # commits every queued request record first
-        self.vectors.close()
+        self.chunks.close()
         self.engine.dispose()
 
     # -- models ---------------------------------------------------------------------------

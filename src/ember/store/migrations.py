@@ -114,7 +114,8 @@ def m003_files(conn: Connection) -> None:
 
 
 def m003b_vector_stores(conn: Connection) -> None:
-    """Vector stores, their files (the ingestion journal) and chunks (``ember.store.vectors``).
+    """Vector stores, their files (the ingestion journal) and chunks (``ember.store.vectors``,
+    ``ember.store.chunks``).
 
     The vectors themselves live in a sqlite-vec ``vec0`` table per dimension, created on
     first use because its shape depends on the embedder.
