@@ -40,6 +40,9 @@ class FakeProvider:
         self.answer_words = answer_words
         self.actions: deque[Action] = deque()
         self.default: Action = "ok"
+        # When set, every answer is this text (e.g. "no" for a yes/no judge) instead of
+        # the echo and filler words.
+        self.reply: str | None = None
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -65,6 +68,7 @@ class FakeProvider:
             self.received.clear()
             self.headers.clear()
             self.default = "ok"
+            self.reply = None
 
     def texts(self) -> list[str]:
         """Every message content the provider has received, in order."""
@@ -106,6 +110,8 @@ class FakeProvider:
             return self.actions.popleft() if self.actions else self.default
 
     def _words(self, body: dict[str, Any]) -> list[str]:
+        if self.reply is not None:
+            return self.reply.split()
         last = str(body["messages"][-1].get("content") or "")
         words = [f"w{i}" for i in range(self.answer_words)]
         return [f"echo:{last[:24]}", *words]

@@ -3,12 +3,15 @@ the vectors stored in SQLite: ingest, delete, filters, a fresh process."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from ember.ground import retrieval
 from ember.ground.dense import DenseIndex
 from ember.ground.lexical import terms
 from ember.ground.retrieval import Retriever
@@ -180,6 +183,52 @@ def test_a_new_graph_is_built_in_the_background_while_searches_stay_exact(
         direct.search(["vs_b"], "", vectors[0], k=1, mode="vector")
         assert kind_in_use(direct) == "hnsw" and direct.graphs_built == 0
     finally:
+        store.close()
+
+
+def test_a_store_that_changes_while_its_graph_builds_is_not_built_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file ingested while a store's first graph is being built: searches stay exact (and
+    see the new file) without starting a second build; once the graph is done, the next
+    search updates it in place with the new chunks."""
+    gate = threading.Event()
+    fresh_builds: list[int] = []
+    real = retrieval.DenseIndex
+
+    def held_back(ids: Any, vectors: Any, kind: Any = "auto", *, previous: Any = None) -> Any:
+        if kind != "exact" and previous is None:  # a graph built from nothing
+            fresh_builds.append(len(ids))
+            assert gate.wait(60)
+        return real(ids, vectors, kind, previous=previous)
+
+    monkeypatch.setattr(retrieval, "DenseIndex", held_back)
+    store = Store(tmp_path / "ember.db")
+    try:
+        store.vectors.create_store(
+            {"id": "vs_c", "name": "c", "created_at": 0, "last_active_at": 0, "expires_at": None}
+        )
+        vectors = unit(1100, 12)
+        texts = [f"chunk {i}" for i in range(1100)]
+        _add_file(store, "vs_c", "file-a", texts[:1000], vectors[:1000])
+        retriever = Retriever(store.chunks, vector_index="hnsw")
+        assert retriever.search(["vs_c"], "", vectors[5], k=1, mode="vector")[0].text == texts[5]
+        _add_file(store, "vs_c", "file-b", texts[1000:], vectors[1000:])
+        hits = retriever.search(["vs_c"], "", vectors[1050], k=1, mode="vector")
+        assert hits[0].text == texts[1050] and hits[0].file_id == "file-b"
+        assert fresh_builds == [1000]  # the change did not start a second build
+
+        gate.set()
+        deadline = time.monotonic() + 60
+        while retriever.graphs_built < 1:
+            assert time.monotonic() < deadline, "the background build never finished"
+            time.sleep(0.05)
+        hits = retriever.search(["vs_c"], "", vectors[1077], k=1, mode="vector")
+        assert hits[0].text == texts[1077]
+        assert retriever._index("vs_c").dense[DIM][0].kind == "hnsw"
+        assert fresh_builds == [1000]  # updated in place, not built again
+    finally:
+        gate.set()
         store.close()
 
 

@@ -35,6 +35,23 @@ def test_yes_probability(alternatives: list[tuple[str, float]], expected: float)
     assert yes_probability(alternatives) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    ("alternatives", "reply", "expected"),
+    [
+        ([], "No.", 0.0),  # no log-probabilities: the reply decides
+        ([], "yes", 1.0),
+        ([], "是", 1.0),
+        ([], "Maybe", 0.5),
+        ([("alt0", -1.0)], "no", 0.0),  # alternatives without yes or no: the reply decides
+        ([("No", math.log(0.2)), ("Yes", math.log(0.6))], "No", 0.75),  # logprobs win
+    ],
+)
+def test_yes_probability_falls_back_to_the_reply(
+    alternatives: list[tuple[str, float]], reply: str, expected: float
+) -> None:
+    assert yes_probability(alternatives, reply) == pytest.approx(expected)
+
+
 def test_judge_prompts_follow_the_question_language() -> None:
     zh = relevance_prompt("长城有多长？", "长城全长两万多公里。")[0].content or ""
     en = relevance_prompt("How long is the wall?", "x" * 5000)[0].content or ""

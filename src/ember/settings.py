@@ -340,8 +340,8 @@ class Settings(BaseSettings):
     ground_judge_model: str | None = Field(
         default=None,
         description="The model that judges `ground_self_check` (any model name the router "
-        "resolves, a remote one included; it must return logprobs); unset: the model that "
-        "answered.",
+        "resolves, a remote one included: its first token's logprobs give P(yes), or its "
+        "yes/no reply when it returns none); unset: the model that answered.",
     )
     ground_vector_index: Literal["auto", "exact", "hnsw"] = Field(
         default="auto",

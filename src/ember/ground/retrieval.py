@@ -112,6 +112,8 @@ class Retriever:
         self._stores: dict[str, _StoreIndex] = {}
         # The latest dense index of each (store, dimensions): the next one reuses its graph.
         self._graphs: dict[tuple[str, int], DenseIndex] = {}
+        # (store, dimensions) whose graph is being built from nothing on a background thread.
+        self._building: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self.build_in_background = build_in_background
         self.graphs_built = 0  # HNSW graphs finished on background threads
@@ -172,7 +174,8 @@ class Retriever:
         A graph that must be built from nothing (a store's first search since start-up) is
         built on a background thread while searches use an exact index, which answers a
         100k-chunk store in tens of milliseconds where the build takes minutes; a graph that
-        already exists is updated in place."""
+        already exists is updated in place. One build per store at a time: a store that
+        changes meanwhile stays exact until that graph is done, then updates it."""
         with index.lock:
             built = index.dense.get(dimensions)
             if built is None or built[0].requested != self.vector_index:
@@ -183,18 +186,24 @@ class Retriever:
                 key = (store_id, dimensions)
                 with self._lock:
                     previous = self._graphs.get(key)
-                fresh_graph = wants_graph(self.vector_index, len(ids)) and (
-                    previous is None or previous.kind != "hnsw"
-                )
+                    fresh_graph = wants_graph(self.vector_index, len(ids)) and (
+                        previous is None or previous.kind != "hnsw"
+                    )
+                    start_build = (
+                        fresh_graph and self.build_in_background and key not in self._building
+                    )
+                    if start_build:
+                        self._building.add(key)
                 if fresh_graph and self.build_in_background:
                     dense = DenseIndex(ids, vectors, "exact")
                     dense.requested = self.vector_index  # stands in until the graph is built
-                    threading.Thread(
-                        target=self._build_graph,
-                        args=(index, dimensions, key, ids, vectors, rows, dense),
-                        name=f"hnsw-{store_id}",
-                        daemon=True,
-                    ).start()
+                    if start_build:
+                        threading.Thread(
+                            target=self._build_graph,
+                            args=(index, dimensions, key, ids, vectors, rows, dense),
+                            name=f"hnsw-{store_id}",
+                            daemon=True,
+                        ).start()
                 else:
                     dense = DenseIndex(ids, vectors, self.vector_index, previous=previous)
                     with self._lock:
@@ -213,20 +222,35 @@ class Retriever:
         rows: np.ndarray,
         stand_in: DenseIndex,
     ) -> None:
-        """Build an HNSW index off the request path; swap it in if the store has not moved on."""
+        """Build an HNSW index off the request path and swap it in. If the store changed
+        meanwhile, the graph is kept all the same and the newer index's exact stand-in is
+        dropped, so the next search updates the graph in place instead of building again."""
         try:
             graph = DenseIndex(ids, vectors, self.vector_index)
         except Exception:  # searches stay exact; the next change of the store tries again
             logger.exception("building the HNSW index of %s failed", key[0])
+            with self._lock:
+                self._building.discard(key)
             return
         with index.lock:
             current = index.dense.get(dimensions)
             if current is not None and current[0] is stand_in:
                 index.dense[dimensions] = (graph, rows)
         with self._lock:
-            if self._stores.get(key[0]) is index:
+            self._building.discard(key)
+            latest = self._stores.get(key[0])
+            if latest is not None and len(latest.chunk_ids):  # not emptied or deleted since
                 self._graphs[key] = graph
         self.graphs_built += 1
+        if latest is not None and latest is not index and len(latest.chunk_ids):
+            with latest.lock:
+                entry = latest.dense.get(dimensions)
+                if (
+                    entry is not None
+                    and entry[0].kind == "exact"
+                    and wants_graph(self.vector_index, len(entry[0]))
+                ):  # an exact stand-in: the next search updates the graph instead
+                    del latest.dense[dimensions]
 
     def warm(self) -> None:
         """Build every store's indexes now (a server calls this at start-up, in the background),

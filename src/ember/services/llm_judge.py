@@ -64,23 +64,33 @@ def answer_check_prompt(question: str, passage: str, answer: str) -> list[ChatMe
     return [ChatMessage(role="user", content=user)]
 
 
-def yes_probability(alternatives: Sequence[tuple[str, float]]) -> float:
-    """P(yes) / (P(yes) + P(no)) over the first token's top alternatives (0.5 if neither)."""
+def _word(token: str) -> str:
+    return token.strip().strip("\"'“”.,!。，！").lower()
+
+
+def yes_probability(alternatives: Sequence[tuple[str, float]], reply: str = "") -> float:
+    """P(yes) / (P(yes) + P(no)) over the first token's top alternatives. When neither word is
+    among them (a provider that returns no log-probabilities, or too few), the reply itself
+    decides: 1.0 for yes, 0.0 for no, 0.5 for anything else."""
     yes = no = 0.0
     for token, logprob in alternatives:
-        word = token.strip().strip("\"'“”").lower()
+        word = _word(token)
         if word in YES:
             yes += math.exp(logprob)
         elif word in NO:
             no += math.exp(logprob)
-    return 0.5 if yes + no == 0 else yes / (yes + no)
+    if yes + no > 0:
+        return yes / (yes + no)
+    first = _word(reply.split()[0]) if reply.split() else ""
+    return 1.0 if first in YES else 0.0 if first in NO else 0.5
 
 
 async def yes_score(
     text: TextGenerationService, model: str, messages: list[ChatMessage], *, endpoint: str
 ) -> float:
     """The model's P(yes) for a yes/no prompt: one token generated, its top 20 alternatives
-    read (any model the router serves, a remote one included, if it returns logprobs)."""
+    read (any model the router serves, a remote one included; one that returns no
+    log-probabilities is scored by its reply, yes or no)."""
     request = ChatRequest(
         model=model,
         messages=messages,
@@ -88,13 +98,16 @@ async def yes_score(
     )
     prepared = await text.prepare_chat(request, endpoint=endpoint)
     alternatives: list[tuple[str, float]] = []
+    reply: list[str] = []
     async for event in text.run(prepared):
-        if isinstance(event, ContentDelta) and event.logprobs and not alternatives:
-            first = event.logprobs[0]
-            alternatives = [(t.token, t.logprob) for t in first.top] or [
-                (first.token, first.logprob)
-            ]
-    return yes_probability(alternatives)
+        if isinstance(event, ContentDelta):
+            reply.append(event.text)
+            if event.logprobs and not alternatives:
+                first = event.logprobs[0]
+                alternatives = [(t.token, t.logprob) for t in first.top] or [
+                    (first.token, first.logprob)
+                ]
+    return yes_probability(alternatives, "".join(reply))
 
 
 class LLMReranker:
