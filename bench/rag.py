@@ -391,12 +391,13 @@ def fill_synthetic_store(store: Store, vectors: np.ndarray, files: int = 100) ->
 
 def operating_points(default: CheckPolicy) -> dict[str, CheckPolicy]:
     """The check settings each draft is settled under (one generation, several verdicts)."""
-    strict = replace(default, min_question_coverage=0.8, coverage_window=0)
+    strict = replace(default, coverage_window=0)
     return {
         "default": default,
         "default + self-check 0.5": replace(default, self_check=True),
         "default + self-check 0.6": replace(default, self_check=True, self_check_threshold=0.6),
-        "strict coverage (0.8, window 0)": strict,
+        "lenient (coverage 0.6)": replace(default, min_question_coverage=0.6),
+        "strict (coverage window 0)": strict,
         "strict + self-check 0.5": replace(strict, self_check=True),
     }
 

@@ -306,7 +306,7 @@ class Settings(BaseSettings):
         "is supported by the cited sources (unsupported sentences are removed otherwise).",
     )
     ground_min_question_coverage: float = Field(
-        default=0.6,
+        default=0.8,
         ge=0,
         le=1,
         description="Grounded answers abstain (`question_not_covered`) unless the source "

@@ -197,7 +197,7 @@ class CheckPolicy:
     and abstaining (the ``ground_*`` settings; ``bench/rag.py`` measures several)."""
 
     min_groundedness: float = 0.5
-    min_question_coverage: float = 0.6
+    min_question_coverage: float = 0.8
     coverage_window: int = 1
     self_check: bool = False
     self_check_threshold: float = 0.5
