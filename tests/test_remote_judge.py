@@ -1,6 +1,7 @@
-"""The grounded self-check judged by another model: ``ground_judge_model`` names a route to a remote one
-(a fake OpenAI-compatible provider on loopback, which returns no usable log-probabilities, so
-its yes/no reply decides), through the real server and the official client."""
+"""The grounded self-check judged by another model: ``ground_judge_model`` names a route to a
+remote one (a fake OpenAI-compatible provider on loopback, which returns no usable
+log-probabilities, so its yes/no reply decides), through the real server and the official
+client."""
 
 from __future__ import annotations
 
