@@ -54,7 +54,7 @@ from rich.table import Table
 
 from ember.ground.retrieval import RetrievalMode, Retriever
 from ember.services.container import Services
-from ember.services.grounding import CheckPolicy
+from ember.services.grounded_answer import CheckPolicy
 from ember.settings import Settings
 from ember.store import Store
 

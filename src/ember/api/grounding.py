@@ -27,7 +27,7 @@ from ember.errors import EmberError, InvalidRequestError, UnsupportedParameterEr
 from ember.ground import filters as attribute_filters
 from ember.guard.aigc import HEADER, attach, header_value, implicit_label
 from ember.services.container import Services
-from ember.services.grounding import GroundedAnswer
+from ember.services.grounded_answer import GroundedAnswer
 from ember.services.responses import message_item, new_id
 from ember.store.database import StoredResponse
 

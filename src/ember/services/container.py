@@ -21,7 +21,8 @@ from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
 from ember.services.fine_tuning import FineTuningService
 from ember.services.gateway import CacheStage, Gateway, KeyStage
-from ember.services.grounding import CheckPolicy, GroundingService
+from ember.services.grounded_answer import CheckPolicy
+from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.metrics import Metrics
