@@ -271,6 +271,7 @@ def test_required_tool_call_is_valid_and_a_tool_turn_follows(client: openai.Open
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
         tool_choice="required",
         parallel_tool_calls=False,
+        temperature=0,  # sampled arguments can run past max_tokens (no tool call then)
         max_tokens=80,
     )
     choice = reply.choices[0]
@@ -301,6 +302,7 @@ def test_named_tool_choice_forces_that_function(client: openai.OpenAI) -> None:
         tools=[WEATHER_TOOL, TIME_TOOL],  # type: ignore[list-item]
         tool_choice={"type": "function", "function": {"name": "get_time"}},
         parallel_tool_calls=False,
+        temperature=0,  # sampled arguments can run past max_tokens (no tool call then)
         max_tokens=60,
     )
     calls = reply.choices[0].message.tool_calls
@@ -315,6 +317,7 @@ def test_streamed_tool_call_deltas_reassemble(client: openai.OpenAI) -> None:
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
         tool_choice="required",
         parallel_tool_calls=False,
+        temperature=0,  # sampled arguments can run past max_tokens (no tool call then)
         max_tokens=80,
         stream=True,
     )
@@ -413,6 +416,7 @@ def test_transformers_engine_serves_the_same_api(client: openai.OpenAI) -> None:
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
         tool_choice="required",
         parallel_tool_calls=False,
+        temperature=0,  # sampled arguments can run past max_tokens (no tool call then)
         max_tokens=60,
     )
     call = called.choices[0].message.tool_calls[0]  # type: ignore[index]
