@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
-"$bin/ruff" format --check src tests bench
-"$bin/ruff" check src tests bench
+"$bin/ruff" format --check src tests bench scripts
+"$bin/ruff" check src tests bench scripts
 "$bin/mypy"
 "$bin/python" -m pytest "$@"

@@ -21,7 +21,8 @@ client.
     ├── ConflictError                            409 conflict
     ├── RateLimitError                           429 rate_limit_exceeded
     ├── ServiceUnavailableError                  503 service_unavailable
-    │   └── ServerOverloadedError                503 server_overloaded (+ Retry-After)
+    │   ├── ServerOverloadedError                503 server_overloaded (+ Retry-After)
+    │   └── EngineCrashedError                   503 engine_crashed (+ Retry-After)
     ├── EngineError                              500 engine_error
     │   └── ModelLoadError                       500 model_load_error
     ├── EmbeddedModelError                       500 embedded_model_invalid
@@ -55,6 +56,9 @@ class EmberError(Exception):
         self.param = param
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_error, (type(self), self.args, dict(self.__dict__)))
 
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI error object (the value under ``"error"``)."""
@@ -189,6 +193,25 @@ class ServerOverloadedError(ServiceUnavailableError):
         self.retry_after_s = max(1, retry_after_s)
 
 
+class EngineCrashedError(ServiceUnavailableError):
+    """The process running a model's engine died (a native crash, an abort, the OOM killer).
+
+    Only the requests on that engine fail; the engine is started again for the next request,
+    so the response says when to retry.
+    """
+
+    default_code = "engine_crashed"
+
+    def __init__(self, model: str, cause: str) -> None:
+        super().__init__(
+            f"The engine running the model '{model}' stopped unexpectedly ({cause}). "
+            "It is restarted for the next request; retry this one.",
+            headers={"Retry-After": "1"},
+        )
+        self.model = model
+        self.cause = cause
+
+
 class EngineError(EmberError):
     """An inference engine failed while generating."""
 
@@ -218,3 +241,10 @@ class DownloadVerificationError(HubError):
     """A downloaded file's size or sha256 does not match what the hub announced."""
 
     default_code = "download_verification_failed"
+
+
+def _restore_error(cls: type[EmberError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

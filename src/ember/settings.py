@@ -228,6 +228,12 @@ class Settings(BaseSettings):
         ge=1,
         description="CPU threads per engine (llama.cpp `n_threads`, torch threads).",
     )
+    engine_isolation: bool = Field(
+        default=True,
+        description="Run each loaded model's engine in a process of its own, so a native "
+        "crash (llama.cpp, torch) fails only that model's requests and the engine restarts; "
+        "false runs engines inside the server process.",
+    )
     context_length: int = Field(
         default=8192,
         ge=256,

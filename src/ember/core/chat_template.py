@@ -88,6 +88,10 @@ class ChatTemplate:
         self.eos_token = eos_token
         self.supports_tools = "tools" in self.source
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The compiled template does not pickle: rebuild it from its source (engine processes).
+        return (_rebuild_template, (self.source, self.bos_token, self.eos_token))
+
     def render(
         self,
         messages: Sequence[ChatMessage],
@@ -157,3 +161,7 @@ def _prepend_system(messages: list[dict[str, Any]], text: str) -> list[dict[str,
         first["content"] = f"{first['content']}\n\n{text}" if first["content"] else text
         return [first, *messages[1:]]
     return [{"role": "system", "content": text}, *messages]
+
+
+def _rebuild_template(source: str, bos_token: str, eos_token: str) -> ChatTemplate:
+    return ChatTemplate(source, bos_token=bos_token, eos_token=eos_token)

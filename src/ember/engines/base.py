@@ -77,6 +77,16 @@ class Engine(ABC):
         """Approximate resident size, used by the manager's memory budget."""
 
     @property
+    def pid(self) -> int | None:
+        """The process this engine runs in, when it has one of its own (``engine_process``)."""
+        return None
+
+    @property
+    def alive(self) -> bool:
+        """False once the engine's process has died (``engine_process``): reload it."""
+        return True
+
+    @property
     def busy(self) -> bool:
         """A generation is running (the manager does not evict busy engines)."""
         return self.lock.locked()

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ember.engines.base import BatchStats, Engine, TextEngine, engine_factory
+from ember.engines.engine_process import load_isolated
 from ember.errors import EmberError, ModelLoadError
 from ember.models.registry import ModelSpec
 from ember.settings import Settings
@@ -40,6 +41,7 @@ class ModelManager:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
         self._lock = asyncio.Lock()
+        self.restarts: dict[str, int] = {}  # engines started again after their process died
 
     @property
     def budget_bytes(self) -> int:
@@ -64,6 +66,12 @@ class ModelManager:
         """The engine serving ``spec``, loading it if needed."""
         async with self._lock:
             entry = self._loaded.get(spec.id)
+            if entry is not None and not entry.engine.alive:
+                # Its process died (a native crash): start it again for this request.
+                logger.warning("restarting the engine of %s after a crash", spec.id)
+                self._drop(spec.id)
+                self.restarts[spec.id] = self.restarts.get(spec.id, 0) + 1
+                entry = None
             if entry is not None:
                 entry.last_used = time.time()
                 self._loaded.move_to_end(spec.id)
@@ -92,7 +100,9 @@ class ModelManager:
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
         started = time.perf_counter()
-        factory = engine_factory(spec.engine)
+        factory = engine_factory(spec.engine)  # an unknown engine fails here, before a process
+        if self.settings.engine_isolation:
+            factory = load_isolated
         try:
             engine = factory(spec, self.settings)
         except EmberError:

@@ -57,6 +57,9 @@ async def loaded_models(services: Services = Depends(get_services)) -> dict[str,
                 "loaded_at": int(entry.loaded_at),
                 "last_used": int(entry.last_used),
                 "load_seconds": round(entry.load_seconds, 3),
+                "pid": entry.engine.pid,
+                "alive": entry.engine.alive,
+                "restarts": services.manager.restarts.get(entry.spec.id, 0),
             }
             for entry in services.manager.loaded()
         ],
