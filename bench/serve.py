@@ -251,13 +251,15 @@ def subprocess_server(
 
 
 @contextmanager
-def ember_engine(model_id: str, threads: int, n_ctx: int, home: Path) -> Iterator[Handle]:
+def ember_engine(
+    model_id: str, threads: int, n_ctx: int, home: Path, extra_config: str = ""
+) -> Iterator[Handle]:
     config = home / "ember.toml"
     config.write_text(
         f'preload = ["{model_id}"]\n'
         f'default_model = "{model_id}"\n'
         f"n_threads = {threads}\n"
-        f"context_length = {n_ctx}\n"
+        f"context_length = {n_ctx}\n" + extra_config
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
     env.update(EMBER_HOME=str(home), EMBER_CONFIG=str(config))

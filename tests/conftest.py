@@ -22,6 +22,30 @@ import httpx
 import openai
 import pytest
 
+# The test modules that load no real model: the fast lane (`make test-fast`, pytest -m "not
+# model"). Every other module is marked `model`, so a new module is in the full suite only
+# until it is listed here.
+MODEL_FREE_MODULES = frozenset(
+    {
+        "tests/engines/test_fake_engine.py",
+        "tests/guard/test_guard_stage.py",
+        "tests/guard/test_injection.py",
+        "tests/guard/test_moderation.py",
+        "tests/guard/test_name_context.py",
+        "tests/guard/test_recognizers.py",
+        "tests/guard/test_spacy_ops.py",
+        "tests/guard/test_vault.py",
+        "tests/guard/test_vault_store.py",
+        "tests/route/test_policy.py",
+        "tests/test_docs.py",
+        "tests/test_ground_units.py",
+        "tests/test_log_writer.py",
+        "tests/test_store_and_registry.py",
+        "tests/test_units.py",
+    }
+)
+ROOT = Path(__file__).resolve().parents[1]
+
 SMALL_MODEL = "smollm2-135m-instruct"
 TEST_THREADS = 2
 
@@ -34,6 +58,12 @@ max_request_bytes = 1048576
 [aliases]
 gpt-4o-mini = "{SMALL_MODEL}"
 """
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(ROOT).as_posix() not in MODEL_FREE_MODULES:
+            item.add_marker(pytest.mark.model)
 
 
 def free_port() -> int:

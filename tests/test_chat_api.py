@@ -220,26 +220,35 @@ def test_penalties_are_accepted(client: openai.OpenAI) -> None:
 
 
 def test_json_schema_output_is_valid_by_construction(client: openai.OpenAI) -> None:
+    # Sampled, so the grammar is bounded: every string has a maximum length and max_tokens
+    # leaves room for the longest document it allows (a sampled string once ran past 120
+    # tokens and the JSON was cut).
     schema = {
         "type": "object",
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "maxLength": 24},
             "age": {"type": "integer", "minimum": 0, "maximum": 150},
-            "hobbies": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+            "hobbies": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 24},
+                "maxItems": 3,
+            },
         },
         "required": ["name", "age", "hobbies"],
+        "additionalProperties": False,
     }
     for seed in (1, 2, 3):
         reply = client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Describe a person."}],
-            max_tokens=120,
+            max_tokens=400,
             seed=seed,
             response_format={
                 "type": "json_schema",
                 "json_schema": {"name": "person", "schema": schema, "strict": True},
             },
         )
+        assert reply.choices[0].finish_reason == "stop"
         data = json.loads(reply.choices[0].message.content or "")
         assert set(data) == {"name", "age", "hobbies"}
         assert isinstance(data["age"], int) and 0 <= data["age"] <= 150

