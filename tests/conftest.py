@@ -38,6 +38,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/test_docs.py",
+        "tests/test_doctor.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
         "tests/test_store_and_registry.py",

@@ -38,6 +38,7 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
     commands = [
         [],
         ["serve"],
+        ["doctor"],
         ["run"],
         ["chat"],
         ["models"],

@@ -1,4 +1,4 @@
-"""The ``ember`` command: serve, chat, run, models, audit.
+"""The ``ember`` command: serve, chat, run, models, audit, doctor.
 
 Every command loads settings the same way as the server (flags > ``EMBER_*`` > ``ember.toml``)
 and calls services; none of them reimplements what the services do.
@@ -18,6 +18,7 @@ from rich.console import Console
 from ember import __version__
 from ember.cli import audit as audit_cli
 from ember.cli import data as data_cli
+from ember.cli import doctor as doctor_cli
 from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import keys as keys_cli
@@ -45,6 +46,7 @@ app.command("usage")(keys_cli.usage)
 app.add_typer(tune_cli.app, name="tune")
 app.command("ask")(ground_cli.ask)
 app.add_typer(data_cli.app, name="data")
+app.command("doctor")(doctor_cli.doctor)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -91,6 +93,7 @@ def serve(
     except ValueError as exc:
         err_console.print(f"[red]Invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
+    doctor_cli.refuse_unless_ready(settings)  # a broken install fails here, not per request
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
