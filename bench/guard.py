@@ -582,10 +582,10 @@ def stage_latency(analyzer: Analyzer, texts: list[str], pii: str) -> dict[str, f
     under ``flag``) is awaited here outside the timing, so runs do not overlap."""
     import tempfile
 
+    from ember.core.request_context import RequestContext
     from ember.core.types import ChatMessage
     from ember.guard.injection.registry import InjectionScanner
     from ember.services.guard_stage import GuardStage
-    from ember.services.pipeline import RequestContext
     from ember.settings import GuardPolicy, Settings
 
     with tempfile.TemporaryDirectory() as home:
@@ -606,7 +606,7 @@ def stage_latency(analyzer: Analyzer, texts: list[str], pii: str) -> dict[str, f
             started = time.perf_counter()
             stage._inspect(ctx, policy)
             elapsed = (time.perf_counter() - started) * 1000
-            deferred = ctx.attributes.get("guard_deferred")
+            deferred = ctx.guard.deferred
             if deferred is not None:
                 deferred.result()
             if index >= 10:  # warm-up

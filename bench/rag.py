@@ -52,9 +52,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ember.ground.answer import CheckPolicy
 from ember.ground.retrieval import RetrievalMode, Retriever
 from ember.services.container import Services
-from ember.services.grounded_answer import CheckPolicy
 from ember.settings import Settings
 from ember.store import Store
 

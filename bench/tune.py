@@ -62,7 +62,7 @@ def load_base(threads: int) -> tuple[Any, Any]:
 
     from ember.engines.transformers_engine import load_pretrained
     from ember.models.embedded import package_file
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
     torch.set_num_threads(threads)

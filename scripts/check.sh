@@ -14,4 +14,5 @@ fi
 "$bin/ruff" format --check src tests bench scripts
 "$bin/ruff" check src tests bench scripts
 "$bin/mypy"
+"$bin/lint-imports"  # the import contract: [tool.importlinter] in pyproject.toml
 "$bin/python" -m pytest "${select[@]}" "$@"

@@ -39,6 +39,7 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         [],
         ["serve"],
         ["doctor"],
+        ["plugins"],
         ["run"],
         ["chat"],
         ["models"],

@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ember.ground.judge_prompts import answer_check_prompt, relevance_prompt, yes_probability
 from ember.ground.retrieval import Hit
 from ember.services.container import Services
-from ember.services.llm_judge import (
-    LLMReranker,
-    answer_check_prompt,
-    relevance_prompt,
-    yes_probability,
-)
+from ember.services.llm_judge import LLMReranker
 from ember.settings import Settings
 from tests.conftest import SMALL_MODEL
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from ember.core.chat_template import ChatTemplate
+from ember.core.tool_calls import ToolCallParser, parse_output
 from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
 from ember.engines.grammar import closed_schema, grammar_for
 from ember.errors import InvalidRequestError
 from ember.services.generation import StopStringFilter
-from ember.services.tool_calls import ToolCallParser, parse_output
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ Every error a client can see is an ``EmberError``. Each class carries the HTTP s
 the OpenAI error ``type`` and ``code`` it maps to, so the HTTP layer turns any of them into
 ``{"error": {"message", "type", "param", "code"}}`` in exactly one function
 (``ember.api.errors``). Foreign exceptions are translated at the boundary where they occur
-(an engine adapter, the hub client) with ``raise ... from exc``; their text never reaches a
-client.
+(an engine adapter, the hub client, a remote provider's client) with ``raise ... from exc``;
+their text never reaches a client.
 
     EmberError                                   500 server_error
     ├── InvalidRequestError                      400 invalid_request_error
@@ -13,6 +13,7 @@ client.
     │   ├── UnsupportedParameterError            400 unsupported_parameter
     │   ├── ContentPolicyViolationError          400 content_policy_violation
     │   ├── InvalidTrainingDataError             400 invalid_training_file
+    │   ├── UnsupportedFileError                 400 unsupported_file
     │   └── PayloadTooLargeError                 413 request_too_large
     ├── AuthenticationError                      401 invalid_api_key
     ├── PermissionDeniedError                    403 permission_denied
@@ -20,14 +21,16 @@ client.
     │   └── ModelNotFoundError                   404 model_not_found
     ├── ConflictError                            409 conflict
     ├── RateLimitError                           429 rate_limit_exceeded
+    │   └── QuotaExceededError                   429 insufficient_quota
     ├── ServiceUnavailableError                  503 service_unavailable
     │   ├── ServerOverloadedError                503 server_overloaded (+ Retry-After)
     │   └── EngineCrashedError                   503 engine_crashed (+ Retry-After)
     ├── EngineError                              500 engine_error
     │   └── ModelLoadError                       500 model_load_error
     ├── EmbeddedModelError                       500 embedded_model_invalid
-    └── HubError                                 502 hub_error
-        └── DownloadVerificationError            502 download_verification_failed
+    ├── HubError                                 502 hub_error
+    │   └── DownloadVerificationError            502 download_verification_failed
+    └── UpstreamFailedError                      502 upstream_error
 """
 
 from __future__ import annotations
@@ -111,6 +114,12 @@ class InvalidTrainingDataError(InvalidRequestError):
         self.problems = list(problems)
 
 
+class UnsupportedFileError(InvalidRequestError):
+    """A file whose type no parser reads, or whose content its parser cannot read."""
+
+    default_code = "unsupported_file"
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """The request body is larger than ``max_request_bytes``."""
 
@@ -170,6 +179,13 @@ class RateLimitError(EmberError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class QuotaExceededError(RateLimitError):
+    """A key's budget is spent: OpenAI's ``insufficient_quota``."""
+
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class ServiceUnavailableError(EmberError):
@@ -241,6 +257,17 @@ class DownloadVerificationError(HubError):
     """A downloaded file's size or sha256 does not match what the hub announced."""
 
     default_code = "download_verification_failed"
+
+
+class UpstreamFailedError(EmberError):
+    """Every target of a route failed, or the chosen one failed after the first token.
+
+    The message names the target and what went wrong (a status, a timeout), never the
+    provider's own error text.
+    """
+
+    status_code = 502
+    default_code = "upstream_error"
 
 
 def _restore_error(cls: type[EmberError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:

@@ -108,6 +108,11 @@ class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(description="The endpoint's base URL, e.g. `https://api.x.com/v1`.")
+    kind: str = Field(
+        default="openai",
+        description="The provider's API: a registered provider kind (`ember plugins` lists "
+        "them); `openai` (the chat completions API) is built in.",
+    )
     api_key_env: str | None = Field(
         default=None, description="Environment variable holding the provider's API key."
     )

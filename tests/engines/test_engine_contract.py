@@ -26,7 +26,7 @@ from ember.core.types import (
 from ember.engines.base import TextEngine, engine_factory
 from ember.errors import ContextLengthExceededError, InvalidRequestError
 from ember.models.embedded import SMOLLM2_ID, SMOLLM2_TRANSFORMERS_ID, embedded_models
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.settings import Settings
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=8)

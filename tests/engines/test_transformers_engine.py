@@ -8,7 +8,7 @@ import pytest
 
 from ember.engines.transformers_engine import load_transformers_engine
 from ember.errors import ModelLoadError
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.settings import Settings
 
 

@@ -150,9 +150,9 @@ def test_benign_chat_answer_is_untouched(guarded_client: openai.OpenAI) -> None:
 
 
 def test_flagged_request_is_refused_under_block(tmp_path: Path) -> None:
+    from ember.core.request_context import RequestContext
     from ember.core.types import ChatMessage
     from ember.errors import ContentPolicyViolationError
-    from ember.services.pipeline import RequestContext
 
     settings = Settings(home=tmp_path, guard=GuardPolicy(moderation="block"))
     stage = GuardStage(settings, Analyzer(enabled=["email"]), None, LexiconModeration())

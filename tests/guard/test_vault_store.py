@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ember.core.request_context import RequestContext
 from ember.core.types import ChatMessage
 from ember.guard.analyzer import Analyzer
 from ember.guard.vault import PiiVault
 from ember.guard.vault_store import VaultStore, conversation_key, load_or_create_key
 from ember.services.guard_stage import GuardStage
-from ember.services.pipeline import RequestContext
 from ember.settings import GuardPolicy, Settings
 from ember.store import Store
 

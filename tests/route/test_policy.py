@@ -196,7 +196,7 @@ def test_semantic_lookup_stays_in_its_scope() -> None:
 
 
 def test_breaker_threshold_and_cooldown_come_from_the_provider_settings() -> None:
-    from ember.services.routing import Router
+    from ember.route.router import Router
     from ember.settings import ProviderConfig, Settings
 
     settings = Settings(

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from ember.core.request_context import RequestContext
 from ember.guard.aigc import HEADER, attach, header_value, implicit_label
-from ember.services.pipeline import RequestContext
 from ember.settings import Settings
 
 

@@ -1,15 +1,15 @@
-"""FastAPI dependencies: the app's services, API-key authentication and the request scope."""
+"""FastAPI dependencies: the app's services, API-key authentication and who is asking."""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 
 from fastapi import Request
 
+from ember.core.request_context import ANONYMOUS, Caller, RequestContext
 from ember.errors import AuthenticationError
 from ember.services.container import Services
-from ember.services.gateway import RequestScope, current_scope, request_scope
-from ember.services.pipeline import RequestContext
 
 
 async def get_services(request: Request) -> Services:
@@ -28,8 +28,9 @@ def bearer_token(request: Request) -> str | None:
 
 async def require_api_key(request: Request) -> None:
     """Once any key exists (the ``api_keys`` setting or ``ember keys create``), the request
-    must carry a valid one as a bearer token. Sets the request scope the stages read: who is
-    asking, and whether they asked to bypass the cache (``Cache-Control: no-cache``)."""
+    must carry a valid one as a bearer token. Leaves the :class:`Caller` on the request
+    (``caller(request)``): who is asking, and whether they asked to bypass the cache
+    (``Cache-Control: no-cache``)."""
     services: Services = request.app.state.services
     no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
     token = bearer_token(request)
@@ -43,25 +44,28 @@ async def require_api_key(request: Request) -> None:
                 code="missing_api_key",
             )
         raise AuthenticationError("Incorrect API key provided.")
-    current_scope.set(RequestScope(principal=principal, no_cache=no_cache))
-
-
-def opt_in(*, cache: bool) -> None:
-    """The request opted in to the cache (``"ember": {"cache": true}``)."""
-    scope = request_scope()
-    current_scope.set(
-        RequestScope(principal=scope.principal, no_cache=scope.no_cache, cache_opt_in=cache)
+    request.state.caller = Caller(
+        tenant=principal.tenant if principal else None,
+        key=principal.key if principal else None,
+        no_cache=no_cache,
     )
+
+
+def caller(request: Request, *, cache_opt_in: bool = False) -> Caller:
+    """Who is asking (set by ``require_api_key``); ``cache_opt_in``: the body said
+    ``"ember": {"cache": true}``."""
+    found: Caller = getattr(request.state, "caller", ANONYMOUS)
+    return replace(found, cache_opt_in=True) if cache_opt_in else found
 
 
 def route_headers(ctx: RequestContext) -> dict[str, str]:
     """``x-ember-route``: the target that served the request and why it was chosen."""
-    route = ctx.attributes.get("route")
+    route = ctx.route.target
     if not route:
         return {}
-    reason = ctx.attributes.get("route_reason") or "direct"
+    reason = ctx.route.reason or "direct"
     headers = {"x-ember-route": f"{route}; reason={reason}"}
-    if ctx.attributes.get("cache_hit"):
+    if ctx.cache.hit:
         headers["x-ember-cache"] = "hit"
     return headers
 

@@ -23,11 +23,12 @@ from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import keys as keys_cli
 from ember.cli import models as models_cli
+from ember.cli import plugins as plugins_cli
 from ember.cli import tune as tune_cli
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import EmberError
 from ember.services.container import Services
-from ember.services.text_generation import ChatRequest, ContentDelta, ToolCallDelta
+from ember.services.generation_types import ChatRequest, ContentDelta, ToolCallDelta
 from ember.settings import load_settings
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.add_typer(tune_cli.app, name="tune")
 app.command("ask")(ground_cli.ask)
 app.add_typer(data_cli.app, name="data")
 app.command("doctor")(doctor_cli.doctor)
+app.command("plugins")(plugins_cli.plugins)
 console = Console()
 err_console = Console(stderr=True)
 

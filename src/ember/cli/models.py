@@ -31,7 +31,8 @@ from rich.text import Text
 
 from ember.errors import EmberError, ModelNotFoundError
 from ember.models.hub import LocalDetails, local_details, pull_model, remove_model
-from ember.models.registry import ModelRegistry, ModelSpec
+from ember.models.registry import ModelRegistry
+from ember.models.spec import ModelSpec
 from ember.settings import Settings, load_settings
 from ember.store import Store
 

@@ -139,12 +139,17 @@ class TokenLogprob:
 
 @dataclass(frozen=True)
 class GenerationChunk:
-    """A piece of generated text. ``finish_reason`` is set on the last chunk only."""
+    """A piece of generated text. ``finish_reason`` is set on the last chunk only.
+
+    ``tool_calls`` are calls that arrive already structured (a remote provider's), which the
+    generation service emits as they are; a local model's calls arrive as text and are parsed.
+    """
 
     text: str = ""
     tokens: int = 0
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass

@@ -8,8 +8,9 @@ Engines are synchronous and not thread-safe: the caller (``ember.engines.manager
 in a worker thread and serialises access with the engine's ``lock``. Generation stops early
 when the caller sets the ``cancel`` event (a client disconnected) or closes the iterator.
 
-Engines register a factory with :func:`register_engine`; the model manager picks the
-factory by the model's ``engine`` name, so adding an engine is adding a module.
+Engines register a factory with :func:`register_engine` (in :data:`ENGINES`); the model
+manager picks the factory by the model's ``engine`` name, so adding an engine is adding a
+module: a built-in one listed in ``ember.plugins``, or a plugin package's.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from ember.core.chat_template import ChatTemplate
 from ember.core.types import GenerationChunk, OutputConstraint, SamplingParams
+from ember.plugins import PluginRegistry
 
 if TYPE_CHECKING:
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 
@@ -199,35 +201,29 @@ class EmbeddingEngine(Engine):
 
 
 EngineFactory = Callable[["ModelSpec", "Settings"], Engine]
-_FACTORIES: dict[str, EngineFactory] = {}
+ENGINES: PluginRegistry[EngineFactory] = PluginRegistry("engine")
 
 
 def register_engine(name: str) -> Callable[[EngineFactory], EngineFactory]:
     """Decorator: make ``factory`` the loader for models whose ``engine`` is ``name``."""
 
     def decorate(factory: EngineFactory) -> EngineFactory:
-        _FACTORIES[name] = factory
-        return factory
+        return ENGINES.add(name, factory)
 
     return decorate
 
 
 def engine_factory(name: str) -> EngineFactory:
-    from ember.engines import load_builtin_engines
-
-    load_builtin_engines()
     try:
-        return _FACTORIES[name]
+        return ENGINES[name]
     except KeyError:
         from ember.errors import ModelLoadError
 
         raise ModelLoadError(
-            f"No engine named '{name}' is installed (known: {', '.join(sorted(_FACTORIES))})."
+            f"No engine named '{name}' is installed (known: {', '.join(sorted(ENGINES))}; "
+            "`ember plugins` lists what is installed)."
         ) from None
 
 
 def registered_engines() -> list[str]:
-    from ember.engines import load_builtin_engines
-
-    load_builtin_engines()
-    return sorted(_FACTORIES)
+    return sorted(ENGINES)

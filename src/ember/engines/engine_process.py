@@ -35,7 +35,7 @@ from ember.engines.base import BatchStats, EmbeddingEngine, Engine, TextEngine
 from ember.errors import EmberError, EngineCrashedError, ModelLoadError
 
 if TYPE_CHECKING:
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 logger = logging.getLogger(__name__)

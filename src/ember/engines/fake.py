@@ -27,7 +27,7 @@ from ember.engines.base import EngineCapabilities, TextEngine, register_engine
 from ember.errors import UnsupportedParameterError
 
 if TYPE_CHECKING:
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 CRASH_COMMAND = "/segfault"

@@ -43,7 +43,7 @@ from ember.errors import ModelLoadError
 if TYPE_CHECKING:
     import llguidance
 
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 _PENALTY_LAST_N = 64

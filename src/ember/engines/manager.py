@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ember.engines.base import BatchStats, Engine, TextEngine, engine_factory
 from ember.engines.engine_process import load_isolated
 from ember.errors import EmberError, ModelLoadError
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from ember.engines.base import EmbeddingEngine, EngineCapabilities, register_eng
 from ember.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 

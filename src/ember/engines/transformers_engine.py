@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import torch
 
     from ember.engines.grammar import TokenMask
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
     from ember.settings import Settings
 
 # Below this temperature sampling is argmax: dividing logits by ~0 would overflow.

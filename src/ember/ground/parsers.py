@@ -1,8 +1,8 @@
 """File parsers: bytes in, sections (text, page, heading) out.
 
 One parser per format, registered by file extension with :func:`parser`; adding a format is
-adding a function here. Pages (PDF) and headings (Markdown, HTML, DOCX) are kept so that a
-citation can say where its text came from.
+adding a function here, or in a plugin package (``ember.plugins``). Pages (PDF) and headings
+(Markdown, HTML, DOCX) are kept so that a citation can say where its text came from.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from ember.errors import InvalidRequestError
+from ember.errors import UnsupportedFileError
+from ember.plugins import PluginRegistry
 
 
 @dataclass(frozen=True)
@@ -28,35 +29,30 @@ class Section:
     heading: str | None = None
 
 
-class UnsupportedFileError(InvalidRequestError):
-    """A file whose type no parser reads, or whose content its parser cannot read."""
-
-    default_code = "unsupported_file"
-
-
 Parser = Callable[[bytes], list[Section]]
-_PARSERS: dict[str, Parser] = {}
+PARSERS: PluginRegistry[Parser] = PluginRegistry("parser")
 
 
 def parser(*extensions: str) -> Callable[[Parser], Parser]:
-    """Decorator: register ``func`` as the parser for files ending in ``extensions``."""
+    """Decorator: register ``func`` as the parser for files ending in ``extensions``
+    (lower case, with the dot: ``".pdf"``)."""
 
     def register(func: Parser) -> Parser:
         for extension in extensions:
-            _PARSERS[extension] = func
+            PARSERS.add(extension, func)
         return func
 
     return register
 
 
 def supported_extensions() -> list[str]:
-    return sorted(_PARSERS)
+    return sorted(PARSERS)
 
 
 def parse(filename: str, data: bytes) -> list[Section]:
     """Sections of ``data``, read by the parser registered for ``filename``'s extension."""
     extension = PurePath(filename).suffix.lower()
-    func = _PARSERS.get(extension)
+    func = PARSERS.get(extension)
     if func is None:
         raise UnsupportedFileError(
             f"Cannot read '{filename}': supported types are {', '.join(supported_extensions())}."

@@ -3,8 +3,8 @@
 ``mode`` picks ``hybrid`` (default), ``vector`` or ``bm25``. Results are ordered by the
 fused rank; each hit's ``score`` is its cosine similarity to the query (0-1), the one
 number that means the same across stores and modes, so ``score_threshold`` and the
-retrieval-confidence check of grounded answers both use it. A :class:`Reranker` may reorder
-the fused list (registered by name; ``none`` ships).
+retrieval-confidence check of grounded answers both use it. A reranker
+(:mod:`ember.ground.rerankers`) may reorder the fused list.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from ember.ground import filters as attribute_filters
 from ember.ground.dense import DenseIndex, VectorIndexKind, wants_graph
 from ember.ground.lexical import BM25Index, terms
+from ember.ground.rerankers import NoReranker, Reranker
 from ember.store.chunks import ChunkTables
 
 logger = logging.getLogger(__name__)
@@ -41,28 +42,6 @@ class Hit:
     score: float
     fused: float = 0.0
     sources: list[str] = field(default_factory=list)
-
-
-class Reranker(Protocol):
-    """Reorders fused hits (e.g. a cross-encoder or an LLM judging relevance)."""
-
-    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]: ...
-
-
-class NoReranker:
-    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        return hits
-
-
-RERANKERS: dict[str, Callable[[], Reranker]] = {"none": NoReranker}
-
-
-def register_reranker(name: str) -> Callable[[Callable[[], Reranker]], Callable[[], Reranker]]:
-    def register(factory: Callable[[], Reranker]) -> Callable[[], Reranker]:
-        RERANKERS[name] = factory
-        return factory
-
-    return register
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import ember.guard.recognizers  # noqa: F401  (registers the built-in recognizers)
 from ember.errors import InvalidRequestError
 from ember.guard.registry import RecognizerRegistry, default_registry
 from ember.guard.spans import Span, resolve_overlaps

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ember.services.pipeline import OutputFilter
+from ember.core.request_context import OutputFilter
 
 # Where a clause may end: sentence and clause punctuation in both languages, and newlines.
 _BOUNDARY = re.compile(r"[.!?;,:\n。！？；，、：](?=\s|$)|[。！？；，、：\n]")

@@ -1,7 +1,8 @@
 """The recognizer registry: recognizers register themselves; a list says which are on.
 
-Adding a recognizer is adding a module under ``ember.guard.recognizers`` that decorates its
-class with ``@register``; nothing else changes.
+Adding a recognizer is adding a module that decorates its class with ``@register``: a built-in
+one under ``ember.guard.recognizers`` (listed in ``ember.plugins.BUILTIN_MODULES``, whose
+order settles ties between equal spans), or a plugin package's; nothing else changes.
 """
 
 from __future__ import annotations
@@ -11,37 +12,37 @@ from typing import TypeVar
 
 from ember.errors import InvalidRequestError
 from ember.guard.recognizer import Recognizer
+from ember.plugins import PluginRegistry
 
 R = TypeVar("R", bound=type[Recognizer])
 
 
-class RecognizerRegistry:
-    """Recognizer classes by name, in registration order."""
+class RecognizerRegistry(PluginRegistry[type[Recognizer]]):
+    """Recognizer classes by name: the built-ins in their fixed order, then plugins."""
 
-    def __init__(self) -> None:
-        self._classes: dict[str, type[Recognizer]] = {}
+    def __init__(self, kind: str = "recognizer") -> None:
+        super().__init__(kind)
 
     def register(self, cls: R) -> R:
-        if cls.name in self._classes:
-            raise ValueError(f"a recognizer named {cls.name!r} is already registered")
-        self._classes[cls.name] = cls
+        self.add(cls.name, cls)
         return cls
 
     def names(self) -> list[str]:
-        return list(self._classes)
+        return list(self)
 
     def build(self, enabled: Iterable[str] | None = None) -> list[Recognizer]:
         """Instances of the enabled recognizers (all when ``enabled`` is None or ``["all"]``)."""
         wanted = None if enabled is None else list(enabled)
+        names = self.names()
         if wanted is None or wanted == ["all"]:
-            return [cls() for cls in self._classes.values()]
-        unknown = sorted(set(wanted) - set(self._classes))
+            return [self[name]() for name in names]
+        unknown = sorted(set(wanted) - set(names))
         if unknown:
             raise InvalidRequestError(
-                f"Unknown recognizer(s) {', '.join(unknown)}; known: {', '.join(self._classes)}.",
+                f"Unknown recognizer(s) {', '.join(unknown)}; known: {', '.join(names)}.",
                 param="guard_recognizers",
             )
-        return [cls() for name, cls in self._classes.items() if name in wanted]
+        return [self[name]() for name in names if name in wanted]
 
 
 default_registry = RecognizerRegistry()

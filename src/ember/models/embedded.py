@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ember.errors import EmbeddedModelError
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.settings import Settings
 
 QWEN_ID = "qwen2.5-coder-0.5b-instruct"

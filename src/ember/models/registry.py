@@ -18,53 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from ember.errors import ModelNotFoundError
+from ember.models.embedded import embedded_models
+from ember.models.spec import ModelKind, ModelSpec
 from ember.settings import Settings
 from ember.store import ModelRecord, Store
 from ember.store.fine_tuning import JobRecord
-
-ModelKind = Literal["chat", "completion", "embedding"]
-ModelSource = Literal["embedded", "config", "hub", "fine-tune"]
 
 DEFAULT_ALIAS = "default"
 DEFAULT_EMBEDDING_ALIAS = "default-embedding"
 _MAX_ALIAS_DEPTH = 8
 _CHECKPOINT_NAME = re.compile(r"^ft:.*:(?P<job>[^:]+):ckpt-step-(?P<step>\d+)$")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to load and describe one model."""
-
-    id: str
-    engine: str
-    kind: ModelKind
-    source: ModelSource
-    owned_by: str = "ember"
-    description: str = ""
-    path: Path | None = None
-    gguf_file: str | None = None
-    context_length: int | None = None
-    size_bytes: int = 0
-    created: int = 0
-    licence: str = ""
-    # A LoRA adapter directory applied on top of the weights (fine-tuned models).
-    adapter: Path | None = None
-    # Embedded models whose file must be prepared first (joined, verified) set this.
-    locate: Callable[[Settings], Path] | None = field(default=None, compare=False, repr=False)
-
-    def resolve_path(self, settings: Settings) -> Path:
-        """The model's file or directory on disk, preparing it if needed."""
-        if self.locate is not None:
-            return self.locate(settings)
-        if self.path is None:
-            raise ModelNotFoundError(self.id)
-        return self.path
 
 
 def _infer_engine(path: Path, gguf_file: str | None, kind: ModelKind) -> str:
@@ -92,8 +58,6 @@ class ModelRegistry:
 
     def specs(self) -> dict[str, ModelSpec]:
         """Every model id known now, embedded first."""
-        from ember.models.embedded import embedded_models
-
         specs: dict[str, ModelSpec] = {}
         for spec in embedded_models():
             specs[spec.id] = spec

@@ -1,1 +1,2 @@
-"""Routing: providers, the routing policy, target health, keys, limits and the cache."""
+"""Routing: the router and remote generation, providers, the routing policy, target health,
+keys, limits and the cache."""

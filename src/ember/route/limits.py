@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ember.errors import RateLimitError
+from ember.errors import QuotaExceededError, RateLimitError
 from ember.store import Store
 from ember.store.keys import KeyRecord
 
@@ -43,13 +43,6 @@ class Reservation:
     usd: float
     tokens: int
     at: float
-
-
-class QuotaExceededError(RateLimitError):
-    """A budget is spent: OpenAI's ``insufficient_quota``."""
-
-    error_type = "insufficient_quota"
-    default_code = "insufficient_quota"
 
 
 class Ledger:

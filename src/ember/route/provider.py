@@ -2,7 +2,8 @@
 
 Every failure becomes an :class:`UpstreamError` that says whether another attempt (or another
 target) may succeed: 429, 5xx, timeouts, connection errors and broken streams are retryable;
-other 4xx are the request's fault and are passed to the client as they are.
+other 4xx are the request's fault and are passed to the client as they are. Its message names
+the provider and the status; the provider's own error text stays in its ``body``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from ember.settings import ProviderConfig
 
 
 class UpstreamError(Exception):
+    """A provider's failure as routing needs it: retryable or not, when to retry, its body.
+
+    Never shown to a client: ``ember.route.remote`` translates it into the error tree.
+    ``message`` is in Ember's words (a status, a timeout), never the provider's text, which
+    stays in ``body``.
+    """
+
     def __init__(
         self,
         message: str,
@@ -52,16 +60,13 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def _status_error(status: int, retry_after: str | None, text: str) -> UpstreamError:
+def _status_error(name: str, status: int, retry_after: str | None, text: str) -> UpstreamError:
     try:
         body = json.loads(text)
     except ValueError:
         body = None
-    detail = ""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        detail = str(body["error"].get("message", ""))
     return UpstreamError(
-        f"upstream answered {status}{': ' + detail if detail else ''}",
+        f"{name} answered {status}",
         status=status,
         retryable=status == 429 or status >= 500,
         retry_after=parse_retry_after(retry_after),
@@ -117,7 +122,7 @@ class RemoteProvider:
             except aiohttp.ClientError as exc:
                 raise UpstreamError(f"{self.name} unreachable: {type(exc).__name__}") from exc
             if status != 200:
-                raise _status_error(status, retry_after, text)
+                raise _status_error(self.name, status, retry_after, text)
             try:
                 body = json.loads(text)
                 body["choices"][0]["message"]
@@ -137,7 +142,7 @@ class RemoteProvider:
                     if response.status != 200:
                         text = await response.text()
                         retry_after = response.headers.get("retry-after")
-                        raise _status_error(response.status, retry_after, text)
+                        raise _status_error(self.name, response.status, retry_after, text)
                     done = False
                     async for raw in response.content:
                         line = raw.decode("utf-8", errors="replace").strip()

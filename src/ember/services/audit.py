@@ -2,7 +2,7 @@
 
 It is the first stage, so its ``on_request`` sees the messages as the client sent them (before
 a guard rewrites them) and its ``on_complete`` runs last, after every other stage has left its
-verdicts in ``ctx.attributes``. What is hashed, and what the chain proves, is explained in
+verdicts in ``ctx.guard.findings``. What is hashed, and what the chain proves, is explained in
 ``ember.store.audit``.
 """
 
@@ -14,8 +14,6 @@ from typing import Any
 from ember.services.pipeline import OutputFilter, RequestContext
 from ember.store import AuditEntry, Store
 from ember.store.audit import canonical_json, sha256_text
-
-_INPUT_KEY = "audit_input"
 
 
 class AuditStage:
@@ -29,7 +27,7 @@ class AuditStage:
 
     async def on_request(self, ctx: RequestContext) -> None:
         # The input as received: a canonical JSON list of the messages.
-        ctx.attributes[_INPUT_KEY] = canonical_json([asdict(m) for m in ctx.messages])
+        ctx.audit_input = canonical_json([asdict(m) for m in ctx.messages])
 
     def output_filter(self, ctx: RequestContext) -> OutputFilter | None:
         return None
@@ -37,15 +35,15 @@ class AuditStage:
     async def on_complete(self, ctx: RequestContext) -> None:
         # Queued, not awaited here: the log writer chains it in the order requests finish and
         # a disconnecting client cannot cancel it (``CommitStage`` waits for the commit).
-        input_text: str = ctx.attributes.get(_INPUT_KEY, "[]")
-        verdicts: dict[str, Any] = ctx.attributes.get("guard") or {}
+        input_text = ctx.audit_input or "[]"
+        verdicts: dict[str, Any] = ctx.guard.findings
         self.store.queue_audit(
             AuditEntry(
                 request_id=ctx.request_id,
-                tenant=ctx.attributes.get("tenant"),
+                tenant=ctx.tenant,
                 endpoint=ctx.endpoint,
                 model=ctx.model,
-                route=ctx.attributes.get("route"),
+                route=ctx.route.target,
                 status=ctx.status,
                 verdicts=verdicts,
                 input_sha256=sha256_text(input_text),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ember.services.pipeline import OutputFilter, RequestContext
+from ember.core.request_context import OutputFilter, RequestContext
 from ember.store import Store
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ember.engines.manager import ModelManager
+from ember.ground.answer import CheckPolicy
 from ember.ground.retrieval import Retriever
 from ember.guard.analyzer import Analyzer
 from ember.guard.injection.registry import InjectionScanner
@@ -14,21 +15,22 @@ from ember.models.registry import ModelRegistry
 from ember.route.cache import ResponseCache
 from ember.route.keys import KeyRing
 from ember.route.limits import Ledger
+from ember.route.router import Router
 from ember.services.audit import AuditStage
+from ember.services.cache_replay import CacheStage
 from ember.services.commit import CommitStage
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
 from ember.services.fine_tuning import FineTuningService
-from ember.services.gateway import CacheStage, Gateway, KeyStage
-from ember.services.grounded_answer import CheckPolicy
 from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
+from ember.services.key_stage import KeyStage
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
+from ember.services.planner import Planner
 from ember.services.responses import ResponseService
-from ember.services.routing import Router
 from ember.services.synth_jobs import SynthJobService
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
@@ -90,8 +92,8 @@ class Services:
         stages.append(CacheStage(cache))
         stages.append(UsageStage(store, metrics))
         pipeline = Pipeline(stages)
-        gateway = Gateway(settings, router, cache)
-        text = TextGenerationService(registry, manager, pipeline, gateway)
+        planner = Planner(settings, registry, manager, pipeline, router, cache)
+        text = TextGenerationService(planner, pipeline)
         files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
 
         async def embedder() -> Embedder:

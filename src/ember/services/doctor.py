@@ -35,7 +35,7 @@ from ember.engines.base import TextEngine
 from ember.engines.manager import ModelManager
 from ember.errors import EmbeddedModelError, EmberError
 from ember.models import embedded
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.services.doctor_build import (
     check_cpu,
     check_llama_build,

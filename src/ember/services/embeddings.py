@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ember.core.request_context import RequestContext
 from ember.engines.base import EmbeddingEngine
 from ember.engines.manager import ModelManager
 from ember.errors import ContextLengthExceededError, InvalidRequestError
 from ember.models.registry import ModelRegistry
-from ember.services.pipeline import Pipeline, RequestContext
+from ember.services.pipeline import Pipeline
 
 
 @dataclass

@@ -2,12 +2,12 @@
 
 A job is checked when it is created (the model can be trained, the files exist and every
 line of them is valid: the 400 names each bad line), then queued. Training runs in a
-separate worker process (``python -m ember.services.fine_tuning_worker JOB_ID``), one job
-at a time, so the server keeps answering while the CPU trains. The supervisor here starts
-the oldest runnable job, notices a worker that died (``kill -9``, out of memory) and starts
-it again, and a restarted server does the same for the job it was running: the worker
-resumes from its last checkpoint. Cancel kills the worker and deletes the job's files;
-pause asks the worker to checkpoint and stop; resume queues the job again.
+separate worker process (``python -m ember.adapt.worker JOB_ID``), one job at a time, so
+the server keeps answering while the CPU trains. The supervisor here starts the oldest
+runnable job, notices a worker that died (``kill -9``, out of memory) and starts it again,
+and a restarted server does the same for the job it was running: the worker resumes from
+its last checkpoint. Cancel kills the worker and deletes the job's files; pause asks the
+worker to checkpoint and stop; resume queues the job again.
 """
 
 from __future__ import annotations
@@ -77,10 +77,6 @@ class JobRequest:
 
 def job_dir(settings: Settings, job_id: str) -> Path:
     return settings.fine_tuning_dir / job_id
-
-
-def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
-    return f"ft:{base}:{suffix or ''}:{job_id.removeprefix('ftjob-')}"
 
 
 class FineTuningService:
@@ -353,7 +349,7 @@ class FineTuningService:
         log = (workdir / "worker.log").open("ab")
         env = {**os.environ, "EMBER_HOME": str(self.settings.home)}
         self._worker = subprocess.Popen(
-            [sys.executable, "-m", "ember.services.fine_tuning_worker", job.id],
+            [sys.executable, "-m", "ember.adapt.worker", job.id],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -381,4 +377,4 @@ def _is_worker(pid: int | None, job_id: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"ember.services.fine_tuning_worker" in cmdline and job_id.encode() in cmdline
+    return b"ember.adapt.worker" in cmdline and job_id.encode() in cmdline

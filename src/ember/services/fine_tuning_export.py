@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from ember.adapt.gguf_export import GgufType, write_llama_gguf
 from ember.adapt.perplexity import gguf_perplexity, perplexity
+from ember.adapt.worker import prepare
 from ember.errors import ConflictError
 from ember.services.files import FileService
-from ember.services.fine_tuning_worker import prepare
 from ember.settings import Settings
 from ember.store import ModelRecord, Store
 from ember.store.fine_tuning import JobRecord

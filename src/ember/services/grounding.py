@@ -40,7 +40,17 @@ from typing import Any
 
 import numpy as np
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.core.types import ChatMessage, SamplingParams
+from ember.ground.answer import (
+    ABSTAIN,
+    CheckPolicy,
+    Citation,
+    Draft,
+    GroundedAnswer,
+    Mode,
+    language_of,
+)
 from ember.ground.chunking import split_sentences
 from ember.ground.coverage import (
     Coverage,
@@ -51,6 +61,7 @@ from ember.ground.coverage import (
     new_content,
     question_terms,
 )
+from ember.ground.judge_prompts import answer_check_prompt
 from ember.ground.retrieval import Hit
 from ember.ground.support import (
     SentenceSupport,
@@ -62,17 +73,9 @@ from ember.ground.support import (
     units,
 )
 from ember.guard.injection.registry import InjectionScanner
-from ember.services.grounded_answer import (
-    ABSTAIN,
-    CheckPolicy,
-    Citation,
-    Draft,
-    GroundedAnswer,
-    Mode,
-    language_of,
-)
-from ember.services.llm_judge import answer_check_prompt, yes_score
-from ember.services.text_generation import ChatRequest, ContentDelta, TextGenerationService
+from ember.services.generation_types import ChatRequest, ContentDelta
+from ember.services.llm_judge import yes_score
+from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 
 # What a model writes when it declines, beyond the exact message it was told to use.
@@ -163,6 +166,7 @@ class GroundingService:
         max_tokens: int | None = None,
         hits: Sequence[Hit] | None = None,
         self_check: bool | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> GroundedAnswer:
         """A checked, cited answer to ``question`` (``hits`` skips retrieval: the bench;
         ``self_check`` overrides the ``ground_self_check`` setting)."""
@@ -175,6 +179,7 @@ class GroundingService:
             filters=filters,
             max_tokens=max_tokens,
             hits=hits,
+            caller=caller,
         )
         policy = self.policy
         if self_check is not None:
@@ -192,6 +197,7 @@ class GroundingService:
         filters: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         hits: Sequence[Hit] | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Draft:
         """Retrieve, screen, and (``generative`` mode, retrieval confident enough) generate."""
         language = language_of(question)
@@ -201,6 +207,7 @@ class GroundingService:
             )
         sources, screened = await asyncio.to_thread(self.screen, hits)
         draft = Draft(question, list(store_ids), language, mode, sources, screened, model)
+        draft.caller = caller
         if not sources or sources[0].score < self.min_score:
             draft.reason = "retrieval_confidence_below_threshold"
         elif mode == "generative":
@@ -241,7 +248,11 @@ class GroundingService:
             draft.question, draft.sources[cited - 1].text, strip_citations(answer.text)
         )
         return await yes_score(
-            self.text, policy.judge_model or draft.model, messages, endpoint="grounded"
+            self.text,
+            policy.judge_model or draft.model,
+            messages,
+            endpoint="grounded",
+            caller=draft.caller,
         )
 
     async def _generate(self, draft: Draft, max_tokens: int | None) -> None:
@@ -252,7 +263,7 @@ class GroundingService:
             messages=_prompt(draft.question, draft.sources, draft.language),
             params=SamplingParams(max_tokens=max_tokens or 256, temperature=0.0),
         )
-        prepared = await self.text.prepare_chat(request, endpoint="grounded")
+        prepared = await self.text.prepare_chat(request, endpoint="grounded", caller=draft.caller)
         parts = [e.text async for e in self.text.run(prepared) if isinstance(e, ContentDelta)]
         usage = prepared.ctx.usage
         draft.text = "".join(parts)

@@ -1,7 +1,7 @@
 """The guard as a pipeline stage: PII and injection checks on the way in, restore on the way out.
 
 On every request the stage analyses each message, records what it found in
-``ctx.attributes["guard"]`` (counts per PII type, injection scores: the audit log keeps them),
+``ctx.guard.findings`` (counts per PII type, injection scores: the audit log keeps them),
 and applies the policy in force for the model:
 
 * PII ``allow``: detect and record only (the default for local engines);
@@ -22,7 +22,7 @@ history a chat client resends every turn is not scanned again). Work whose resul
 change what reaches the engine does not hold the request up: under PII ``allow`` the whole
 PII pass (patterns and the model-based recognizers, spaCy and jieba), and under injection
 ``flag`` the injection scan, run on a worker thread during generation; their verdicts join
-``ctx.attributes["guard"]`` in ``on_complete``, before the audit record is written, and
+``ctx.guard.findings`` in ``on_complete``, before the audit record is written, and
 routing waits for the PII verdict (:func:`settle_deferred_pii`) before it may choose a remote
 target. Under ``redact``, ``block`` and ``local_only`` the PII pass runs inline, since its
 result decides what the engine sees.
@@ -33,10 +33,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ember.core.request_context import OutputFilter, RequestContext
 from ember.core.types import ChatMessage
 from ember.errors import ContentPolicyViolationError
 from ember.guard.aigc import NoticeFilter
@@ -47,13 +48,8 @@ from ember.guard.scan_cache import ScanCache
 from ember.guard.spans import Span, resolve_overlaps
 from ember.guard.vault import PiiVault
 from ember.guard.vault_store import VaultStore, conversation_key
-from ember.services.pipeline import OutputFilter, RequestContext
 from ember.settings import GuardPolicy, Settings
 
-_DEFERRED_KEY = "guard_deferred"
-_POLICY_KEY = "guard_policy"
-_OUTPUT_GUARDS_KEY = "guard_output_guards"
-_CONVERSATION_KEY = "guard_conversation"
 # How long on_complete waits for the deferred verdicts before recording what it has.
 _DEFERRED_WAIT_S = 30.0
 
@@ -108,9 +104,8 @@ class GuardStage:
         return self.settings.guard_policies.get(model, self.settings.guard)
 
     async def on_request(self, ctx: RequestContext) -> None:
-        # A per-key policy (set by the keys stage, ember.services.gateway) wins over the model's.
-        key_policy = ctx.attributes.get("guard_policy")
-        policy = key_policy if isinstance(key_policy, GuardPolicy) else self.policy_for(ctx.model)
+        # A per-key policy (set by the keys stage, ember.services.key_stage) wins over the model's.
+        policy = ctx.guard.key_policy or self.policy_for(ctx.model)
         await asyncio.to_thread(self._inspect, ctx, policy)
 
     def _injection_scores(self, messages: Sequence[ChatMessage]) -> dict[str, float]:
@@ -130,7 +125,7 @@ class GuardStage:
     def _inspect(self, ctx: RequestContext, policy: GuardPolicy) -> None:
         messages = list(ctx.messages)
         texts = [message.content or "" for message in messages]
-        guard = ctx.attributes.setdefault("guard", {})
+        guard = ctx.guard.findings
         guard["pii_action"] = policy.pii
         defer_injection = policy.injection == "flag"
         if not defer_injection and (injection := self._injection_scores(messages)):
@@ -154,13 +149,13 @@ class GuardStage:
                         "the policy blocks it.",
                         param="messages",
                     )
-        ctx.attributes[_POLICY_KEY] = policy
+        ctx.guard.policy = policy
         # Under ``allow`` nothing the recognizers find changes what reaches the engine, so the
         # whole PII pass runs beside generation (routing settles it before a remote target).
         defer_pii = policy.pii == "allow"
         spans_by_message = [[] for _ in texts] if defer_pii else self.full_spans(texts)
         if defer_pii or defer_injection:
-            ctx.attributes[_DEFERRED_KEY] = self._worker.submit(
+            ctx.guard.deferred = self._worker.submit(
                 self._deferred, messages, pii=defer_pii, injection=defer_injection
             )
         counts: Counter[str] = Counter(span.type for spans in spans_by_message for span in spans)
@@ -174,36 +169,32 @@ class GuardStage:
                 param="messages",
             )
         if policy.pii == "local_only":
-            ctx.attributes["local_only"] = True
+            ctx.guard.local_only = True
         if policy.pii == "redact":
             # A later turn of a conversation keeps the placeholders of the earlier ones.
             earlier = None
             if self.vaults is not None and len(messages) > 1:
                 earlier = self.vaults.load(conversation_key(messages[:-1]))
             vault = earlier or PiiVault()
-            ctx.attributes[_CONVERSATION_KEY] = messages
+            ctx.guard.conversation = messages
             ctx.messages = [
                 replace(m, content=vault.redact(m.content, spans)) if spans and m.content else m
                 for m, spans in zip(ctx.messages, spans_by_message, strict=True)
             ]
-            ctx.attributes["vault"] = vault
+            ctx.guard.vault = vault
 
     def output_filter(self, ctx: RequestContext) -> OutputFilter | None:
         filters: list[OutputFilter] = []
-        vault = ctx.attributes.get("vault")
+        vault = ctx.guard.vault
         if isinstance(vault, PiiVault):
             filters.append(vault.stream_restorer())
-        policy: GuardPolicy | None = ctx.attributes.get(_POLICY_KEY)
+        policy = ctx.guard.policy
         check = self._output_check(policy) if policy is not None else None
         if check is not None:
             output_guard = OutputGuard(check)
-            ctx.attributes.setdefault(_OUTPUT_GUARDS_KEY, []).append(output_guard)
+            ctx.guard.output_guards.append(output_guard)
             filters.append(output_guard)
-        if (
-            policy is not None
-            and policy.aigc_notice
-            and not ctx.attributes.get("structured_output")
-        ):
+        if policy is not None and policy.aigc_notice and not ctx.structured_output:
             filters.append(
                 NoticeFilter(self.settings.aigc_notice_text, self.settings.aigc_notice_position)
             )
@@ -241,20 +232,21 @@ class GuardStage:
         return found
 
     async def on_complete(self, ctx: RequestContext) -> None:
-        guard = ctx.attributes.setdefault("guard", {})
-        vault = ctx.attributes.get("vault")
-        sent: list[ChatMessage] | None = ctx.attributes.pop(_CONVERSATION_KEY, None)
+        guard = ctx.guard.findings
+        vault = ctx.guard.vault
+        sent, ctx.guard.conversation = ctx.guard.conversation, None
         if self.vaults is not None and isinstance(vault, PiiVault) and sent and ctx.status == "ok":
             answer = ChatMessage(role="assistant", content=ctx.output_text)
             self.vaults.save(conversation_key([*sent, answer]), vault)
-        blocked = [g.reason for g in ctx.attributes.pop(_OUTPUT_GUARDS_KEY, []) if g.blocked]
+        guards, ctx.guard.output_guards = ctx.guard.output_guards, []
+        blocked = [g.reason for g in guards if g.blocked]
         if blocked:
             guard["output_blocked"] = blocked
-        policy: GuardPolicy | None = ctx.attributes.get(_POLICY_KEY)
+        policy = ctx.guard.policy
         if policy is not None and self.moderation is not None and ctx.output_text:
             result = self.moderation.classify(ctx.output_text)
             guard["moderation_output"] = _top_scores(result)
-        deferred: Future[dict[str, Any]] | None = ctx.attributes.pop(_DEFERRED_KEY, None)
+        deferred, ctx.guard.deferred = ctx.guard.deferred, None
         if deferred is None:
             return
         # Waited for synchronously: generation usually outlasts the NLP pass, and an awaited
@@ -271,16 +263,16 @@ async def settle_deferred_pii(ctx: RequestContext) -> None:
     Routing must see every finding (names included) before it may pick a remote target; if
     the pass fails, the request is treated as sensitive.
     """
-    deferred: Future[dict[str, Any]] | None = ctx.attributes.get(_DEFERRED_KEY)
+    deferred = ctx.guard.deferred
     if deferred is None:
         return
     try:
         found = await asyncio.wrap_future(deferred)
     except Exception:
-        ctx.attributes["local_only"] = True
+        ctx.guard.local_only = True
         return
     if "pii" in found:
-        guard = ctx.attributes.setdefault("guard", {})
+        guard = ctx.guard.findings
         guard["pii"] = {**guard.get("pii", {}), **found["pii"]}
 
 

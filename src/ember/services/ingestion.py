@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ember.errors import EmberError, NotFoundError
+from ember.errors import EmberError, NotFoundError, UnsupportedFileError
 from ember.ground.chunking import Chunker
 from ember.ground.lexical import terms
-from ember.ground.parsers import UnsupportedFileError, parse
+from ember.ground.parsers import parse
 from ember.services.embedder import Embedder
 from ember.services.files import FileService
 from ember.store.chunks import ChunkTables, NewChunk

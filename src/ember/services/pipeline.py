@@ -1,6 +1,7 @@
 """The stages every inference request passes through.
 
-A request becomes a :class:`RequestContext`; each :class:`RequestStage` sees it before the
+A request becomes a typed :class:`~ember.core.request_context.RequestContext` (the planner,
+``ember.services.planner``, makes it); each :class:`RequestStage` sees it before the
 engine runs (``on_request``: may rewrite the messages or refuse the request by raising an
 ``EmberError``), may transform the streamed output (``output_filter``), and sees the finished
 request (``on_complete``). The order is the flow drawn in docs/ARCHITECTURE.md:
@@ -15,48 +16,12 @@ API or the engines.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ember.core.types import ChatMessage, Usage
+from ember.core.request_context import OutputFilter, RequestContext
 from ember.store import Store
 
 logger = logging.getLogger(__name__)
-
-
-class OutputFilter(Protocol):
-    """Transforms streamed output; may hold text back until ``flush`` at the end."""
-
-    def feed(self, text: str) -> str: ...
-
-    def flush(self) -> str: ...
-
-
-@dataclass
-class RequestContext:
-    """What the stages know about one request."""
-
-    endpoint: str
-    model: str
-    messages: list[ChatMessage] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    started: float = field(default_factory=time.perf_counter)
-    first_token_at: float | None = None
-    status: str = "ok"
-    attributes: dict[str, Any] = field(default_factory=dict)
-    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
-    output_text: str = ""  # every choice's text and tool-call arguments, as sent
-    max_tokens: int | None = None  # the completion tokens asked for, when bounded
-
-    @property
-    def latency_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000
-
-    @property
-    def time_to_first_token(self) -> float | None:
-        return None if self.first_token_at is None else self.first_token_at - self.started
 
 
 class RequestStage(Protocol):
@@ -121,11 +86,11 @@ class UsageStage:
             completion_tokens=ctx.usage.completion_tokens,
             latency_ms=ctx.latency_ms,
             status=ctx.status,
-            tenant=ctx.attributes.get("tenant"),
-            target=ctx.attributes.get("route"),
-            cost_usd=float(ctx.attributes.get("cost_usd", 0.0)),
-            cache_hit=bool(ctx.attributes.get("cache_hit")),
-            route_reason=ctx.attributes.get("route_reason"),
+            tenant=ctx.tenant,
+            target=ctx.route.target,
+            cost_usd=ctx.route.cost_usd,
+            cache_hit=ctx.cache.hit,
+            route_reason=ctx.route.reason,
         )
         if self.metrics is not None:
             self.metrics.observe_generation(ctx)

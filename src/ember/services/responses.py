@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from openai.types.responses import Response
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.core.types import (
     ChatMessage,
     FinishReason,
@@ -34,15 +35,15 @@ from ember.core.types import (
 )
 from ember.errors import EmberError, NotFoundError
 from ember.guard.aigc import attach, implicit_label
-from ember.services.text_generation import (
+from ember.services.generation_types import (
     ChatRequest,
     ChoiceEnd,
     ContentDelta,
     PreparedGeneration,
-    TextGenerationService,
     ToolCallDelta,
     ToolChoice,
 )
+from ember.services.text_generation import TextGenerationService
 from ember.store import Store
 from ember.store.database import StoredResponse
 
@@ -205,7 +206,9 @@ class ResponseService:
         self.store = store
         self.producer = producer  # the AIGC label's ContentProducer
 
-    async def prepare(self, request: ResponseRequest) -> PreparedResponse:
+    async def prepare(
+        self, request: ResponseRequest, *, caller: Caller = ANONYMOUS
+    ) -> PreparedResponse:
         """Everything that can fail because of the request, before any byte is sent."""
         conversation: list[Item] = []
         if request.previous_response_id is not None:
@@ -225,7 +228,7 @@ class ResponseService:
             response_format=request.constraint,
         )
         try:
-            generation = await self.text.prepare_chat(chat, endpoint="responses")
+            generation = await self.text.prepare_chat(chat, endpoint="responses", caller=caller)
         except EmberError as exc:
             exc.param = _PARAM_NAMES.get(exc.param or "", exc.param)
             raise

@@ -35,7 +35,8 @@ from ember.ground.parsers import parse
 from ember.guard.aigc import implicit_label
 from ember.models.registry import ModelRegistry
 from ember.services.files import FileService
-from ember.services.text_generation import ChatRequest, ContentDelta, TextGenerationService
+from ember.services.generation_types import ChatRequest, ContentDelta
+from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 from ember.store.synth import UNFINISHED, SynthJobTables
 
@@ -172,8 +173,14 @@ class SynthJobService:
             except EmberError as exc:
                 self._fail(job_id, exc.code or "invalid_request", str(exc))
             except Exception as exc:  # one job's failure must not stop the queue
+                # The detail stays in the server's log; the job's error names only its class.
                 logger.exception("synthetic-data job %s failed", job_id)
-                self._fail(job_id, "server_error", f"{type(exc).__name__}: {exc}")
+                self._fail(
+                    job_id,
+                    "server_error",
+                    f"The job failed with {type(exc).__name__} while generating or saving its "
+                    "question-answer pairs; the server log has the details.",
+                )
 
     async def run(self, job_id: str) -> None:
         """Work one job to its end (or until it is cancelled)."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ember.api.sampling import SamplingFields
 from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
 from ember.errors import InvalidRequestError, UnsupportedParameterError
-from ember.services.text_generation import ChatRequest
+from ember.services.generation_types import ChatRequest
 
 
 class TextPart(BaseModel):

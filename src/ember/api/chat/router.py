@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ember.api.aigc import labelled, stream_headers
 from ember.api.chat.protocol import ChatCompletionRequest
 from ember.api.chat.serving import chat_completion, chat_completion_stream
-from ember.api.deps import get_services, opt_in, route_headers
-from ember.api.grounding import (
+from ember.api.deps import caller, get_services, route_headers
+from ember.api.responses.grounding import (
     chat_store_ids,
     grounded_chat_completion,
     grounded_chat_completion_stream,
@@ -32,7 +32,7 @@ async def create_chat_completion(
     if store_ids is not None:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         answer = await grounded_chat_completion(
-            services, await raw.json(), store_ids, question or ""
+            services, await raw.json(), store_ids, question or "", caller=caller(raw)
         )
         if body.stream:
             return StreamingResponse(
@@ -44,9 +44,8 @@ async def create_chat_completion(
                 headers=label_headers(answer, SSE_HEADERS),
             )
         return JSONResponse(answer, headers=label_headers(answer))
-    if body.ember and body.ember.get("cache"):
-        opt_in(cache=True)
-    prepared = await services.text.prepare_chat(request, endpoint="chat.completions")
+    who = caller(raw, cache_opt_in=bool(body.ember and body.ember.get("cache")))
+    prepared = await services.text.prepare_chat(request, endpoint="chat.completions", caller=who)
     headers = route_headers(prepared.ctx)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -12,13 +12,13 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from ember.api.errors import sse_error_frame
 from ember.core.types import TokenLogprob, ToolCall
 from ember.errors import EmberError
-from ember.services.text_generation import (
+from ember.services.generation_types import (
     ChoiceEnd,
     ContentDelta,
     PreparedGeneration,
-    TextGenerationService,
     ToolCallDelta,
 )
+from ember.services.text_generation import TextGenerationService
 
 
 def completion_id() -> str:

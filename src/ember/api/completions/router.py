@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from ember.api.aigc import labelled, stream_headers
 from ember.api.completions.protocol import CompletionRequest
 from ember.api.completions.serving import text_completion, text_completion_stream
-from ember.api.deps import get_services, route_headers
+from ember.api.deps import caller, get_services, route_headers
 from ember.api.sse import SSE_HEADERS
 from ember.services.container import Services
 
@@ -19,7 +19,7 @@ router = APIRouter()
 
 @router.post("/v1/completions", response_model=None)
 async def create_completion(
-    body: CompletionRequest, services: Services = Depends(get_services)
+    body: CompletionRequest, raw: Request, services: Services = Depends(get_services)
 ) -> Any:
     params = body.sampling_params(
         max_tokens=body.max_tokens if body.max_tokens is not None else 16,
@@ -29,7 +29,12 @@ async def create_completion(
     batch = []
     for prompt in body.prompts():
         prepared = await services.text.prepare_completion(
-            body.model, prompt, params, n=body.n or 1, stream=bool(body.stream)
+            body.model,
+            prompt,
+            params,
+            n=body.n or 1,
+            stream=bool(body.stream),
+            caller=caller(raw),
         )
         batch.append((prompt, prepared))
     echo = bool(body.echo)

@@ -12,12 +12,8 @@ from openai.types import Completion
 from ember.api.errors import sse_error_frame
 from ember.core.types import TokenLogprob
 from ember.errors import EmberError
-from ember.services.text_generation import (
-    ChoiceEnd,
-    ContentDelta,
-    PreparedGeneration,
-    TextGenerationService,
-)
+from ember.services.generation_types import ChoiceEnd, ContentDelta, PreparedGeneration
+from ember.services.text_generation import TextGenerationService
 
 
 def _logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
+from ember.adapt.worker import fine_tuned_model_name
 from ember.api.deps import get_services
 from ember.api.fine_tuning.protocol import CreateFineTuningJobRequest
 from ember.services.container import Services
-from ember.services.fine_tuning import fine_tuned_model_name
 from ember.store.fine_tuning import CheckpointRecord, JobRecord
 
 router = APIRouter()

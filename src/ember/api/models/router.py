@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from ember.api.deps import get_services
-from ember.models.registry import ModelSpec
+from ember.models.spec import ModelSpec
 from ember.services.container import Services
 
 router = APIRouter()

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ember.api.aigc import labelled, stream_headers
-from ember.api.deps import get_services
-from ember.api.grounding import (
+from ember.api.deps import caller, get_services
+from ember.api.responses.grounding import (
     file_search_tool,
     grounded_response,
     grounded_response_stream,
@@ -32,13 +32,13 @@ async def create_response(
     if tool is not None:
         if body.stream:
             return StreamingResponse(
-                grounded_response_stream(services, payload, tool),
+                grounded_response_stream(services, payload, tool, caller=caller(raw)),
                 media_type="text/event-stream",
                 headers=SSE_HEADERS,
             )
-        grounded = await grounded_response(services, payload, tool)
+        grounded = await grounded_response(services, payload, tool, caller=caller(raw))
         return JSONResponse(grounded, headers=label_headers(grounded))
-    prepared = await services.responses.prepare(body.to_domain())
+    prepared = await services.responses.prepare(body.to_domain(), caller=caller(raw))
     if body.stream:
         return StreamingResponse(
             response_stream(services.responses, prepared),

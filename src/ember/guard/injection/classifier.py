@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmbeddedModelError
-from ember.guard.injection.detector import Detection
+from ember.guard.injection.detector import Detection, register_detector
 
 
 def _rescale(score: float, threshold: float) -> float:
@@ -139,3 +139,6 @@ class GuardianClassifierDetector:
 
     def score(self, text: str) -> float:
         return self.check(text).score
+
+
+register_detector("classifier", GuardianClassifierDetector)

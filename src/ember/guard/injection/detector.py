@@ -2,16 +2,20 @@
 
 A detector is a plug-in: it has a ``name`` and a ``check(text)`` that returns a
 :class:`Detection` (a score in [0, 1] and the reasons behind it). ``score(text)`` is the
-score alone. Pattern detectors combine the weights of the patterns that match as
-independent evidence, ``1 - prod(1 - w)``, so two weak signals together outweigh one.
+score alone. Each registers a factory by name with :func:`register_detector` (in
+:data:`DETECTORS`): the built-in ones from their own modules, others from plugin packages.
+Pattern detectors combine the weights of the patterns that match as independent evidence,
+``1 - prod(1 - w)``, so two weak signals together outweigh one.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from ember.plugins import PluginRegistry
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,15 @@ class InjectionDetector(Protocol):
     def check(self, text: str) -> Detection: ...
 
     def score(self, text: str) -> float: ...
+
+
+DetectorFactory = Callable[[], InjectionDetector]
+DETECTORS: PluginRegistry[DetectorFactory] = PluginRegistry("detector")
+
+
+def register_detector(name: str, factory: DetectorFactory) -> DetectorFactory:
+    """Add a detector (a better classifier, say); scanners built afterwards include it."""
+    return DETECTORS.add(name, factory)
 
 
 @dataclass(frozen=True)

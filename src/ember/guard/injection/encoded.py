@@ -15,7 +15,15 @@ import codecs
 import re
 from collections.abc import Sequence
 
-from ember.guard.injection.detector import Detection, InjectionDetector, Pattern, combine
+from ember.guard.injection.detector import (
+    Detection,
+    InjectionDetector,
+    Pattern,
+    combine,
+    register_detector,
+)
+from ember.guard.injection.overrides import OverrideDetector
+from ember.guard.injection.roleplay import RoleplayDetector
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:0x)?((?:[0-9a-fA-F]{2}){10,})\b")
@@ -104,3 +112,11 @@ class EncodedPayloadDetector:
 
     def score(self, text: str) -> float:
         return self.check(text).score
+
+
+def encoded_detector() -> EncodedPayloadDetector:
+    """The built-in ``encoded`` detector: decoded payloads rescored for overrides and roleplay."""
+    return EncodedPayloadDetector([OverrideDetector(), RoleplayDetector()])
+
+
+register_detector("encoded", encoded_detector)

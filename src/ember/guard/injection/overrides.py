@@ -8,7 +8,7 @@ the patterns require instructions, rules or prompts (指令/规则/提示) as th
 
 from __future__ import annotations
 
-from ember.guard.injection.detector import Pattern, PatternDetector
+from ember.guard.injection.detector import Pattern, PatternDetector, register_detector
 
 _VERB_EN = r"(?:ignore|disregard|forget|skip|override|bypass|drop|abandon|neglect)"
 _WHICH_EN = (
@@ -97,3 +97,6 @@ class OverrideDetector(PatternDetector):
             "不受限制", r"不受(?:任何)?(?:限制|约束|规则)|解除(?:所有|一切)?(?:限制|约束)", 0.6
         ),
     )
+
+
+register_detector("overrides", OverrideDetector)

@@ -1,42 +1,38 @@
 """The injection scanner: runs every registered detector and keeps the highest score.
 
-Detectors register by name in :data:`DETECTORS` (a factory per name); the scanner builds
-the ones it is told to, or all of them. Text that enters the prompt from elsewhere
-(``source="document"`` or ``"tool"``: retrieved passages, tool results) is held to a lower
-threshold than the user's own message, because instructions have no business there.
+Detectors register by name in :data:`DETECTORS` (a factory per name, see
+:mod:`~ember.guard.injection.detector`); the scanner builds the ones it is told to, or all
+of them. Text that enters the prompt from elsewhere (``source="document"`` or ``"tool"``:
+retrieved passages, tool results) is held to a lower threshold than the user's own message,
+because instructions have no business there.
 Hidden characters are revealed (:func:`~ember.guard.injection.unicode.reveal`) and the
 text detectors run again on what they hid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ember.guard.injection.classifier import GuardianClassifierDetector
-from ember.guard.injection.detector import Detection, InjectionDetector
-from ember.guard.injection.encoded import EncodedPayloadDetector
-from ember.guard.injection.overrides import OverrideDetector
-from ember.guard.injection.roleplay import RoleplayDetector
+from ember.guard.injection.detector import (
+    DETECTORS,
+    Detection,
+    InjectionDetector,
+    register_detector,
+)
 from ember.guard.injection.unicode import InvisibleUnicodeDetector, reveal
 
 Source = Literal["user", "document", "tool"]
 
 DEFAULT_THRESHOLDS: dict[str, float] = {"user": 0.5, "document": 0.4, "tool": 0.4}
 
-DETECTORS: dict[str, Callable[[], InjectionDetector]] = {
-    "overrides": OverrideDetector,
-    "roleplay": RoleplayDetector,
-    "encoded": lambda: EncodedPayloadDetector([OverrideDetector(), RoleplayDetector()]),
-    "unicode": InvisibleUnicodeDetector,
-    "classifier": GuardianClassifierDetector,
-}
-
-
-def register_detector(name: str, factory: Callable[[], InjectionDetector]) -> None:
-    """Add a detector (a better classifier, say); scanners built afterwards include it."""
-    DETECTORS[name] = factory
+__all__ = [
+    "DETECTORS",
+    "InjectionScanner",
+    "InjectionVerdict",
+    "register_detector",
+]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ember.guard.injection.detector import Pattern, PatternDetector
+from ember.guard.injection.detector import Pattern, PatternDetector, register_detector
 
 _LIMITS_EN = (
     r"(?:restrictions?|limits?|limitations?|filters?|guidelines?|rules|ethics|morals?|"
@@ -102,3 +102,6 @@ class RoleplayDetector(PatternDetector):
             0.6,
         ),
     )
+
+
+register_detector("roleplay", RoleplayDetector)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ember.guard.injection.detector import Detection, combine
+from ember.guard.injection.detector import Detection, combine, register_detector
 
 TAG_START, TAG_END = 0xE0000, 0xE007F
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad"
@@ -60,3 +60,6 @@ class InvisibleUnicodeDetector:
 
     def score(self, text: str) -> float:
         return self.check(text).score
+
+
+register_detector("unicode", InvisibleUnicodeDetector)

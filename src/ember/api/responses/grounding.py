@@ -23,11 +23,12 @@ from openai.types.responses import Response
 
 from ember.api.responses.serving import error_event
 from ember.api.responses.serving import frame as _response_frame
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.errors import EmberError, InvalidRequestError, UnsupportedParameterError
 from ember.ground import filters as attribute_filters
+from ember.ground.answer import GroundedAnswer
 from ember.guard.aigc import HEADER, attach, header_value, implicit_label
 from ember.services.container import Services
-from ember.services.grounded_answer import GroundedAnswer
 from ember.services.responses import message_item, new_id
 from ember.store.database import StoredResponse
 
@@ -134,6 +135,7 @@ async def grounded_response(
     *,
     response_id: str | None = None,
     created_at: int | None = None,
+    caller: Caller = ANONYMOUS,
 ) -> dict[str, Any]:
     """The finished ``response`` object of a file_search request; stored (so GET
     /v1/responses/{id} and its input_items work) unless the request says ``store: false``."""
@@ -148,6 +150,7 @@ async def grounded_response(
         max_results=tool.get("max_num_results"),
         filters=tool.get("filters"),
         max_tokens=raw.get("max_output_tokens"),
+        caller=caller,
         self_check=options.get("self_check"),
     )
     include = raw.get("include") or []
@@ -225,7 +228,7 @@ async def grounded_response(
 
 
 async def grounded_response_stream(
-    services: Services, raw: dict[str, Any], tool: dict[str, Any]
+    services: Services, raw: dict[str, Any], tool: dict[str, Any], *, caller: Caller = ANONYMOUS
 ) -> AsyncIterator[str]:
     """A file_search response as Responses stream events.
 
@@ -271,7 +274,7 @@ async def grounded_response_stream(
         sequence += 1
     try:
         body = await grounded_response(
-            services, raw, tool, response_id=response_id, created_at=created_at
+            services, raw, tool, response_id=response_id, created_at=created_at, caller=caller
         )
     except Exception as exc:
         if not isinstance(exc, EmberError):
@@ -330,7 +333,12 @@ def chat_store_ids(raw: dict[str, Any]) -> list[str] | None:
 
 
 async def grounded_chat_completion(
-    services: Services, raw: dict[str, Any], store_ids: list[str], question: str
+    services: Services,
+    raw: dict[str, Any],
+    store_ids: list[str],
+    question: str,
+    *,
+    caller: Caller = ANONYMOUS,
 ) -> dict[str, Any]:
     if not question.strip():
         raise InvalidRequestError("The last user message is empty.", param="messages")
@@ -344,6 +352,7 @@ async def grounded_chat_completion(
         filters=options.get("filters"),
         max_tokens=raw.get("max_completion_tokens") or raw.get("max_tokens"),
         self_check=options.get("self_check"),
+        caller=caller,
     )
     body: dict[str, Any] = {
         "id": new_id("chatcmpl"),

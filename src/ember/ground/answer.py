@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.ground.coverage import Coverage
 from ember.ground.retrieval import Hit
 from ember.ground.support import SentenceSupport
@@ -64,6 +65,7 @@ class GroundedAnswer:
     self_check_score: float | None = None
     # The generation's request id (its audit record); empty when nothing was generated.
     request_id: str = ""
+    caller: Caller = ANONYMOUS  # who asked: the generation and the judge run on their behalf
     # How the best answer sentence's evidence covers the question (None when not checked).
     coverage: Coverage | None = None
 
@@ -138,3 +140,4 @@ class Draft:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     request_id: str = ""
+    caller: Caller = ANONYMOUS  # who asked: the generation and the judge run on their behalf

@@ -1,4 +1,4 @@
-"""The fine-tuning worker process: ``python -m ember.services.fine_tuning_worker JOB_ID``.
+"""The fine-tuning worker process: ``python -m ember.adapt.worker JOB_ID``.
 
 It trains one job and writes everything it does to the store (status, events, checkpoints),
 so the server, the CLI and a later worker all see the same state. Started again after a
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from ember.adapt.data import (
     Block,
@@ -45,13 +45,22 @@ from ember.adapt.training import (
     seed_everything,
 )
 from ember.errors import EmberError
-from ember.services.files import FileService
-from ember.services.fine_tuning import fine_tuned_model_name
 from ember.settings import Settings, load_settings
 from ember.store import Store
 from ember.store.fine_tuning import JobRecord
 
-logger = logging.getLogger("ember.fine_tuning_worker")
+logger = logging.getLogger("ember.adapt.worker")
+
+
+class FileReader(Protocol):
+    """Where the job's training and validation files are read (``services.files``)."""
+
+    def read(self, file_id: str) -> bytes: ...
+
+
+def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
+    """The registry name of a finished job's model: ``ft:<base>:<suffix>:<id>``."""
+    return f"ft:{base}:{suffix or ''}:{job_id.removeprefix('ftjob-')}"
 
 
 @dataclass
@@ -152,7 +161,7 @@ class PreparedData:
     summary: DataSummary
 
 
-def prepare(job: JobRecord, tokenizer: Any, files: FileService) -> PreparedData:
+def prepare(job: JobRecord, tokenizer: Any, files: FileReader) -> PreparedData:
     """Parse, split, tokenize and pack the job's data (the same way on every resume)."""
     ember = job.job["ember"]
     seed = int(job.job["seed"])
@@ -208,7 +217,7 @@ def training_config(job: JobRecord, *, settings_checkpoint: int) -> TrainingConf
 
 def _load_base(job: JobRecord, settings: Settings) -> tuple[Any, Any]:
     from ember.engines.transformers_engine import load_pretrained
-    from ember.models.registry import ModelSpec
+    from ember.models.spec import ModelSpec
 
     base = job.internal["base"]
     spec = ModelSpec(
@@ -234,6 +243,10 @@ def _describe(device: str) -> str:
 
 
 def _train(job: JobRecord, settings: Settings, store: Store) -> None:
+    # The worker process composes what it needs, as ``ember serve`` does: the file service
+    # is the one owner of uploaded files' bytes.
+    from ember.services.files import FileService
+
     files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
     workdir = Path(job.internal["workdir"])
     model, tokenizer = _load_base(job, settings)
@@ -343,7 +356,7 @@ def _terminate(observer: JobObserver, _signum: int, _frame: FrameType | None) ->
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m ember.services.fine_tuning_worker JOB_ID", file=sys.stderr)
+        print("usage: python -m ember.adapt.worker JOB_ID", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return run(args[0], load_settings())

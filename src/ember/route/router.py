@@ -1,0 +1,108 @@
+"""The router: a routed model name → a plan of targets.
+
+``Router`` knows the routes, their targets, the providers' clients and every target's health;
+``ember.services.planner`` asks it for a plan once the guard has seen the request, and
+``ember.route.remote`` generates on the plan's remote targets.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from ember.errors import ContentPolicyViolationError, EmberError, InvalidRequestError
+from ember.route.health import TargetHealth
+from ember.route.policy import RoutePlan, Target, plan_route
+from ember.route.provider import RemoteProvider
+from ember.settings import RouteConfig, Settings
+
+if TYPE_CHECKING:
+    # Only its fields are used; the typed request context in ``ember.core`` replaces it.
+    from ember.core.request_context import RequestContext
+
+LOCAL = "local"
+
+
+def is_sensitive(ctx: RequestContext) -> bool:
+    """The guard found personal data that reaches the model, or the policy is local_only."""
+    guard = ctx.guard.findings
+    action = guard.get("pii_action")
+    if action == "local_only" or ctx.guard.local_only:
+        return True
+    return bool(guard.get("pii")) and action != "redact"
+
+
+class Router:
+    """Routes, their targets, the providers' clients and every target's health."""
+
+    def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.providers = {
+            name: RemoteProvider(name, config) for name, config in settings.providers.items()
+        }
+        self.health: dict[str, TargetHealth] = {}
+        self.targets: dict[str, list[Target]] = {
+            name: [self._target(spec) for spec in route.targets]
+            for name, route in settings.routes.items()
+        }
+
+    def _target(self, spec: str) -> Target:
+        provider, sep, model = spec.partition("/")
+        if not sep or not model:
+            raise ValueError(f"route target {spec!r} must be 'local/MODEL' or 'PROVIDER/MODEL'")
+        if provider == LOCAL:
+            self.health.setdefault(spec, TargetHealth())
+            return Target(spec, LOCAL, model, local=True, trusted=True)
+        config = self.settings.providers.get(provider)
+        if config is None:
+            raise ValueError(f"route target {spec!r} names no provider [providers.{provider}]")
+        self.health.setdefault(
+            spec,
+            TargetHealth(
+                failure_threshold=config.breaker_failures, cooldown_s=config.breaker_cooldown_s
+            ),
+        )
+        return Target(
+            spec,
+            provider,
+            model,
+            local=False,
+            trusted=config.trusted,
+            input_price=config.input_price,
+            output_price=config.output_price,
+        )
+
+    def handles(self, model: str) -> bool:
+        return model in self.settings.routes
+
+    def max_prices(self, model: str) -> tuple[float, float]:
+        """The highest input and output prices (USD per M tokens) a request may incur."""
+        targets = self.targets.get(model, [])
+        return (
+            max((t.input_price for t in targets), default=0.0),
+            max((t.output_price for t in targets), default=0.0),
+        )
+
+    def plan(self, model: str, *, sensitive: bool) -> RoutePlan:
+        route: RouteConfig = self.settings.routes[model]
+        return plan_route(
+            route, self.targets[model], sensitive=sensitive, health=self.health, rng=self.rng
+        )
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+
+    def refuse_empty(self, model: str, *, sensitive: bool) -> EmberError:
+        if sensitive:
+            return ContentPolicyViolationError(
+                f"The request is sensitive (personal data or a local_only policy) and the "
+                f"route '{model}' has no local or trusted target.",
+                param="model",
+            )
+        return InvalidRequestError(
+            f"No target of the route '{model}' passes its cost ceilings.",
+            param="model",
+            code="no_eligible_target",
+        )
