@@ -224,20 +224,10 @@ class EngineProcess:
         return len(self._streams)
 
 
-class ProcessTextEngine(TextEngine):
-    """A text engine running in its own process (see the module docstring)."""
+class _InProcess:
+    """What both proxies answer from their process: liveness, pid, size, closing."""
 
-    batching = True  # the runner schedules; this side never holds a thread per request
-
-    def __init__(self, process: EngineProcess) -> None:
-        super().__init__()
-        self.process = process
-        info = process.info
-        self.capabilities = info["capabilities"]
-        self._context_length: int = info["context_length"]
-        self._chat_template: ChatTemplate = info["chat_template"]
-        self._memory_bytes: int = info["memory_bytes"]
-        self.inner_batching: bool = info["batching"]
+    process: EngineProcess
 
     @property
     def alive(self) -> bool:
@@ -249,7 +239,25 @@ class ProcessTextEngine(TextEngine):
 
     @property
     def memory_bytes(self) -> int:
-        return self._memory_bytes
+        return int(self.process.info["memory_bytes"])
+
+    def close(self) -> None:
+        self.process.close()
+
+
+class ProcessTextEngine(_InProcess, TextEngine):
+    """A text engine running in its own process (see the module docstring)."""
+
+    batching = True  # the runner schedules; this side never holds a thread per request
+
+    def __init__(self, process: EngineProcess) -> None:
+        super().__init__()
+        self.process = process
+        info = process.info
+        self.capabilities = info["capabilities"]
+        self._context_length: int = info["context_length"]
+        self._chat_template: ChatTemplate = info["chat_template"]
+        self.inner_batching: bool = info["batching"]
 
     @property
     def busy(self) -> bool:
@@ -313,11 +321,8 @@ class ProcessTextEngine(TextEngine):
         finally:
             cancel.set()
 
-    def close(self) -> None:
-        self.process.close()
 
-
-class ProcessEmbeddingEngine(EmbeddingEngine):
+class ProcessEmbeddingEngine(_InProcess, EmbeddingEngine):
     """An embedding engine running in its own process (see the module docstring)."""
 
     def __init__(self, process: EngineProcess) -> None:
@@ -327,19 +332,6 @@ class ProcessEmbeddingEngine(EmbeddingEngine):
         self.capabilities = info["capabilities"]
         self._dimensions: int = info["dimensions"]
         self._max_input_tokens: int = info["max_input_tokens"]
-        self._memory_bytes: int = info["memory_bytes"]
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    @property
-    def memory_bytes(self) -> int:
-        return self._memory_bytes
 
     @property
     def dimensions(self) -> int:
@@ -358,9 +350,6 @@ class ProcessEmbeddingEngine(EmbeddingEngine):
     ) -> list[list[float]]:
         vectors: list[list[float]] = self.process.call("embed", list(texts), input_type=input_type)
         return vectors
-
-    def close(self) -> None:
-        self.process.close()
 
 
 def load_isolated(spec: ModelSpec, settings: Settings) -> Engine:
