@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -68,6 +69,7 @@ class EngineProcess:
         self._calls: dict[int, Future[Any]] = {}
         self._streams: dict[int, tuple[Emit, threading.Event]] = {}
         self._lock = threading.Lock()
+        self._stream_started = threading.Event()
         self.info = self._load(spec, settings)
         threading.Thread(target=self._read, name=f"engine-{spec.id}", daemon=True).start()
         threading.Thread(target=self._watch_cancels, name="engine-cancels", daemon=True).start()
@@ -173,13 +175,17 @@ class EngineProcess:
 
     def _watch_cancels(self) -> None:
         while self.alive:
+            if not self._streams:  # nothing to watch: sleep until a stream starts
+                self._stream_started.wait(1.0)
+                self._stream_started.clear()
+                continue
             for rid, (_, cancel) in list(self._streams.items()):
                 if cancel.is_set() and self._streams.pop(rid, None) is not None:
                     try:
                         self._send(("cancel", rid))
                     except EngineCrashedError:
                         return
-            threading.Event().wait(_CANCEL_POLL_S)
+            time.sleep(_CANCEL_POLL_S)
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -211,6 +217,7 @@ class EngineProcess:
         started: Future[None] = Future()
         self._calls[rid] = started  # resolved by "started", or failed by a refusal
         self._streams[rid] = (emit, cancel)
+        self._stream_started.set()
         self._send(("generate", rid, list(tokens), params, constraint))
         try:
             started.result()
