@@ -14,6 +14,7 @@ the next request. The server, its other models and its jobs go on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[GenerationChunk | BaseException], None]
+# The event loop that reads an engine's messages, and its thread (``ModelManager`` passes it).
+LoopReader = tuple[asyncio.AbstractEventLoop, int] | None
 
 # How often cancelled streams are looked for (the engine checks between tokens anyway).
 _CANCEL_POLL_S = 0.02
@@ -50,7 +53,7 @@ _CANCEL_POLL_S = 0.02
 class EngineProcess:
     """One runner process and the connection to it."""
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec, settings: Settings, reader: LoopReader = None) -> None:
         self.model = spec.id
         ours, theirs = socket.socketpair()
         self._sock = ours
@@ -71,7 +74,14 @@ class EngineProcess:
         self._lock = threading.Lock()
         self._stream_started = threading.Event()
         self.info = self._load(spec, settings)
-        threading.Thread(target=self._read, name=f"engine-{spec.id}", daemon=True).start()
+        # Messages are read by the server's event loop when there is one (a thread woken per
+        # token would take a core from llama.cpp on a small machine), else by a thread.
+        self._loop: asyncio.AbstractEventLoop | None = reader[0] if reader else None
+        self._loop_thread: int | None = reader[1] if reader else None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._watch_socket)
+        else:
+            threading.Thread(target=self._read, name=f"engine-{spec.id}", daemon=True).start()
         threading.Thread(target=self._watch_cancels, name="engine-cancels", daemon=True).start()
 
     # --- start and stop -------------------------------------------------------------------
@@ -117,6 +127,7 @@ class EngineProcess:
 
     def _shutdown(self) -> None:
         self.alive = False
+        self._stop_reading()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -134,30 +145,69 @@ class EngineProcess:
         except (OSError, ValueError):
             raise EngineCrashedError(self.model, "its connection is closed") from None
 
+    def _watch_socket(self) -> None:
+        if self._loop is None:
+            return
+        fd = self.conn.fileno()
+        self._loop.add_reader(fd, self._ready)
+        # uvloop makes a watched descriptor non-blocking; a message is read whole, so the
+        # socket stays blocking (the reader runs only when data is waiting).
+        os.set_blocking(fd, True)
+
+    def _stop_reading(self) -> None:
+        loop, self._loop = getattr(self, "_loop", None), None
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            loop.remove_reader(self.conn.fileno())
+        else:
+            done = threading.Event()
+
+            def remove() -> None:
+                loop.remove_reader(self.conn.fileno())
+                done.set()
+
+            loop.call_soon_threadsafe(remove)
+            done.wait(5)
+
+    def _ready(self) -> None:
+        """The event loop's reader: every message waiting on the socket."""
+        try:
+            while self._loop is not None and self.conn.poll():
+                self._dispatch(self.conn.recv())
+        except (EOFError, OSError):
+            if self._loop is not None:
+                self._loop.remove_reader(self.conn.fileno())
+                self._loop = None
+            threading.Thread(target=self._crashed, daemon=True).start()
+
     def _read(self) -> None:
         while True:
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):
                 break
-            kind, rid = message[0], message[1]
-            future = self._calls.pop(rid, None) if kind in ("ok", "err", "started") else None
-            if future is not None:
-                # A call's result, a generation's start, or its refusal (an error before start).
-                if kind == "err":
-                    self._streams.pop(rid, None)
-                    future.set_exception(message[2])
-                else:
-                    future.set_result(message[2] if kind == "ok" else None)
-                continue
-            stream = self._streams.get(rid)
-            if stream is None:
-                continue  # a cancelled request's last chunks
-            item = message[2]
-            if kind == "err" or item.finish_reason is not None:
-                self._streams.pop(rid, None)
-            stream[0](item)
+            self._dispatch(message)
         self._crashed()
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        kind, rid = message[0], message[1]
+        future = self._calls.pop(rid, None) if kind in ("ok", "err", "started") else None
+        if future is not None:
+            # A call's result, a generation's start, or its refusal (an error before start).
+            if kind == "err":
+                self._streams.pop(rid, None)
+                future.set_exception(message[2])
+            else:
+                future.set_result(message[2] if kind == "ok" else None)
+            return
+        stream = self._streams.get(rid)
+        if stream is None:
+            return  # a cancelled request's last chunks
+        item = message[2]
+        if kind == "err" or item.finish_reason is not None:
+            self._streams.pop(rid, None)
+        stream[0](item)
 
     def _crashed(self) -> None:
         if not self.alive:
@@ -200,6 +250,14 @@ class EngineProcess:
         if not self.alive:  # died between the check and the send
             self._calls.pop(rid, None)
             raise EngineCrashedError(self.model, self._exit_cause())
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            # Called on the loop that reads the socket: read until this call's answer.
+            while not future.done():
+                try:
+                    self._dispatch(self.conn.recv())
+                except (EOFError, OSError):
+                    self._stop_reading()
+                    self._crashed()
         return future.result()
 
     def start(
@@ -359,10 +417,11 @@ class ProcessEmbeddingEngine(_InProcess, EmbeddingEngine):
         return vectors
 
 
-def load_isolated(spec: ModelSpec, settings: Settings) -> Engine:
-    """Start a runner process for ``spec`` and return the engine that forwards to it."""
+def load_isolated(spec: ModelSpec, settings: Settings, reader: LoopReader = None) -> Engine:
+    """Start a runner process for ``spec`` and return the engine that forwards to it
+    (``reader``: the event loop that should read its messages, and the loop's thread)."""
     try:
-        process = EngineProcess(spec, settings)
+        process = EngineProcess(spec, settings, reader)
     except EmberError:
         raise
     except OSError as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from ember.engines.base import BatchStats, Engine, TextEngine, engine_factory
-from ember.engines.engine_process import load_isolated
+from ember.engines.engine_process import LoopReader, load_isolated
 from ember.errors import EmberError, ModelLoadError
 from ember.models.spec import ModelSpec
 from ember.settings import Settings
@@ -84,7 +85,8 @@ class ModelManager:
         if not owner:
             return (await asyncio.shield(future)).engine
         try:
-            entry = await asyncio.to_thread(self._load, spec)
+            reader = (asyncio.get_running_loop(), threading.get_ident())
+            entry = await asyncio.to_thread(self._load, spec, reader)
         except BaseException as exc:
             async with self._lock:
                 self._loading.pop(spec.id, None)
@@ -98,13 +100,14 @@ class ModelManager:
         future.set_result(entry)
         return entry.engine
 
-    def _load(self, spec: ModelSpec) -> LoadedModel:
+    def _load(self, spec: ModelSpec, reader: LoopReader = None) -> LoadedModel:
         started = time.perf_counter()
         factory = engine_factory(spec.engine)  # an unknown engine fails here, before a process
-        if self.settings.engine_isolation:
-            factory = load_isolated
         try:
-            engine = factory(spec, self.settings)
+            if self.settings.engine_isolation:
+                engine = load_isolated(spec, self.settings, reader)
+            else:
+                engine = factory(spec, self.settings)
         except EmberError:
             raise
         except Exception as exc:  # a foreign library failed: translate, keep the cause
