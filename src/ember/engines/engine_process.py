@@ -71,7 +71,6 @@ class EngineProcess:
         self._ids = itertools.count(1)
         self._calls: dict[int, Future[Any]] = {}
         self._streams: dict[int, tuple[Emit, threading.Event]] = {}
-        self._lock = threading.Lock()
         self._stream_started = threading.Event()
         self.info = self._load(spec, settings)
         # Messages are read by the server's event loop when there is one (a thread woken per

@@ -38,8 +38,6 @@ class TextGenerationService:
     def __init__(self, planner: Planner, pipeline: Pipeline) -> None:
         self.planner = planner
         self.pipeline = pipeline
-        self.registry = planner.registry
-        self.manager = planner.manager
 
     async def prepare_chat(
         self, request: ChatRequest, *, endpoint: str, caller: Caller = ANONYMOUS
