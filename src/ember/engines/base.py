@@ -204,13 +204,35 @@ EngineFactory = Callable[["ModelSpec", "Settings"], Engine]
 ENGINES: PluginRegistry[EngineFactory] = PluginRegistry("engine")
 
 
-def register_engine(name: str) -> Callable[[EngineFactory], EngineFactory]:
+@dataclass(frozen=True)
+class EngineTraits:
+    """What an engine offers for its models before any is loaded (capabilities of a loaded
+    model are :class:`EngineCapabilities`)."""
+
+    fine_tuning: bool = False  # its models' weights can be LoRA-trained (``ember.adapt``)
+
+
+_TRAITS: dict[str, EngineTraits] = {}
+
+
+def register_engine(
+    name: str, *, fine_tuning: bool = False
+) -> Callable[[EngineFactory], EngineFactory]:
     """Decorator: make ``factory`` the loader for models whose ``engine`` is ``name``."""
 
     def decorate(factory: EngineFactory) -> EngineFactory:
-        return ENGINES.add(name, factory)
+        registered = ENGINES.add(name, factory)
+        _TRAITS[name] = EngineTraits(fine_tuning=fine_tuning)
+        return registered
 
     return decorate
+
+
+def engine_traits(name: str) -> EngineTraits:
+    """The traits ``name`` registered with (none for an engine that is not installed)."""
+    if ENGINES.get(name) is None:  # loads the plugins first
+        return EngineTraits()
+    return _TRAITS.get(name, EngineTraits())
 
 
 def engine_factory(name: str) -> EngineFactory:

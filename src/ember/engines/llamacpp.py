@@ -369,7 +369,7 @@ class LlamaCppEngine(TextEngine, TokenTools):
         self._model.close()
 
 
-@register_engine("llamacpp")
+@register_engine("llamacpp", fine_tuning=True)
 def load_llamacpp(spec: ModelSpec, settings: Settings) -> Engine:
     path = spec.resolve_path(settings)
     n_ctx = settings.context_length

@@ -432,6 +432,6 @@ def _bos_prefix(tokenizer: Any) -> int | None:
     return bos if added[:1] == [bos] else None
 
 
-@register_engine("transformers")
+@register_engine("transformers", fine_tuning=True)
 def load_transformers_engine(spec: ModelSpec, settings: Settings) -> TransformersEngine:
     return TransformersEngine(spec, settings)

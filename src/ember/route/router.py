@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ember.errors import ContentPolicyViolationError, EmberError, InvalidRequestError
 from ember.route.health import TargetHealth
 from ember.route.policy import RoutePlan, Target, plan_route
-from ember.route.provider import RemoteProvider
+from ember.route.provider_kinds import open_provider
 from ember.settings import RouteConfig, Settings
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Router:
         self.settings = settings
         self.rng = rng or random.Random()
         self.providers = {
-            name: RemoteProvider(name, config) for name, config in settings.providers.items()
+            name: open_provider(name, config) for name, config in settings.providers.items()
         }
         self.health: dict[str, TargetHealth] = {}
         self.targets: dict[str, list[Target]] = {

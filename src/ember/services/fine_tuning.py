@@ -28,6 +28,7 @@ from typing import Any
 
 from ember.adapt.data import parse_jsonl
 from ember.adapt.training import DEFAULT_TARGET_MODULES
+from ember.engines.base import engine_traits
 from ember.errors import (
     ConflictError,
     InvalidRequestError,
@@ -109,7 +110,7 @@ class FineTuningService:
                 "the combined data instead.",
                 param="model",
             )
-        if spec.engine not in ("transformers", "llamacpp"):
+        if not engine_traits(spec.engine).fine_tuning:
             raise UnsupportedParameterError(
                 f"The model '{spec.id}' (engine {spec.engine}) cannot be fine-tuned.",
                 param="model",
@@ -122,7 +123,7 @@ class FineTuningService:
         path = spec.resolve_path(self.settings)
         base: dict[str, Any] = (
             {"path": str(path.parent), "gguf_file": path.name}
-            if spec.engine == "llamacpp"
+            if path.suffix == ".gguf"
             else {"path": str(path), "gguf_file": spec.gguf_file}
         )
         base["context_length"] = spec.context_length
