@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from ember.core.request_context import RequestContext
+from ember.ground.answer import GroundedAnswer
 from ember.guard.aigc import HEADER, attach, header_value, implicit_label
 from ember.settings import Settings
 
@@ -24,7 +25,17 @@ def labelled(
     return JSONResponse(attach(body, label), headers={HEADER: header_value(label)})
 
 
-def stream_headers(base: dict[str, str], settings: Settings, ctx: RequestContext) -> dict[str, str]:
+def stream_headers(settings: Settings, ctx: RequestContext) -> dict[str, str]:
     """Headers of a streamed generation: the label, without the digest of text not yet written."""
     label = implicit_label(settings.aigc_producer, ctx.request_id)
-    return {**base, HEADER: header_value(label)}
+    return {HEADER: header_value(label)}
+
+
+def label_grounded(body: dict[str, Any], settings: Settings, answer: GroundedAnswer) -> str:
+    """Label a grounded answer's body in place; returns the ``x-ember-aigc`` header value.
+
+    ProduceID is the generation's request id (its audit record), or the response's id when
+    nothing was generated (an abstention or an extractive answer)."""
+    label = implicit_label(settings.aigc_producer, answer.request_id or body["id"], answer.text)
+    attach(body, label)
+    return header_value(label)

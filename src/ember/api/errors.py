@@ -9,7 +9,6 @@ about the internals (the traceback goes to the server log only).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ember.api.sse import data_frame
 from ember.errors import (
     AuthenticationError,
     EmberError,
@@ -41,7 +41,7 @@ def error_response(exc: EmberError) -> JSONResponse:
 def sse_error_frame(exc: BaseException) -> str:
     """An SSE ``data:`` frame carrying the error, for failures after the first byte."""
     ember = exc if isinstance(exc, EmberError) else EmberError("The server failed while streaming.")
-    return f"data: {json.dumps(error_body(ember))}\n\n"
+    return data_frame(error_body(ember))
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "tuple", "literal"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from ember.api.wire import WireModel
 from ember.core.types import SamplingParams
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(WireModel):
     """OpenAI sampling parameters, plus llama.cpp-server style extensions."""
 
     model_config = ConfigDict(extra="ignore")

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from ember.api.ember_extension import EmberOptions
 from ember.api.sampling import SamplingFields
+from ember.api.wire import WireModel
 from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
 from ember.errors import InvalidRequestError, UnsupportedParameterError
 from ember.services.generation_types import ChatRequest
 
 
-class TextPart(BaseModel):
+class TextPart(WireModel):
     type: Literal["text"]
     text: str
 
 
-class OtherPart(BaseModel):
+class OtherPart(WireModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["image_url", "input_audio", "file", "refusal"]
 
@@ -40,18 +42,18 @@ def content_text(content: Content | None, *, param: str) -> str | None:
     return "".join(texts)
 
 
-class FunctionCallWire(BaseModel):
+class FunctionCallWire(WireModel):
     name: str
-    arguments: str = ""
+    arguments: str
 
 
-class ToolCallWire(BaseModel):
+class ToolCallWire(WireModel):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCallWire
 
 
-class MessageWire(BaseModel):
+class MessageWire(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
@@ -85,14 +87,14 @@ class MessageWire(BaseModel):
         )
 
 
-class FunctionWire(BaseModel):
+class FunctionWire(WireModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ToolWire(BaseModel):
+class ToolWire(WireModel):
     type: Literal["function"]
     function: FunctionWire
 
@@ -105,23 +107,23 @@ class ToolWire(BaseModel):
         )
 
 
-class NamedFunction(BaseModel):
+class NamedFunction(WireModel):
     name: str
 
 
-class NamedToolChoice(BaseModel):
+class NamedToolChoice(WireModel):
     type: Literal["function"]
     function: NamedFunction
 
 
-class JsonSchemaWire(BaseModel):
+class JsonSchemaWire(WireModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
-class ResponseFormatWire(BaseModel):
+class ResponseFormatWire(WireModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaWire | None = None
 
@@ -138,7 +140,7 @@ class ResponseFormatWire(BaseModel):
         return OutputConstraint(kind="json_schema", schema=self.json_schema.schema_ or {})
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(WireModel):
     include_usage: bool | None = None
 
 
@@ -154,7 +156,18 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolWire] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    ember: dict[str, Any] | None = None  # Ember extensions ({"cache": true}: docs/API.md)
+    ember: EmberOptions | None = None  # Ember's extensions (ember.api.ember_extension)
+
+    def grounding_store_ids(self) -> list[str] | None:
+        """``ember.vector_store_ids``: answer from these stores, or None (a plain chat)."""
+        if self.ember is None or self.ember.vector_store_ids is None:
+            return None
+        self.ember.check_filters()
+        if self.tools:
+            raise UnsupportedParameterError(
+                "Tools cannot be combined with ember.vector_store_ids.", param="tools"
+            )
+        return self.ember.vector_store_ids
 
     def to_domain(self) -> ChatRequest:
         if self.top_logprobs and not self.logprobs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ember.api.errors import sse_error_frame
+from ember.api.sse import DONE, data_frame
 from ember.core.types import TokenLogprob, ToolCall
 from ember.errors import EmberError
 from ember.services.generation_types import (
@@ -19,6 +20,8 @@ from ember.services.generation_types import (
     ToolCallDelta,
 )
 from ember.services.text_generation import TextGenerationService
+
+logger = logging.getLogger(__name__)
 
 
 def completion_id() -> str:
@@ -98,10 +101,6 @@ async def chat_completion(
     return body
 
 
-def _sse(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
 async def chat_completion_stream(
     service: TextGenerationService, prepared: PreparedGeneration, *, include_usage: bool
 ) -> AsyncIterator[str]:
@@ -121,7 +120,7 @@ async def chat_completion_stream(
         }
         if include_usage:
             payload["usage"] = None
-        return _sse(payload)
+        return data_frame(payload)
 
     started: set[int] = set()
     try:
@@ -169,9 +168,11 @@ async def chat_completion_stream(
                 if include_usage:
                     payload["usage"] = None
                 ChatCompletionChunk.model_validate(payload)
-                yield _sse(payload)
+                yield data_frame(payload)
         if include_usage:
-            yield _sse({**base, "choices": [], "usage": usage_dict(prepared)})
-        yield "data: [DONE]\n\n"
-    except EmberError as exc:
+            yield data_frame({**base, "choices": [], "usage": usage_dict(prepared)})
+        yield DONE
+    except Exception as exc:
+        if not isinstance(exc, EmberError):
+            logger.exception("chat completion %s failed while streaming", base["id"])
         yield sse_error_frame(exc)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
 
 from ember.api.aigc import labelled, stream_headers
 from ember.api.completions.protocol import CompletionRequest
 from ember.api.completions.serving import text_completion, text_completion_stream
 from ember.api.deps import caller, get_services, route_headers
-from ember.api.sse import SSE_HEADERS
+from ember.api.sse import event_stream
 from ember.services.container import Services
 
 router = APIRouter()
@@ -40,11 +39,10 @@ async def create_completion(
     echo = bool(body.echo)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
+        return event_stream(
             text_completion_stream(services.text, batch, echo=echo, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers={
-                **stream_headers(SSE_HEADERS, services.settings, batch[0][1].ctx),
+            {
+                **stream_headers(services.settings, batch[0][1].ctx),
                 **route_headers(batch[0][1].ctx),
             },
         )

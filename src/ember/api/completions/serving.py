@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,10 +10,13 @@ from typing import Any
 from openai.types import Completion
 
 from ember.api.errors import sse_error_frame
+from ember.api.sse import DONE, data_frame
 from ember.core.types import TokenLogprob
 from ember.errors import EmberError
 from ember.services.generation_types import ChoiceEnd, ContentDelta, PreparedGeneration
 from ember.services.text_generation import TextGenerationService
+
+logger = logging.getLogger(__name__)
 
 
 def _logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any]:
@@ -101,7 +104,7 @@ async def text_completion_stream(
 
     def frame(index: int, text: str, reason: str | None, logprobs: Any = None) -> str:
         choice = {"index": index, "text": text, "finish_reason": reason, "logprobs": logprobs}
-        return f"data: {json.dumps({**base, 'choices': [choice]}, ensure_ascii=False)}\n\n"
+        return data_frame({**base, "choices": [choice]})
 
     prompt_tokens = completion_tokens = 0
     offset = 0
@@ -125,7 +128,9 @@ async def text_completion_stream(
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
-            yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
-        yield "data: [DONE]\n\n"
-    except EmberError as exc:
+            yield data_frame({**base, "choices": [], "usage": usage})
+        yield DONE
+    except Exception as exc:
+        if not isinstance(exc, EmberError):
+            logger.exception("completion %s failed while streaming", base["id"])
         yield sse_error_frame(exc)

@@ -8,9 +8,10 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends
 from openai.types import CreateEmbeddingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ember.api.deps import get_services
+from ember.api.wire import WireModel
 from ember.errors import InvalidRequestError, UnsupportedParameterError
 from ember.services.container import Services
 
@@ -19,14 +20,14 @@ router = APIRouter()
 MAX_INPUTS = 2048
 
 
-class EmberEmbeddingOptions(BaseModel):
+class EmberEmbeddingOptions(WireModel):
     input_type: Literal["query", "passage"] = Field(
         default="query",
         description="E5-style models embed queries and passages with different prefixes.",
     )
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ember.adapt.training import DEFAULT_TARGET_MODULES
+from ember.api.wire import WireModel
 from ember.errors import UnsupportedParameterError
 from ember.services.fine_tuning import JobRequest
 
 Auto = Literal["auto"]
 
 
-class Hyperparameters(BaseModel):
+class Hyperparameters(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     # Bounds apply to the number only: on the whole union pydantic would test "auto" too.
@@ -26,20 +27,20 @@ class Hyperparameters(BaseModel):
     learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] = "auto"
 
 
-class SupervisedMethod(BaseModel):
+class SupervisedMethod(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
-class Method(BaseModel):
+class Method(WireModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: SupervisedMethod | None = None
 
 
-class LoraOptions(BaseModel):
+class LoraOptions(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     rank: int = Field(default=8, ge=1, le=256)
@@ -48,7 +49,7 @@ class LoraOptions(BaseModel):
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
 
 
-class EmberJobOptions(BaseModel):
+class EmberJobOptions(WireModel):
     """Ember's extension of a fine-tuning job."""
 
     model_config = ConfigDict(extra="forbid")
@@ -60,7 +61,7 @@ class EmberJobOptions(BaseModel):
     validation_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
 
 
-class CreateFineTuningJobRequest(BaseModel):
+class CreateFineTuningJobRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str

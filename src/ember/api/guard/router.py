@@ -9,9 +9,10 @@ import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ember.api.deps import get_services
+from ember.api.wire import WireModel
 from ember.guard.analyzer import Analyzer
 from ember.guard.vault import Operator, apply_operator
 from ember.services.container import Services
@@ -19,7 +20,7 @@ from ember.services.container import Services
 router = APIRouter()
 
 
-class AnalyzeRequest(BaseModel):
+class AnalyzeRequest(WireModel):
     """The body of ``POST /v1/ember/guard/analyze``."""
 
     model_config = ConfigDict(extra="forbid")

@@ -7,9 +7,10 @@ import time
 from typing import Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ember.api.deps import bearer_token, get_services, require_admin_key
+from ember.api.wire import WireModel
 from ember.errors import AuthenticationError, InvalidRequestError
 from ember.route.keys import create_key, revoke_key
 from ember.services.container import Services
@@ -19,7 +20,7 @@ admin = APIRouter(dependencies=[Depends(require_admin_key)])
 usage_router = APIRouter()
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)

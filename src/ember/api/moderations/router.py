@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from openai.types import ModerationCreateResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from ember.api.deps import get_services
+from ember.api.wire import WireModel
 from ember.errors import InvalidRequestError, ModelNotFoundError, UnsupportedParameterError
 from ember.guard.moderation import CATEGORIES
 from ember.services.container import Services
@@ -33,18 +34,18 @@ OPENAI_NAMES = ("omni-moderation", "text-moderation")
 MAX_INPUTS = 256
 
 
-class TextPart(BaseModel):
+class TextPart(WireModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["text"]
     text: str
 
 
-class OtherPart(BaseModel):
+class OtherPart(WireModel):
     model_config = ConfigDict(extra="allow")
     type: str
 
 
-class ModerationRequest(BaseModel):
+class ModerationRequest(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     input: str | list[str] | list[TextPart | OtherPart]

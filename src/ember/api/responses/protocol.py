@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator
 
+from ember.api.ember_extension import EmberOptions, FileSearchTool
+from ember.api.wire import WireModel
 from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
 from ember.errors import InvalidRequestError, UnsupportedParameterError
 from ember.services.responses import (
@@ -39,18 +41,18 @@ def _tagged(union: str, known: tuple[str, ...], default: str | None = None) -> D
     return Discriminator(tag)
 
 
-class _Other(BaseModel):
+class _Other(WireModel):
     model_config = ConfigDict(extra="allow")
     type: str | None = None
 
 
-class TextPart(BaseModel):
+class TextPart(WireModel):
     model_config = ConfigDict(extra="ignore")  # output_text carries annotations, logprobs
     type: Literal["input_text", "output_text"]
     text: str
 
 
-class RefusalPart(BaseModel):
+class RefusalPart(WireModel):
     type: Literal["refusal"]
     refusal: str
 
@@ -78,7 +80,7 @@ def content_texts(content: list[ContentPart] | str, *, param: str) -> list[str]:
     return texts
 
 
-class MessageInput(BaseModel):
+class MessageInput(WireModel):
     """An input message; ``type`` may be left out (OpenAI's EasyInputMessage)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -92,7 +94,7 @@ class MessageInput(BaseModel):
         return message_item(self.role, texts, item_id=self.id)
 
 
-class FunctionCallInput(BaseModel):
+class FunctionCallInput(WireModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["function_call"]
     id: str | None = None
@@ -104,7 +106,7 @@ class FunctionCallInput(BaseModel):
         return function_call_item(self.call_id, self.name, self.arguments, item_id=self.id)
 
 
-class FunctionCallOutputInput(BaseModel):
+class FunctionCallOutputInput(WireModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["function_call_output"]
     id: str | None = None
@@ -125,7 +127,7 @@ InputItem = Annotated[
 ]
 
 
-class FunctionTool(BaseModel):
+class FunctionTool(WireModel):
     """A function tool in the Responses shape (flat, not nested under ``function``)."""
 
     type: Literal["function"]
@@ -144,26 +146,28 @@ class FunctionTool(BaseModel):
 
 
 Tool = Annotated[
-    Annotated[FunctionTool, Tag("tool-function")] | Annotated[_Other, Tag("tool-other")],
-    _tagged("tool", ("function",)),
+    Annotated[FunctionTool, Tag("tool-function")]
+    | Annotated[FileSearchTool, Tag("tool-file_search")]
+    | Annotated[_Other, Tag("tool-other")],
+    _tagged("tool", ("function", "file_search")),
 ]
 
 
-class ToolChoiceObject(BaseModel):
+class ToolChoiceObject(WireModel):
     model_config = ConfigDict(extra="allow")
     type: str
     name: str | None = None
 
 
-class FormatText(BaseModel):
+class FormatText(WireModel):
     type: Literal["text"]
 
 
-class FormatJsonObject(BaseModel):
+class FormatJsonObject(WireModel):
     type: Literal["json_object"]
 
 
-class FormatJsonSchema(BaseModel):
+class FormatJsonSchema(WireModel):
     type: Literal["json_schema"]
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
@@ -180,7 +184,7 @@ TextFormat = Annotated[
 ]
 
 
-class TextConfig(BaseModel):
+class TextConfig(WireModel):
     model_config = ConfigDict(extra="ignore")  # verbosity: a local model has one
     format: TextFormat = Field(default_factory=lambda: FormatText(type="text"))
 
@@ -198,7 +202,7 @@ class TextConfig(BaseModel):
         return None
 
 
-class CreateResponseRequest(BaseModel):
+class CreateResponseRequest(WireModel):
     """The body of ``POST /v1/responses``; fields Ember has no use for are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -224,6 +228,8 @@ class CreateResponseRequest(BaseModel):
     prompt: dict[str, Any] | None = None
     truncation: Literal["auto", "disabled"] | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    include: list[str] | None = None  # "file_search_call.results"; the others have no data here
+    ember: EmberOptions | None = None  # Ember's extensions (ember.api.ember_extension)
 
     @field_validator("metadata")
     @classmethod
@@ -276,10 +282,33 @@ class CreateResponseRequest(BaseModel):
             items.append(entry.to_item(index))
         return items
 
+    def file_search(self) -> FileSearchTool | None:
+        """The ``file_search`` tool, when the request asks for a grounded answer."""
+        tools = self.tools or []
+        found = [t for t in tools if isinstance(t, FileSearchTool)]
+        if not found:
+            return None
+        if len(found) != len(tools):
+            raise UnsupportedParameterError(
+                "file_search cannot be combined with other tools yet.", param="tools"
+            )
+        found[0].check_filters(tools.index(found[0]))
+        return found[0]
+
+    def question(self) -> str:
+        """The last user message's text: what a grounded answer answers."""
+        for item in reversed(self._items()):
+            if item["type"] == "message" and item["role"] == "user":
+                text = "\n".join(part["text"] for part in item["content"] if part.get("text"))
+                if not text.strip():
+                    raise InvalidRequestError("The question is empty.", param="input")
+                return text
+        raise InvalidRequestError("file_search needs a user message in input.", param="input")
+
     def _tools(self) -> tuple[ToolSpec, ...]:
         specs: list[ToolSpec] = []
         for index, tool in enumerate(self.tools or ()):
-            if isinstance(tool, _Other):
+            if not isinstance(tool, FunctionTool):
                 raise UnsupportedParameterError(
                     f"Tools of type '{tool.type}' are not supported; only 'function' tools are.",
                     param=f"tools[{index}].type",

@@ -5,19 +5,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from ember.api.aigc import labelled, stream_headers
 from ember.api.deps import caller, get_services
-from ember.api.responses.grounding import (
-    file_search_tool,
-    grounded_response,
-    grounded_response_stream,
-    label_headers,
-)
+from ember.api.responses.grounding import grounded_response, grounded_response_stream
 from ember.api.responses.protocol import CreateResponseRequest
 from ember.api.responses.serving import response_object, response_stream
-from ember.api.sse import SSE_HEADERS
+from ember.api.sse import event_stream
+from ember.guard.aigc import HEADER
 from ember.services.container import Services
 
 router = APIRouter()
@@ -27,23 +23,18 @@ router = APIRouter()
 async def create_response(
     body: CreateResponseRequest, raw: Request, services: Services = Depends(get_services)
 ) -> Any:
-    payload = await raw.json()
-    tool = file_search_tool(payload)  # the file_search tool: a grounded answer
+    tool = body.file_search()  # the file_search tool: a grounded answer
     if tool is not None:
         if body.stream:
-            return StreamingResponse(
-                grounded_response_stream(services, payload, tool, caller=caller(raw)),
-                media_type="text/event-stream",
-                headers=SSE_HEADERS,
-            )
-        grounded = await grounded_response(services, payload, tool, caller=caller(raw))
-        return JSONResponse(grounded, headers=label_headers(grounded))
+            body.question()  # bad input is a 400 before the stream starts
+            return event_stream(grounded_response_stream(services, body, tool, caller=caller(raw)))
+        grounded, label = await grounded_response(services, body, tool, caller=caller(raw))
+        return JSONResponse(grounded, headers={HEADER: label})
     prepared = await services.responses.prepare(body.to_domain(), caller=caller(raw))
     if body.stream:
-        return StreamingResponse(
+        return event_stream(
             response_stream(services.responses, prepared),
-            media_type="text/event-stream",
-            headers=stream_headers(SSE_HEADERS, services.settings, prepared.generation.ctx),
+            stream_headers(services.settings, prepared.generation.ctx),
         )
     answer = await response_object(services.responses, prepared)
     return labelled(answer, services.settings, prepared.generation.ctx)

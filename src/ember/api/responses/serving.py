@@ -10,11 +10,11 @@ and last ``response.completed`` or ``response.incomplete``. Every frame carries
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ember.api.sse import event_frame
 from ember.errors import EmberError
 from ember.services.responses import (
     Item,
@@ -133,12 +133,6 @@ def error_event(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def frame(payload: dict[str, Any], sequence_number: int) -> str:
-    payload = {**payload, "sequence_number": sequence_number}
-    data = json.dumps(payload, ensure_ascii=False)
-    return f"event: {payload['type']}\ndata: {data}\n\n"
-
-
 async def response_stream(
     service: ResponseService, prepared: PreparedResponse
 ) -> AsyncIterator[str]:
@@ -147,9 +141,9 @@ async def response_stream(
     try:
         async for event in service.run(prepared):
             for payload in stream_events(event):
-                yield frame(payload, sequence)
+                yield event_frame(payload, sequence)
                 sequence += 1
     except Exception as exc:
         if not isinstance(exc, EmberError):
             logger.exception("response %s failed while streaming", prepared.id)
-        yield frame(error_event(exc), sequence)
+        yield event_frame(error_event(exc), sequence)

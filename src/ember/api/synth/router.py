@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ember.api.deps import get_services
+from ember.api.wire import WireModel
 from ember.services.container import Services
 from ember.services.synth_jobs import SynthRequest
 
@@ -22,7 +23,7 @@ router = APIRouter()
 JOBS = "/v1/ember/synth_jobs"
 
 
-class CreateSynthJobRequest(BaseModel):
+class CreateSynthJobRequest(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "default"

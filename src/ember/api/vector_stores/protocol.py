@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from ember.api.wire import WireModel
 
 
-class _Request(BaseModel):
+class _Request(WireModel):
     model_config = ConfigDict(extra="ignore")
 
 
@@ -48,7 +50,7 @@ class RankingOptions(_Request):
     score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
-class EmberSearchOptions(BaseModel):
+class EmberSearchOptions(WireModel):
     model_config = ConfigDict(extra="forbid")
 
     retrieval: Literal["hybrid", "vector", "bm25"] = Field(
