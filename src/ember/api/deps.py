@@ -81,3 +81,8 @@ def require_admin_key(request: Request) -> None:
         )
     if token is None or not hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
         raise AuthenticationError("Incorrect admin key provided.")
+
+
+def current_caller(request: Request) -> Caller:
+    """``Depends(current_caller)``: who is asking, for routers that take no JSON body."""
+    return caller(request)

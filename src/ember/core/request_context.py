@@ -43,6 +43,18 @@ class Caller:
     no_cache: bool = False  # Cache-Control: no-cache
     cache_opt_in: bool = False  # "ember": {"cache": true}
 
+    @property
+    def owner(self) -> str | None:
+        """The tenant whose files, vector stores, responses and jobs this caller creates and
+        sees. None for the operator (no keys configured, or a key of the ``api_keys``
+        setting, tenant ``config``), who sees every tenant's."""
+        return None if self.tenant in (None, "config") else self.tenant
+
+    def may_see(self, owner: str | None) -> bool:
+        """Whether a resource created by ``owner`` exists for this caller: a tenant sees its
+        own only (not another tenant's, nor the operator's)."""
+        return self.owner is None or owner == self.owner
+
 
 ANONYMOUS = Caller()
 

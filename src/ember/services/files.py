@@ -18,6 +18,7 @@ import unicodedata
 from pathlib import Path
 from typing import Literal
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from ember.store import FileRecord, Store
 
@@ -67,6 +68,7 @@ class FileService:
         *,
         expires_after_seconds: int | None = None,
         allow_output_purposes: bool = False,
+        caller: Caller = ANONYMOUS,
     ) -> FileRecord:
         """Store ``data`` as a new file; ``purpose`` must be an upload purpose."""
         allowed = UPLOAD_PURPOSES + (OUTPUT_PURPOSES if allow_output_purposes else ())
@@ -92,6 +94,7 @@ class FileService:
             sha256=hashlib.sha256(data).hexdigest(),
             created_at=now,
             expires_at=now + expires_after_seconds if expires_after_seconds else None,
+            owner=caller.owner,
         )
         path = self._path(record.id)
         partial = path.with_suffix(".partial")
@@ -107,15 +110,16 @@ class FileService:
             raise
         return record
 
-    def get(self, file_id: str) -> FileRecord:
+    def get(self, file_id: str, *, caller: Caller = ANONYMOUS) -> FileRecord:
+        """The file, if it exists for ``caller`` (another tenant's file is a 404)."""
         self._purge_expired()
         record = self.store.get_file(file_id)
-        if record is None:
+        if record is None or not caller.may_see(record.owner):
             raise NotFoundError(f"No such file: '{file_id}'.", param="file_id")
         return record
 
-    def read(self, file_id: str) -> bytes:
-        record = self.get(file_id)
+    def read(self, file_id: str, *, caller: Caller = ANONYMOUS) -> bytes:
+        record = self.get(file_id, caller=caller)
         try:
             return self._path(record.id).read_bytes()
         except FileNotFoundError as exc:
@@ -130,13 +134,16 @@ class FileService:
         limit: int = 10000,
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> FilePage:
-        """One page of files and whether more follow."""
+        """One page of ``caller``'s files and whether more follow."""
         self._purge_expired()
-        return self.store.list_files(purpose=purpose, limit=limit, order=order, after=after)
+        return self.store.list_files(
+            purpose=purpose, limit=limit, order=order, after=after, owner=caller.owner
+        )
 
-    def delete(self, file_id: str) -> FileRecord:
-        record = self.get(file_id)
+    def delete(self, file_id: str, *, caller: Caller = ANONYMOUS) -> FileRecord:
+        record = self.get(file_id, caller=caller)
         self.store.remove_file(record.id)
         self._path(record.id).unlink(missing_ok=True)
         return record

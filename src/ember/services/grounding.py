@@ -203,7 +203,11 @@ class GroundingService:
         language = language_of(question)
         if hits is None:
             hits = await self.vector_stores.retrieve(
-                store_ids, question, k=max_results or self.max_sources, filters=filters
+                store_ids,
+                question,
+                k=max_results or self.max_sources,
+                filters=filters,
+                caller=caller,
             )
         sources, screened = await asyncio.to_thread(self.screen, hits)
         draft = Draft(question, list(store_ids), language, mode, sources, screened, model)

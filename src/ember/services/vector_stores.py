@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.errors import InvalidRequestError, NotFoundError
 from ember.ground import filters as attribute_filters
 from ember.ground.retrieval import Hit, RetrievalMode, Retriever
@@ -100,18 +101,19 @@ class VectorStoreService:
 
     # -- stores ---------------------------------------------------------------------------
 
-    def _store_row(self, store_id: str) -> dict[str, Any]:
+    def _store_row(self, store_id: str, caller: Caller = ANONYMOUS) -> dict[str, Any]:
+        """The store's row, if it exists for ``caller`` (another tenant's is a 404)."""
         row = self.tables.get_store(store_id)
-        if row is None:
+        if row is None or not caller.may_see(row.get("owner")):
             raise NotFoundError(f"No such vector store: '{store_id}'.", param="vector_store_id")
         return row
 
-    def _usable_row(self, store_id: str) -> dict[str, Any]:
+    def _usable_row(self, store_id: str, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         """The store's row, if it may still be searched or given files: an expired store
         (``expires_at`` passed) keeps its data and can be read, updated or deleted, but
         neither searched nor extended (OpenAI: "once a vector store expires ... it can't be
         used"). Using it does not revive it."""
-        row = self._store_row(store_id)
+        row = self._store_row(store_id, caller)
         if _expired(row):
             raise InvalidRequestError(
                 f"Vector store '{store_id}' expired at {row['expires_at']} (unix time) and can "
@@ -177,10 +179,11 @@ class VectorStoreService:
         metadata: dict[str, str] | None = None,
         chunking_strategy: Any = None,
         expires_after: Any = None,
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
         chunking = self.chunking(chunking_strategy)
         for file_id in file_ids:
-            self.files.get(file_id)
+            self.files.get(file_id, caller=caller)
         now = int(time.time())
         after, expires_at = self._expiry(expires_after, now)
         store_id = _new_id("vs")
@@ -193,6 +196,7 @@ class VectorStoreService:
                 "metadata": metadata or {},
                 "expires_after": after,
                 "expires_at": expires_at,
+                "owner": caller.owner,
             }
         )
         for file_id in file_ids:
@@ -200,24 +204,36 @@ class VectorStoreService:
         self.worker.notify()
         return self.store_object(self._store_row(store_id))
 
-    def get(self, store_id: str) -> dict[str, Any]:
-        return self.store_object(self._store_row(store_id))
+    def get(self, store_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
+        return self.store_object(self._store_row(store_id, caller))
 
-    def find(self, id_or_name: str) -> dict[str, Any]:
+    def find(self, id_or_name: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         """A store by id, or else by name (for the CLI)."""
-        row = self.tables.get_store(id_or_name) or self.tables.find_store_by_name(id_or_name)
+        row = self.tables.get_store(id_or_name)
+        if row is not None and not caller.may_see(row.get("owner")):
+            row = None
+        row = row or self.tables.find_store_by_name(id_or_name, caller.owner)
         if row is None:
             raise NotFoundError(f"No vector store with id or name '{id_or_name}'.")
         return self.store_object(row)
 
     def list_stores(
-        self, *, limit: int, order: Literal["asc", "desc"], after: str | None
+        self,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"],
+        after: str | None,
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
-        rows, more = self.tables.list_stores(limit=limit, order=order, after=after)
+        rows, more = self.tables.list_stores(
+            limit=limit, order=order, after=after, owner=caller.owner
+        )
         return _page([self.store_object(row) for row in rows], more)
 
-    def update(self, store_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        row = self._store_row(store_id)
+    def update(
+        self, store_id: str, changes: dict[str, Any], *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        row = self._store_row(store_id, caller)
         values: dict[str, Any] = {}
         if "name" in changes:
             values["name"] = changes["name"]
@@ -229,8 +245,8 @@ class VectorStoreService:
         self.tables.update_store(store_id, values)
         return self.get(store_id)
 
-    def delete(self, store_id: str) -> dict[str, Any]:
-        self._store_row(store_id)
+    def delete(self, store_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
+        self._store_row(store_id, caller)
         self.tables.delete_store(store_id)
         return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
 
@@ -275,15 +291,19 @@ class VectorStoreService:
         *,
         attributes: Any = None,
         chunking_strategy: Any = None,
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
-        self._usable_row(store_id)
-        self.files.get(file_id)
+        self._usable_row(store_id, caller)
+        self.files.get(file_id, caller=caller)
         chunking = self.chunking(chunking_strategy)
         self._attach(store_id, file_id, chunking, validate_attributes(attributes), None)
         self.worker.notify()
         return self.get_file(store_id, file_id)
 
-    def get_file(self, store_id: str, file_id: str) -> dict[str, Any]:
+    def get_file(
+        self, store_id: str, file_id: str, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self._store_row(store_id, caller)
         row = self.tables.get_file(store_id, file_id)
         if row is None:
             raise NotFoundError(
@@ -300,25 +320,32 @@ class VectorStoreService:
         after: str | None,
         status: str | None,
         batch_id: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
-        self._store_row(store_id)
+        self._store_row(store_id, caller)
         rows, more = self.tables.list_files(
             store_id, limit=limit, order=order, after=after, status=status, batch_id=batch_id
         )
         return _page([self.file_object(row) for row in rows], more)
 
-    def update_file(self, store_id: str, file_id: str, attributes: Any) -> dict[str, Any]:
-        self.get_file(store_id, file_id)
+    def update_file(
+        self, store_id: str, file_id: str, attributes: Any, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self.get_file(store_id, file_id, caller=caller)
         self.tables.set_file_attributes(store_id, file_id, validate_attributes(attributes))
         return self.get_file(store_id, file_id)
 
-    def delete_file(self, store_id: str, file_id: str) -> dict[str, Any]:
-        self.get_file(store_id, file_id)
+    def delete_file(
+        self, store_id: str, file_id: str, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self.get_file(store_id, file_id, caller=caller)
         self.tables.delete_file(store_id, file_id)
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
-    def file_content(self, store_id: str, file_id: str) -> dict[str, Any]:
-        self.get_file(store_id, file_id)
+    def file_content(
+        self, store_id: str, file_id: str, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self.get_file(store_id, file_id, caller=caller)
         chunks = self.tables.chunks.file_chunks(store_id, file_id)
         return {
             "object": "vector_store.file_content.page",
@@ -356,8 +383,9 @@ class VectorStoreService:
         attributes: Any = None,
         chunking_strategy: Any = None,
         files: Sequence[dict[str, Any]] | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
-        self._usable_row(store_id)
+        self._usable_row(store_id, caller)
         entries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         default_chunking = self.chunking(chunking_strategy)
         default_attributes = validate_attributes(attributes)
@@ -379,7 +407,7 @@ class VectorStoreService:
         if not entries:
             raise InvalidRequestError("Give file_ids or files.", param="file_ids")
         for file_id, _, _ in entries:
-            self.files.get(file_id)
+            self.files.get(file_id, caller=caller)
         batch_id = _new_id("vsfb")
         self.tables.create_batch(batch_id, store_id, int(time.time()))
         for file_id, attrs, chunking in entries:
@@ -387,14 +415,19 @@ class VectorStoreService:
         self.worker.notify()
         return self.get_batch(store_id, batch_id)
 
-    def get_batch(self, store_id: str, batch_id: str) -> dict[str, Any]:
+    def get_batch(
+        self, store_id: str, batch_id: str, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self._store_row(store_id, caller)
         batch = self.tables.get_batch(store_id, batch_id)
         if batch is None:
             raise NotFoundError(f"No such file batch: '{batch_id}'.", param="batch_id")
         return self.batch_object(store_id, batch)
 
-    def cancel_batch(self, store_id: str, batch_id: str) -> dict[str, Any]:
-        self.get_batch(store_id, batch_id)
+    def cancel_batch(
+        self, store_id: str, batch_id: str, *, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
+        self.get_batch(store_id, batch_id, caller=caller)
         self.tables.cancel_batch(batch_id)
         return self.get_batch(store_id, batch_id)
 
@@ -409,9 +442,10 @@ class VectorStoreService:
         filters: dict[str, Any] | None = None,
         score_threshold: float = 0.0,
         mode: RetrievalMode = "hybrid",
+        caller: Caller = ANONYMOUS,
     ) -> list[Hit]:
         for store_id in store_ids:
-            self._usable_row(store_id)
+            self._usable_row(store_id, caller)
         if filters is not None:
             attribute_filters.validate(filters)
         embedder = await self.embedder()
@@ -437,6 +471,7 @@ class VectorStoreService:
         filters: dict[str, Any] | None = None,
         score_threshold: float = 0.0,
         mode: RetrievalMode = "hybrid",
+        caller: Caller = ANONYMOUS,
     ) -> dict[str, Any]:
         queries = [query] if isinstance(query, str) else list(query)
         if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
@@ -450,6 +485,7 @@ class VectorStoreService:
             filters=filters,
             score_threshold=score_threshold,
             mode=mode,
+            caller=caller,
         )
         hits, has_more = found[:max_num_results], len(found) > max_num_results
         return {

@@ -346,9 +346,12 @@ class Store:
         limit: int = 10000,
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[FileRecord], bool]:
         with self.session() as session:
-            return files_table.page(session, purpose=purpose, limit=limit, order=order, after=after)
+            return files_table.page(
+                session, purpose=purpose, limit=limit, order=order, after=after, owner=owner
+            )
 
     def remove_file(self, file_id: str) -> bool:
         with self.session() as session:

@@ -28,6 +28,7 @@ class FileRecord:
     sha256: str
     created_at: int
     expires_at: int | None = None
+    owner: str | None = None  # the tenant that uploaded it; None: the operator
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI ``OpenAIFile`` object."""
@@ -53,6 +54,7 @@ def _record(row: FileRow) -> FileRecord:
         sha256=row.sha256,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        owner=row.owner,
     )
 
 
@@ -66,6 +68,7 @@ def add(session: Session, record: FileRecord) -> None:
             sha256=record.sha256,
             created_at=record.created_at,
             expires_at=record.expires_at,
+            owner=record.owner,
         )
     )
 
@@ -82,9 +85,13 @@ def page(
     limit: int,
     order: Literal["asc", "desc"],
     after: str | None,
+    owner: str | None = None,
 ) -> tuple[list[FileRecord], bool]:
-    """One page of files in ``order`` of upload, after the file ``after``; and whether more."""
+    """One page of files in ``order`` of upload, after the file ``after``; and whether more.
+    ``owner``: only that tenant's files (None: every file)."""
     query = select(FileRow)
+    if owner is not None:
+        query = query.where(FileRow.owner == owner)
     if purpose is not None:
         query = query.where(FileRow.purpose == purpose)
     if after is not None:

@@ -315,6 +315,15 @@ def m011_synth_jobs(conn: Connection) -> None:
     )
 
 
+def m012_owners(conn: Connection) -> None:
+    """Who owns each file, vector store, stored response and fine-tuning job: the tenant
+    (the API key's name) that created it, or NULL for the operator. A tenant sees only its
+    own (``Caller.may_see``); rows from before keys existed are the operator's."""
+    for table in ("files", "vector_stores", "responses", "fine_tuning_jobs"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN owner TEXT"))
+        conn.execute(text(f"CREATE INDEX {table}_owner ON {table} (owner)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -324,6 +333,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m005_fine_tuning,
     m006_guard_vault,
     m011_synth_jobs,
+    m012_owners,
 ]
 
 

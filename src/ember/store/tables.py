@@ -34,6 +34,7 @@ class ResponseRow(Base):
     previous_response_id: Mapped[str | None] = mapped_column(String, nullable=True)
     conversation: Mapped[str] = mapped_column(Text)
     response: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String, nullable=True)  # the tenant; None: operator
 
 
 class RequestLogRow(Base):
@@ -89,6 +90,7 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(String)
     created_at: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String, nullable=True)  # the tenant; None: operator
 
 
 class ApiKeyRow(Base):
@@ -126,6 +128,7 @@ class FineTuningJobRow(Base):
     fine_tuned_model: Mapped[str | None] = mapped_column(String, nullable=True)
     job: Mapped[str] = mapped_column(Text)
     internal: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String, nullable=True)  # the tenant; None: operator
 
 
 class FineTuningEventRow(Base):

@@ -64,11 +64,12 @@ class VectorTables:
             conn.execute(
                 text(
                     "INSERT INTO vector_stores (id, name, created_at, last_active_at, metadata,"
-                    " expires_after, expires_at) VALUES (:id, :name, :created_at,"
-                    " :last_active_at, :metadata, :expires_after, :expires_at)"
+                    " expires_after, expires_at, owner) VALUES (:id, :name, :created_at,"
+                    " :last_active_at, :metadata, :expires_after, :expires_at, :owner)"
                 ),
                 {
                     **row,
+                    "owner": row.get("owner"),
                     "metadata": json.dumps(row.get("metadata") or {}, ensure_ascii=False),
                     "expires_after": json.dumps(row["expires_after"])
                     if row.get("expires_after")
@@ -83,22 +84,34 @@ class VectorTables:
             )
         return _decode_store(rows[0]) if rows else None
 
-    def find_store_by_name(self, name: str) -> dict[str, Any] | None:
+    def find_store_by_name(self, name: str, owner: str | None = None) -> dict[str, Any] | None:
+        """The first store named ``name`` (of tenant ``owner`` when given)."""
+        scope = "" if owner is None else " AND owner = :owner"
         with self.engine.begin() as conn:
             rows = as_dicts(
                 conn.execute(
-                    text("SELECT * FROM vector_stores WHERE name = :name ORDER BY seq LIMIT 1"),
-                    {"name": name},
+                    text(
+                        f"SELECT * FROM vector_stores WHERE name = :name{scope}"
+                        " ORDER BY seq LIMIT 1"
+                    ),
+                    {"name": name, "owner": owner},
                 )
             )
         return _decode_store(rows[0]) if rows else None
 
     def list_stores(
-        self, *, limit: int, order: Literal["asc", "desc"], after: str | None
+        self,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"],
+        after: str | None,
+        owner: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of stores (of tenant ``owner`` when given)."""
+        where, params = ("1 = 1", {}) if owner is None else ("owner = :owner", {"owner": owner})
         with self.engine.begin() as conn:
             rows, more = _page(
-                conn, "vector_stores", "1 = 1", {}, limit=limit, order=order, after=after
+                conn, "vector_stores", where, params, limit=limit, order=order, after=after
             )
         return [_decode_store(row) for row in rows], more
 

@@ -9,7 +9,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
+from ember.core.request_context import Caller
 from ember.errors import InvalidRequestError
 from ember.services.container import Services
 
@@ -23,6 +24,7 @@ async def create_file(
     expires_anchor: str | None = Form(default=None, alias="expires_after[anchor]"),
     expires_seconds: int | None = Form(default=None, alias="expires_after[seconds]"),
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     if expires_seconds is not None:
         if expires_anchor not in (None, "created_at"):
@@ -41,6 +43,7 @@ async def create_file(
         purpose,
         data,
         expires_after_seconds=expires_seconds,
+        caller=who,
     )
     return JSONResponse(record.to_openai())
 
@@ -52,8 +55,11 @@ async def list_files(
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    records, has_more = services.files.list(purpose=purpose, limit=limit, order=order, after=after)
+    records, has_more = services.files.list(
+        purpose=purpose, limit=limit, order=order, after=after, caller=who
+    )
     data = [record.to_openai() for record in records]
     return JSONResponse(
         {
@@ -67,14 +73,18 @@ async def list_files(
 
 
 @router.get("/v1/files/{file_id}", response_model=None)
-async def retrieve_file(file_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(services.files.get(file_id).to_openai())
+async def retrieve_file(
+    file_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> Any:
+    return JSONResponse(services.files.get(file_id, caller=who).to_openai())
 
 
 @router.get("/v1/files/{file_id}/content", response_model=None)
-async def file_content(file_id: str, services: Services = Depends(get_services)) -> Response:
-    record = services.files.get(file_id)
-    data = await asyncio.to_thread(services.files.read, file_id)
+async def file_content(
+    file_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> Response:
+    record = services.files.get(file_id, caller=who)
+    data = await asyncio.to_thread(services.files.read, file_id, caller=who)
     return Response(
         data,
         media_type="application/octet-stream",
@@ -83,8 +93,10 @@ async def file_content(file_id: str, services: Services = Depends(get_services))
 
 
 @router.delete("/v1/files/{file_id}", response_model=None)
-async def delete_file(file_id: str, services: Services = Depends(get_services)) -> Any:
-    record = await asyncio.to_thread(services.files.delete, file_id)
+async def delete_file(
+    file_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> Any:
+    record = await asyncio.to_thread(services.files.delete, file_id, caller=who)
     return JSONResponse({"id": record.id, "object": "file", "deleted": True})
 
 

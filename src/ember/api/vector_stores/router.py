@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
 from ember.api.vector_stores.protocol import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
@@ -17,6 +17,7 @@ from ember.api.vector_stores.protocol import (
     UpdateVectorStoreFileRequest,
     UpdateVectorStoreRequest,
 )
+from ember.core.request_context import Caller
 from ember.services.container import Services
 
 router = APIRouter()
@@ -26,7 +27,9 @@ FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
 @router.post("/v1/vector_stores", response_model=None)
 async def create_vector_store(
-    body: CreateVectorStoreRequest, services: Services = Depends(get_services)
+    body: CreateVectorStoreRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     created = await asyncio.to_thread(
         services.vector_stores.create,
@@ -35,6 +38,7 @@ async def create_vector_store(
         metadata=body.metadata,
         chunking_strategy=body.chunking_strategy,
         expires_after=body.expires_after,
+        caller=who,
     )
     return JSONResponse(created)
 
@@ -45,15 +49,20 @@ async def list_vector_stores(
     order: Order = "desc",
     after: str | None = None,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.list_stores(limit=limit, order=order, after=after))
+    return JSONResponse(
+        services.vector_stores.list_stores(limit=limit, order=order, after=after, caller=who)
+    )
 
 
 @router.get("/v1/vector_stores/{vector_store_id}", response_model=None)
 async def retrieve_vector_store(
-    vector_store_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.get(vector_store_id))
+    return JSONResponse(services.vector_stores.get(vector_store_id, caller=who))
 
 
 @router.post("/v1/vector_stores/{vector_store_id}", response_model=None)
@@ -61,21 +70,29 @@ async def update_vector_store(
     vector_store_id: str,
     body: UpdateVectorStoreRequest,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     changes = body.model_dump(exclude_unset=True)
-    return JSONResponse(services.vector_stores.update(vector_store_id, changes))
+    return JSONResponse(services.vector_stores.update(vector_store_id, changes, caller=who))
 
 
 @router.delete("/v1/vector_stores/{vector_store_id}", response_model=None)
 async def delete_vector_store(
-    vector_store_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(await asyncio.to_thread(services.vector_stores.delete, vector_store_id))
+    return JSONResponse(
+        await asyncio.to_thread(services.vector_stores.delete, vector_store_id, caller=who)
+    )
 
 
 @router.post("/v1/vector_stores/{vector_store_id}/search", response_model=None)
 async def search_vector_store(
-    vector_store_id: str, body: SearchRequest, services: Services = Depends(get_services)
+    vector_store_id: str,
+    body: SearchRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     ranking = body.ranking_options
     page = await services.vector_stores.search(
@@ -85,6 +102,7 @@ async def search_vector_store(
         filters=body.filters,
         score_threshold=ranking.score_threshold if ranking else 0.0,
         mode=body.ember.retrieval if body.ember else "hybrid",
+        caller=who,
     )
     return JSONResponse(page)
 
@@ -94,12 +112,14 @@ async def create_vector_store_file(
     vector_store_id: str,
     body: CreateVectorStoreFileRequest,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     created = services.vector_stores.add_file(
         vector_store_id,
         body.file_id,
         attributes=body.attributes,
         chunking_strategy=body.chunking_strategy,
+        caller=who,
     )
     return JSONResponse(created)
 
@@ -112,18 +132,22 @@ async def list_vector_store_files(
     after: str | None = None,
     filter: FileStatus | None = None,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     page = services.vector_stores.list_files(
-        vector_store_id, limit=limit, order=order, after=after, status=filter
+        vector_store_id, limit=limit, order=order, after=after, status=filter, caller=who
     )
     return JSONResponse(page)
 
 
 @router.get("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
 async def retrieve_vector_store_file(
-    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    file_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.get_file(vector_store_id, file_id))
+    return JSONResponse(services.vector_stores.get_file(vector_store_id, file_id, caller=who))
 
 
 @router.post("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
@@ -132,24 +156,35 @@ async def update_vector_store_file(
     file_id: str,
     body: UpdateVectorStoreFileRequest,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    updated = services.vector_stores.update_file(vector_store_id, file_id, body.attributes)
+    updated = services.vector_stores.update_file(
+        vector_store_id, file_id, body.attributes, caller=who
+    )
     return JSONResponse(updated)
 
 
 @router.delete("/v1/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
 async def delete_vector_store_file(
-    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    file_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    deleted = await asyncio.to_thread(services.vector_stores.delete_file, vector_store_id, file_id)
+    deleted = await asyncio.to_thread(
+        services.vector_stores.delete_file, vector_store_id, file_id, caller=who
+    )
     return JSONResponse(deleted)
 
 
 @router.get("/v1/vector_stores/{vector_store_id}/files/{file_id}/content", response_model=None)
 async def vector_store_file_content(
-    vector_store_id: str, file_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    file_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.file_content(vector_store_id, file_id))
+    return JSONResponse(services.vector_stores.file_content(vector_store_id, file_id, caller=who))
 
 
 @router.post("/v1/vector_stores/{vector_store_id}/file_batches", response_model=None)
@@ -157,6 +192,7 @@ async def create_file_batch(
     vector_store_id: str,
     body: CreateFileBatchRequest,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     created = await asyncio.to_thread(
         services.vector_stores.create_batch,
@@ -165,24 +201,31 @@ async def create_file_batch(
         attributes=body.attributes,
         chunking_strategy=body.chunking_strategy,
         files=body.files,
+        caller=who,
     )
     return JSONResponse(created)
 
 
 @router.get("/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", response_model=None)
 async def retrieve_file_batch(
-    vector_store_id: str, batch_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    batch_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.get_batch(vector_store_id, batch_id))
+    return JSONResponse(services.vector_stores.get_batch(vector_store_id, batch_id, caller=who))
 
 
 @router.post(
     "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", response_model=None
 )
 async def cancel_file_batch(
-    vector_store_id: str, batch_id: str, services: Services = Depends(get_services)
+    vector_store_id: str,
+    batch_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.vector_stores.cancel_batch(vector_store_id, batch_id))
+    return JSONResponse(services.vector_stores.cancel_batch(vector_store_id, batch_id, caller=who))
 
 
 @router.get(
@@ -196,9 +239,16 @@ async def list_file_batch_files(
     after: str | None = None,
     filter: FileStatus | None = None,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    services.vector_stores.get_batch(vector_store_id, batch_id)
+    services.vector_stores.get_batch(vector_store_id, batch_id, caller=who)
     page = services.vector_stores.list_files(
-        vector_store_id, limit=limit, order=order, after=after, status=filter, batch_id=batch_id
+        vector_store_id,
+        limit=limit,
+        order=order,
+        after=after,
+        status=filter,
+        batch_id=batch_id,
+        caller=who,
     )
     return JSONResponse(page)

@@ -1,0 +1,131 @@
+"""Two API keys are two tenants: nothing one creates is visible to or usable by the other.
+
+Each key's name is its tenant. Files and vector stores carry the tenant that created them;
+the other tenant gets the 404 a missing resource gets (not a 403: it must not learn that the
+id exists), lists show each tenant its own, and the operator (a key of the ``api_keys``
+setting) sees every tenant's. No model is loaded: every refusal happens before one would
+run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import RunningServer, start_server, stop_server
+
+ADMIN = "admin-secret-for-tests"
+OPERATOR = "operator-key-for-tests"
+CONFIG = f"""
+preload = ["echo"]
+n_threads = 1
+admin_key = "{ADMIN}"
+api_keys = ["{OPERATOR}"]
+
+[models.echo]
+path = "echo"
+engine = "fake"
+context_length = 512
+"""
+
+
+@dataclass
+class Tenants:
+    server: RunningServer
+    alice: openai.OpenAI
+    bob: openai.OpenAI
+    operator: openai.OpenAI
+
+
+def _client(server: RunningServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
+    server = start_server(tmp_path_factory.mktemp("tenants-home"), CONFIG)
+    keys = {}
+    for name in ("alice", "bob"):
+        created = httpx.post(
+            f"{server.v1}/ember/keys",
+            json={"name": name},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=30,
+        )
+        assert created.status_code == 200, created.text
+        keys[name] = created.json()["key"]
+    yield Tenants(
+        server,
+        _client(server, keys["alice"]),
+        _client(server, keys["bob"]),
+        _client(server, OPERATOR),
+    )
+    stop_server(server)
+
+
+def test_a_file_is_its_uploaders_alone(tenants: Tenants) -> None:
+    mine = tenants.alice.files.create(file=("alice.txt", b"alice's notes"), purpose="assistants")
+    assert [f.id for f in tenants.alice.files.list()] == [mine.id]
+    assert tenants.alice.files.content(mine.id).content == b"alice's notes"
+    assert mine.id not in [f.id for f in tenants.bob.files.list()]
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.files.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.files.content(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.files.delete(mine.id)
+    # Bob's failed delete removed nothing; the operator sees Alice's file.
+    assert tenants.alice.files.retrieve(mine.id).id == mine.id
+    assert mine.id in [f.id for f in tenants.operator.files.list()]
+
+
+def test_a_vector_store_is_its_creators_alone(tenants: Tenants) -> None:
+    store = tenants.alice.vector_stores.create(name="alice-docs")
+    assert store.id in [s.id for s in tenants.alice.vector_stores.list()]
+    assert store.id not in [s.id for s in tenants.bob.vector_stores.list()]
+    attempts = [
+        lambda: tenants.bob.vector_stores.retrieve(store.id),
+        lambda: tenants.bob.vector_stores.update(store.id, name="taken"),
+        lambda: tenants.bob.vector_stores.delete(store.id),
+        lambda: tenants.bob.vector_stores.search(store.id, query="notes"),
+        lambda: tenants.bob.vector_stores.files.list(store.id),
+    ]
+    for attempt in attempts:
+        with pytest.raises(openai.NotFoundError):
+            attempt()
+    assert tenants.alice.vector_stores.retrieve(store.id).name == "alice-docs"
+    assert store.id in [s.id for s in tenants.operator.vector_stores.list()]
+
+
+def test_no_tenant_can_put_anothers_file_in_its_store(tenants: Tenants) -> None:
+    alices = tenants.alice.files.create(file=("a.txt", b"private"), purpose="assistants")
+    bobs_store = tenants.bob.vector_stores.create(name="bob-docs")
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.vector_stores.files.create(vector_store_id=bobs_store.id, file_id=alices.id)
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.vector_stores.file_batches.create(
+            vector_store_id=bobs_store.id, file_ids=[alices.id]
+        )
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.vector_stores.create(name="grab", file_ids=[alices.id])
+    assert tenants.bob.vector_stores.files.list(bobs_store.id).data == []
+
+
+def test_no_tenant_grounds_on_anothers_store(tenants: Tenants) -> None:
+    store = tenants.alice.vector_stores.create(name="alice-grounding")
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "What do the notes say?"}],
+            extra_body={"ember": {"vector_store_ids": [store.id]}},
+        )
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.responses.create(
+            model="echo",
+            input="What do the notes say?",
+            tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        )
