@@ -41,6 +41,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/route/test_remote.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",
+        "tests/test_faults.py",
         "tests/test_hostile_input.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ember.api.sse import data_frame
@@ -25,7 +26,9 @@ from ember.errors import (
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
 )
+from ember.store.writer import database_locked
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +118,20 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             ember = EmberError("The server failed to handle the request.")
         return error_response(ember)
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        if database_locked(exc):  # another process holds the database: try again shortly
+            logger.warning("database locked on %s %s", request.method, request.url.path)
+            return error_response(
+                ServiceUnavailableError(
+                    "The database is locked by another process; nothing was changed. "
+                    "Try again shortly.",
+                    code="database_locked",
+                    headers={"Retry-After": "2"},
+                )
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ember.store import audit
@@ -38,6 +40,7 @@ from ember.store.tables import RequestLogRow
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
+LOCKED_GIVE_UP_S = 30.0  # at shutdown: how long a lock held by another process is waited out
 
 
 @dataclass
@@ -123,8 +126,7 @@ class LogWriter:
     def _write(self, batch: list[Pending]) -> None:
         try:
             if any(item.request_log or item.audit for item in batch):
-                with self._open_session() as session:
-                    write_batch(session, batch)
+                self._write_while_locked(batch)
         except Exception as exc:  # a bookkeeping failure must not kill the writer
             if len(batch) > 1:  # one bad record must not take its batch with it
                 for item in batch:
@@ -138,6 +140,40 @@ class LogWriter:
         for item in batch:
             if not item.done.done():
                 item.done.set_result(None)
+
+    def _write_while_locked(self, batch: list[Pending]) -> None:
+        """Write the batch, waiting out another process's lock on the database (past the
+        connection's busy timeout) instead of dropping the records: a request's audit link
+        and log row are kept until they are written. Gives up only when the server is
+        stopping and the lock has lasted :data:`LOCKED_GIVE_UP_S`."""
+        waited, delay = 0.0, 0.05
+        while True:
+            try:
+                with self._open_session() as session:
+                    write_batch(session, batch)
+                return
+            except OperationalError as exc:
+                if not database_locked(exc) or (self._closed and waited >= LOCKED_GIVE_UP_S):
+                    raise
+                if waited == 0.0 or int(waited + delay) // 10 > int(waited) // 10:
+                    logger.warning(
+                        "the database is locked by another process; %d request records "
+                        "wait (%.0f s so far)",
+                        len(batch),
+                        waited,
+                    )
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 1.0)
+
+
+def database_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a write because another process holds its
+    lock past the busy timeout (a transient state, not a bug)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def write_batch(session: Session, batch: list[Pending]) -> None:

@@ -1,0 +1,104 @@
+"""Faults from outside the server: the database locked by another process.
+
+No model is loaded (the ``fake`` engine answers). While another process holds SQLite's write
+lock past the connection's busy timeout, a request that must write now is refused with a 503
+``database_locked`` and ``Retry-After`` (nothing half-written), and a generation's audit link
+and request-log row wait for the lock instead of being dropped: afterwards every record is
+there and the audit chain verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, start_server, stop_server
+
+CONFIG = """
+preload = ["echo"]
+n_threads = 1
+
+[models.echo]
+path = "echo"
+engine = "fake"
+context_length = 512
+"""
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("faults-home"), CONFIG)
+    yield running
+    stop_server(running)
+
+
+def _count(server: RunningServer, table: str) -> int:
+    with sqlite3.connect(server.home / "ember.db", timeout=30) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_a_locked_database_refuses_writes_cleanly_and_loses_no_record(
+    server: RunningServer,
+) -> None:
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "still there?"}]}
+    assert httpx.post(f"{server.v1}/chat/completions", json=chat, timeout=60).status_code == 200
+    logged, audited = _count(server, "request_log"), _count(server, "audit_log")
+    stores = len(httpx.get(f"{server.v1}/vector_stores", timeout=30).json()["data"])
+
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(server.home / "ember.db"), "9"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as locker:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        refused = httpx.post(
+            f"{server.v1}/vector_stores", json={"name": "while-locked"}, timeout=60
+        )
+        answered = httpx.post(f"{server.v1}/chat/completions", json=chat, timeout=60)
+        locker.wait(timeout=60)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "database_locked"
+    assert refused.headers["retry-after"] == "2"
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"] == "You said: still there?"
+
+    deadline = time.monotonic() + 30
+    while _count(server, "request_log") < logged + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _count(server, "request_log") == logged + 1
+    assert _count(server, "audit_log") == audited + 1
+    env = {
+        **os.environ,
+        "EMBER_HOME": str(server.home),
+        "EMBER_CONFIG": str(server.home / "ember.toml"),
+    }
+    verified = subprocess.run(
+        [sys.executable, "-m", "ember", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The refused store was not created; the next attempt is.
+    assert len(httpx.get(f"{server.v1}/vector_stores", timeout=30).json()["data"]) == stores
+    again = httpx.post(f"{server.v1}/vector_stores", json={"name": "after"}, timeout=60)
+    assert again.status_code == 200, again.text
+    assert "Traceback" not in server.log()
