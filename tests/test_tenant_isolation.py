@@ -129,3 +129,25 @@ def test_no_tenant_grounds_on_anothers_store(tenants: Tenants) -> None:
             input="What do the notes say?",
             tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
         )
+
+
+def test_no_tenant_makes_data_from_anothers_documents(tenants: Tenants) -> None:
+    alices = tenants.alice.files.create(file=("facts.txt", b"private facts"), purpose="assistants")
+    store = tenants.alice.vector_stores.create(name="alice-synth")
+    for body in (
+        {"model": "echo", "file_ids": [alices.id]},
+        {"model": "echo", "vector_store_id": store.id},
+    ):
+        attempt = httpx.post(
+            f"{tenants.server.v1}/ember/synth_jobs",
+            json=body,
+            headers={"Authorization": f"Bearer {tenants.bob.api_key}"},
+            timeout=30,
+        )
+        assert attempt.status_code == 404, attempt.text
+    listed = httpx.get(
+        f"{tenants.server.v1}/ember/synth_jobs",
+        headers={"Authorization": f"Bearer {tenants.bob.api_key}"},
+        timeout=30,
+    )
+    assert listed.status_code == 200 and listed.json()["data"] == []

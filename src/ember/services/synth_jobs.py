@@ -29,6 +29,7 @@ from ember.adapt.synth import (
     prompt,
     qa_schema,
 )
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.core.types import ChatMessage, OutputConstraint, SamplingParams
 from ember.errors import ConflictError, EmberError, InvalidRequestError, NotFoundError
 from ember.ground.parsers import parse
@@ -79,7 +80,7 @@ class SynthJobService:
 
     # -- use cases ------------------------------------------------------------------------
 
-    def create(self, request: SynthRequest) -> dict[str, Any]:
+    def create(self, request: SynthRequest, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         if not request.vector_store_id and not request.file_ids:
             raise InvalidRequestError(
                 "Give `vector_store_id` or `file_ids`: the documents to write pairs from.",
@@ -95,7 +96,7 @@ class SynthJobService:
                 f"`max_passages` must be between 1 and {_MAX_PASSAGES}.", param="max_passages"
             )
         model = self.registry.canonical_id(request.model)  # 404 model_not_found
-        found = [p for text in self._documents(request) for p in passages(text)]
+        found = [p for text in self._documents(request, caller) for p in passages(text)]
         if not found:
             raise InvalidRequestError(
                 "The documents hold no passage long enough to ask questions about.",
@@ -122,21 +123,23 @@ class SynthJobService:
             "finished_at": None,
             "aigc": None,
         }
-        self.tables.create(job, chosen)
+        self.tables.create(job, chosen, owner=caller.owner)
         self._queue.put_nowait(job["id"])
         return job
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         job = self.tables.get(job_id)
-        if job is None:
+        if job is None or not caller.may_see(self.tables.owner(job_id)):
             raise NotFoundError(f"No synthetic-data job found with id '{job_id}'.", param="id")
         return job
 
-    def list_jobs(self, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        return self.tables.page(after=after, limit=limit)
+    def list_jobs(
+        self, *, after: str | None, limit: int, caller: Caller = ANONYMOUS
+    ) -> tuple[list[dict[str, Any]], bool]:
+        return self.tables.page(after=after, limit=limit, owner=caller.owner)
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        self.get(job_id)
+    def cancel(self, job_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
+        self.get(job_id, caller=caller)
         job = self.tables.update(
             job_id,
             {"status": "cancelled", "finished_at": int(time.time())},
@@ -240,7 +243,12 @@ class SynthJobService:
             )
             return
         data = "".join(pair.to_chat_line(job["system"]) + "\n" for pair in kept)
-        record = self.files.create(f"{job['id']}.jsonl", "fine-tune", data.encode("utf-8"))
+        record = self.files.create(
+            f"{job['id']}.jsonl",
+            "fine-tune",
+            data.encode("utf-8"),
+            caller=Caller(tenant=self.tables.owner(job["id"])),  # the job's tenant owns it
+        )
         self.tables.update(
             job["id"],
             {
@@ -264,11 +272,11 @@ class SynthJobService:
             only_if_status=UNFINISHED,
         )
 
-    def _documents(self, request: SynthRequest) -> list[str]:
+    def _documents(self, request: SynthRequest, caller: Caller) -> list[str]:
         texts: list[str] = []
         if request.vector_store_id:
             store_id = request.vector_store_id
-            self.vector_stores.get(store_id)  # 404 when missing
+            self.vector_stores.get(store_id, caller=caller)  # 404 when missing or not theirs
             after: str | None = None
             while True:
                 page = self.vector_stores.list_files(
@@ -279,18 +287,18 @@ class SynthJobService:
                 if not page["has_more"] or not page["data"]:
                     break
                 after = page["data"][-1]["id"]
-        texts += [self._file_text(file_id) for file_id in request.file_ids]
+        texts += [self._file_text(file_id, caller) for file_id in request.file_ids]
         return texts
 
-    def _file_text(self, file_id: str) -> str:
-        record = self.files.get(file_id)  # 404 when missing
+    def _file_text(self, file_id: str, caller: Caller) -> str:
+        record = self.files.get(file_id, caller=caller)  # 404 when missing or not theirs
         sections = parse(record.filename, self.files.read(file_id))
         return "\n\n".join(section.text for section in sections)
 
     def _store_file_text(self, store_id: str, file_id: str) -> str:
         """The file as uploaded; its stored chunks (which overlap) if it was deleted since."""
         try:
-            return self._file_text(file_id)
+            return self._file_text(file_id, ANONYMOUS)  # in a store the caller may read
         except NotFoundError:
             content = self.vector_stores.file_content(store_id, file_id)
             return "\n\n".join(part["text"] for part in content["data"])

@@ -316,10 +316,11 @@ def m011_synth_jobs(conn: Connection) -> None:
 
 
 def m012_owners(conn: Connection) -> None:
-    """Who owns each file, vector store, stored response and fine-tuning job: the tenant
+    """Who owns each file, vector store, stored response, fine-tuning and synthetic-data
+    job: the tenant
     (the API key's name) that created it, or NULL for the operator. A tenant sees only its
     own (``Caller.may_see``); rows from before keys existed are the operator's."""
-    for table in ("files", "vector_stores", "responses", "fine_tuning_jobs"):
+    for table in ("files", "vector_stores", "responses", "fine_tuning_jobs", "synth_jobs"):
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN owner TEXT"))
         conn.execute(text(f"CREATE INDEX {table}_owner ON {table} (owner)"))
 

@@ -22,14 +22,17 @@ class SynthJobTables:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, job: dict[str, Any], passages: Sequence[str]) -> None:
+    def create(
+        self, job: dict[str, Any], passages: Sequence[str], owner: str | None = None
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO synth_jobs (id, created_at, status, job) "
-                    "VALUES (:id, :created_at, :status, :job)"
+                    "INSERT INTO synth_jobs (id, created_at, status, job, owner) "
+                    "VALUES (:id, :created_at, :status, :job, :owner)"
                 ),
                 {
+                    "owner": owner,
                     "id": job["id"],
                     "created_at": job["created_at"],
                     "status": job["status"],
@@ -50,12 +53,25 @@ class SynthJobTables:
             ).first()
         return None if row is None else dict(json.loads(row[0]))
 
-    def page(self, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Jobs newest first, after the job ``after`` (a cursor, as OpenAI lists page)."""
-        query = "SELECT job FROM synth_jobs"
-        params: dict[str, Any] = {"limit": limit + 1}
+    def owner(self, job_id: str) -> str | None:
+        """The tenant that created the job (None: the operator)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT owner FROM synth_jobs WHERE id = :id"), {"id": job_id}
+            ).first()
+        return None if row is None else row[0]
+
+    def page(
+        self, *, after: str | None, limit: int, owner: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Jobs newest first, after the job ``after`` (a cursor, as OpenAI lists page);
+        ``owner``: that tenant's only (None: every job)."""
+        query = "SELECT job FROM synth_jobs WHERE 1 = 1"
+        params: dict[str, Any] = {"limit": limit + 1, "owner": owner}
+        if owner is not None:
+            query += " AND owner = :owner"
         if after is not None:
-            query += " WHERE seq < (SELECT seq FROM synth_jobs WHERE id = :after)"
+            query += " AND seq < (SELECT seq FROM synth_jobs WHERE id = :after)"
             params["after"] = after
         query += " ORDER BY seq DESC LIMIT :limit"
         with self.engine.connect() as conn:

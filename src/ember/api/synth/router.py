@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
 from ember.api.wire import WireModel
+from ember.core.request_context import Caller
 from ember.services.container import Services
 from ember.services.synth_jobs import SynthRequest
 
@@ -48,10 +49,13 @@ class CreateSynthJobRequest(WireModel):
 
 @router.post(JOBS, response_model=None)
 async def create_job(
-    body: CreateSynthJobRequest, services: Services = Depends(get_services)
+    body: CreateSynthJobRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     # Parsing the documents may take a while: off the event loop.
-    return JSONResponse(await asyncio.to_thread(services.synth.create, body.to_domain()))
+    created = await asyncio.to_thread(services.synth.create, body.to_domain(), caller=who)
+    return JSONResponse(created)
 
 
 @router.get(JOBS, response_model=None)
@@ -59,8 +63,9 @@ async def list_jobs(
     after: str | None = None,
     limit: int = Query(default=20, ge=1, le=100),
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    jobs, has_more = services.synth.list_jobs(after=after, limit=limit)
+    jobs, has_more = services.synth.list_jobs(after=after, limit=limit, caller=who)
     return JSONResponse(
         {
             "object": "list",
@@ -73,10 +78,14 @@ async def list_jobs(
 
 
 @router.get(JOBS + "/{job_id}", response_model=None)
-async def retrieve_job(job_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(services.synth.get(job_id))
+async def retrieve_job(
+    job_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> Any:
+    return JSONResponse(services.synth.get(job_id, caller=who))
 
 
 @router.post(JOBS + "/{job_id}/cancel", response_model=None)
-async def cancel_job(job_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(services.synth.cancel(job_id))
+async def cancel_job(
+    job_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> Any:
+    return JSONResponse(services.synth.cancel(job_id, caller=who))
