@@ -1,10 +1,13 @@
-"""Faults from outside the server: the database locked by another process.
+"""Faults from outside the server: the database locked by another process, a full disk.
 
 No model is loaded (the ``fake`` engine answers). While another process holds SQLite's write
 lock past the connection's busy timeout, a request that must write now is refused with a 503
 ``database_locked`` and ``Retry-After`` (nothing half-written), and a generation's audit link
 and request-log row wait for the lock instead of being dropped: afterwards every record is
-there and the audit chain verifies.
+there and the audit chain verifies. On a full disk an upload is a 507
+``insufficient_storage`` that leaves nothing behind (no row, no partial file), so the next
+upload that fits is stored; the disk is a small tmpfs mounted in a mount namespace of the
+server's own (``unshare``), so no privilege is needed and nothing outside is touched.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, free_port, start_server, stop_server
 
 CONFIG = """
 preload = ["echo"]
@@ -102,3 +106,62 @@ def test_a_locked_database_refuses_writes_cleanly_and_loses_no_record(
     again = httpx.post(f"{server.v1}/vector_stores", json={"name": "after"}, timeout=60)
     assert again.status_code == 200, again.text
     assert "Traceback" not in server.log()
+
+
+def test_a_full_disk_refuses_an_upload_and_keeps_nothing_of_it(tmp_path: Path) -> None:
+    home, config = tmp_path / "home", tmp_path / "ember.toml"
+    home.mkdir()
+    config.write_text(CONFIG)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = (
+        f"mount -t tmpfs -o size=4m tmpfs {home} && exec {sys.executable} -m ember serve "
+        f"--host 127.0.0.1 --port {port}"
+    )
+    env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(config)}
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", serve],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, (tmp_path / "server.log").read_text()
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+            too_big = os.urandom(4 * 1024 * 1024)  # more than the disk has left
+            refused = httpx.post(
+                f"{base}/v1/files",
+                files={"file": ("big.bin", too_big)},
+                data={"purpose": "assistants"},
+                timeout=120,
+            )
+            assert refused.status_code == 507, refused.text
+            assert refused.json()["error"]["code"] == "insufficient_storage"
+            assert httpx.get(f"{base}/v1/files", timeout=30).json()["data"] == []
+            # Nothing of it stayed on the disk: a file that fits is stored.
+            fits = httpx.post(
+                f"{base}/v1/files",
+                files={"file": ("small.txt", b"x" * 200_000)},
+                data={"purpose": "assistants"},
+                timeout=120,
+            )
+            assert fits.status_code == 200, fits.text
+            stored = httpx.get(f"{base}/v1/files/{fits.json()['id']}/content", timeout=30)
+            assert stored.content == b"x" * 200_000
+            chat = {"model": "echo", "messages": [{"role": "user", "content": "full?"}]}
+            assert (
+                httpx.post(f"{base}/v1/chat/completions", json=chat, timeout=60).status_code == 200
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()

@@ -188,6 +188,14 @@ class QuotaExceededError(RateLimitError):
     default_code = "insufficient_quota"
 
 
+class InsufficientStorageError(EmberError):
+    """The server's disk is full (or its quota reached): nothing was stored."""
+
+    status_code = 507
+    error_type = "server_error"
+    default_code = "insufficient_storage"
+
+
 class ServiceUnavailableError(EmberError):
     """The server cannot take the request now (overloaded, shutting down)."""
 

@@ -9,6 +9,7 @@ at most 255 bytes); the SHA-256 of the content is kept so later stages can spot 
 from __future__ import annotations
 
 import builtins
+import errno
 import hashlib
 import os
 import re
@@ -19,7 +20,12 @@ from pathlib import Path
 from typing import Literal
 
 from ember.core.request_context import ANONYMOUS, Caller
-from ember.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from ember.errors import (
+    InsufficientStorageError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from ember.store import FileRecord, Store
 
 #: What ``POST /v1/files`` accepts as ``purpose`` (the spec's ``CreateFileRequest``).
@@ -59,6 +65,8 @@ class FileService:
         self.directory = directory
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.partial"):  # a write cut short by a crash
+            stale.unlink(missing_ok=True)
 
     def create(
         self,
@@ -98,11 +106,19 @@ class FileService:
         )
         path = self._path(record.id)
         partial = path.with_suffix(".partial")
-        with partial.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        try:
+            with partial.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)  # a full disk keeps no half-written file
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise InsufficientStorageError(
+                    f"The server's disk is full: the file ({len(data)} bytes) was not stored."
+                ) from exc
+            raise
         try:
             self.store.add_file(record)
         except BaseException:
