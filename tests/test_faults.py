@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -165,3 +166,49 @@ def test_a_full_disk_refuses_an_upload_and_keeps_nothing_of_it(tmp_path: Path) -
             process.terminate()
             process.wait(timeout=60)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_sigkill_under_load_leaves_a_sound_database_and_audit_chain(tmp_path: Path) -> None:
+    """SIGKILL while requests stream their audit links and log rows: after a restart the
+    database passes ``PRAGMA integrity_check``, the chain verifies, and the server serves."""
+    home = tmp_path / "home"
+    running = start_server(home, CONFIG)
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "load"}]}
+
+    def hammer(_: int) -> int:
+        done = 0
+        with httpx.Client(base_url=running.v1, timeout=30) as client:
+            for _ in range(200):
+                try:
+                    client.post("/chat/completions", json=chat)
+                    done += 1
+                except httpx.HTTPError:
+                    return done  # the server is gone
+        return done
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(hammer, i) for i in range(8)]
+        time.sleep(3)
+        running.process.kill()  # SIGKILL: no shutdown, no flush
+        answered = sum(f.result() for f in futures)
+    running.process.wait()
+    running.log_file.close()
+    assert answered > 0
+
+    with sqlite3.connect(home / "ember.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    again = start_server(home, CONFIG)
+    try:
+        assert httpx.post(f"{again.v1}/chat/completions", json=chat, timeout=60).status_code == 200
+        env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
+        verified = subprocess.run(
+            [sys.executable, "-m", "ember", "audit", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert _count(again, "audit_log") >= 1
+    finally:
+        stop_server(again)
