@@ -185,3 +185,14 @@ def test_an_assistant_tool_call_without_arguments_is_refused(server: RunningServ
 def test_nothing_above_crashes_the_server(server: RunningServer) -> None:
     assert server.process.poll() is None
     assert "Traceback" not in server.log()
+
+
+def test_openapi_links_chain_a_created_id_to_its_resource(server: RunningServer) -> None:
+    spec = httpx.get(f"{server.base_url}/openapi.json", timeout=30).json()
+    links = spec["paths"]["/v1/files"]["post"]["responses"]["200"]["links"]
+    targets = {link["operationId"]: link["parameters"] for link in links.values()}
+    retrieve = spec["paths"]["/v1/files/{file_id}"]["get"]["operationId"]
+    assert targets[retrieve] == {"file_id": "$response.body#/id"}
+    nested = spec["paths"]["/v1/vector_stores/{vector_store_id}/files"]["post"]["responses"]
+    parameters = next(iter(nested["200"]["links"].values()))["parameters"]
+    assert parameters["vector_store_id"] == "$request.path.vector_store_id"

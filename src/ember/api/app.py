@@ -34,6 +34,7 @@ from ember.api.keys.router import admin as keys_admin_router
 from ember.api.keys.router import usage_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
+from ember.api.openapi_links import add_links
 from ember.api.responses.router import router as responses_router
 from ember.api.synth.router import router as synth_router
 from ember.api.vector_stores.router import router as vector_stores_router
@@ -161,6 +162,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    plain_openapi = app.openapi
+    app.openapi = lambda: add_links(plain_openapi())  # type: ignore[method-assign]
 
     # An upload carries the file plus a little multipart framing.
     upload_limit = max(settings.max_request_bytes, settings.max_file_bytes + 64 * 1024)
