@@ -67,6 +67,15 @@ gpt-4o-mini = "{SMALL_MODEL}"
 """
 
 
+def fake_config(settings: str = "") -> str:
+    """An ``ember.toml`` serving the ``fake`` engine as model ``echo`` (no model loaded);
+    ``settings``: more top-level settings (before the tables)."""
+    return (
+        f'preload = ["echo"]\nn_threads = 1\n{settings}\n'
+        '[models.echo]\npath = "echo"\nengine = "fake"\ncontext_length = 512\n'
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.relative_to(ROOT).as_posix() not in MODEL_FREE_MODULES:

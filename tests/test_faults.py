@@ -24,17 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, free_port, start_server, stop_server
+from tests.conftest import RunningServer, fake_config, free_port, start_server, stop_server
 
-CONFIG = """
-preload = ["echo"]
-n_threads = 1
-
-[models.echo]
-path = "echo"
-engine = "fake"
-context_length = 512
-"""
+CONFIG = fake_config()
 
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -56,6 +48,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def _count(server: RunningServer, table: str) -> int:
     with sqlite3.connect(server.home / "ember.db", timeout=30) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def _assert_audit_verifies(home: Path) -> None:
+    env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
+    verified = subprocess.run(
+        [sys.executable, "-m", "ember", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_locked_database_refuses_writes_cleanly_and_loses_no_record(
@@ -89,19 +93,7 @@ def test_a_locked_database_refuses_writes_cleanly_and_loses_no_record(
         time.sleep(0.2)
     assert _count(server, "request_log") == logged + 1
     assert _count(server, "audit_log") == audited + 1
-    env = {
-        **os.environ,
-        "EMBER_HOME": str(server.home),
-        "EMBER_CONFIG": str(server.home / "ember.toml"),
-    }
-    verified = subprocess.run(
-        [sys.executable, "-m", "ember", "audit", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _assert_audit_verifies(server.home)
     # The refused store was not created; the next attempt is.
     assert len(httpx.get(f"{server.v1}/vector_stores", timeout=30).json()["data"]) == stores
     again = httpx.post(f"{server.v1}/vector_stores", json={"name": "after"}, timeout=60)
@@ -200,15 +192,7 @@ def test_sigkill_under_load_leaves_a_sound_database_and_audit_chain(tmp_path: Pa
     again = start_server(home, CONFIG)
     try:
         assert httpx.post(f"{again.v1}/chat/completions", json=chat, timeout=60).status_code == 200
-        env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
-        verified = subprocess.run(
-            [sys.executable, "-m", "ember", "audit", "verify"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        _assert_audit_verifies(home)
         assert _count(again, "audit_log") >= 1
     finally:
         stop_server(again)

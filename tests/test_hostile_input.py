@@ -15,17 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, fake_config, start_server, stop_server
 
-FAKE_CONFIG = """
-preload = ["echo"]
-n_threads = 1
-
-[models.echo]
-path = "echo"
-engine = "fake"
-context_length = 512
-"""
+FAKE_CONFIG = fake_config()
 
 CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
 

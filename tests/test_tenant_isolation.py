@@ -16,21 +16,11 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, fake_config, start_server, stop_server
 
 ADMIN = "admin-secret-for-tests"
 OPERATOR = "operator-key-for-tests"
-CONFIG = f"""
-preload = ["echo"]
-n_threads = 1
-admin_key = "{ADMIN}"
-api_keys = ["{OPERATOR}"]
-
-[models.echo]
-path = "echo"
-engine = "fake"
-context_length = 512
-"""
+CONFIG = fake_config(f'admin_key = "{ADMIN}"\napi_keys = ["{OPERATOR}"]')
 
 
 @dataclass

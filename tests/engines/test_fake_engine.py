@@ -13,20 +13,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import RunningServer, client_for, start_server, stop_server
+from tests.conftest import RunningServer, client_for, fake_config, start_server, stop_server
 
-FAKE_CONFIG = """
-preload = ["echo"]
-n_threads = 1
-
-[models.echo]
-path = "echo"
-engine = "fake"
-context_length = 512
-
-[aliases]
-gpt-4o-mini = "echo"
-"""
+FAKE_CONFIG = fake_config() + '\n[aliases]\ngpt-4o-mini = "echo"\n'
 
 
 @pytest.fixture(scope="module")
