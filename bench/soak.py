@@ -19,8 +19,9 @@ counted as ``shed``, and the client waits as told. Any other 5xx, a dropped conn
 the client did not cause, or a response of the wrong shape is a failure.
 
 Around the load: the server's resident memory (its process and its engine processes), its
-threads and open file descriptors, after warm-up (start), at the peak, and after the load
-ends and the server has been idle for ``--settle`` seconds (end). The peer is the same load
+threads and open file descriptors after a warm-up (every kind once, then ``--warmup``
+seconds of the same load, then ``--settle`` seconds idle: start), at the peak, and after the
+load ends and the server has been idle for ``--settle`` seconds (end). The peer is the same load
 without the disconnects, hostile inputs and grounding (plain streamed chats) on
 ``llama_cpp.server`` serving the same GGUF, run after Ember, alone on the machine.
 
@@ -329,10 +330,13 @@ def run_ember(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         store = _vector_store(base_url)
-        # Warm-up: every kind once, so lazy loads (the guard's models, the grammar) are done.
-        warm = argparse.Namespace(**{**vars(args), "clients": 1, "seconds": 0})
-        tally = Tally()
-        asyncio.run(_warm(base_url, warm, store, tally))
+        # Warm-up: every kind once (lazy loads: the guard's models, the grammar), then the
+        # same load for --warmup seconds, so thread pools and caches have grown to their size
+        # under this load before "start" is measured.
+        asyncio.run(_warm(base_url, args, store, Tally()))
+        warm = argparse.Namespace(**{**vars(args), "seconds": args.warmup})
+        asyncio.run(_load(base_url, warm, store, None))
+        time.sleep(args.settle)
         start = _footprint(process.pid)
         tally, peak = asyncio.run(_load(base_url, args, store, process.pid))
         time.sleep(args.settle)
@@ -442,6 +446,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--disconnect", type=float, default=5, help="1 in N streams hang up")
     parser.add_argument("--settle", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=20, help="seconds of load before start")
     parser.add_argument("--model", default=SMOLLM2_ID)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--request-timeout", type=float, default=300)
