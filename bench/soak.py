@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -83,6 +84,7 @@ HOSTILE = [
     {"model": "m", "messages": [{"role": "wizard", "content": "hi"}]},
     {"model": "m"},
 ]
+_SEQUENCE = itertools.count(1)
 SURROGATE = b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800"}]}'
 
 
@@ -93,7 +95,7 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
     def fail(self, kind: str, why: str) -> None:
-        self.outcomes["failed"] += 1
+        """Note why a request failed (the caller counts it as ``failed``)."""
         if len(self.failures) < 20:
             self.failures.append(f"{kind}: {why}")
 
@@ -123,7 +125,13 @@ def _footprint(pid: int) -> dict[str, int]:
 
 
 async def _chat_stream(
-    client: httpx.AsyncClient, model: str, tally: Tally, *, hang_up: bool, text: str
+    client: httpx.AsyncClient,
+    model: str,
+    tally: Tally,
+    *,
+    hang_up: bool,
+    text: str,
+    require_usage: bool,
 ) -> str:
     body = {
         "model": model,
@@ -133,7 +141,7 @@ async def _chat_stream(
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    usage = None
+    usage, content = None, 0
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
             return await _status(response, tally, "chat-stream")
@@ -144,10 +152,15 @@ async def _chat_stream(
             if "error" in chunk:
                 tally.fail("chat-stream", f"error frame {chunk['error']}")
                 return "failed"
-            if hang_up and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                return "disconnected"  # leaving the block closes the connection mid-stream
+            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                content += 1
+                if hang_up:
+                    return "disconnected"  # leaving the block closes the connection mid-stream
             usage = chunk.get("usage") or usage
-    if not usage or usage["completion_tokens"] < 1:
+    if not content:
+        tally.fail("chat-stream", "no content")
+        return "failed"
+    if require_usage and (not usage or usage["completion_tokens"] < 1):
         tally.fail("chat-stream", f"no usage at the end ({usage})")
         return "failed"
     return "ok"
@@ -166,10 +179,15 @@ async def _one(
     client: httpx.AsyncClient, kind: str, args: argparse.Namespace, store: str, tally: Tally
 ) -> str:
     model = args.model
-    text = random.choice(["Say hello.", "Name a colour.", "Count to five.", "What is 2+2?"])
+    # A number of its own in every prompt: no two requests are the same, so none is answered
+    # from the response cache (on by default for repeated greedy requests).
+    topic = random.choice(["Say hello", "Name a colour", "Count to five", "What is 2+2"])
+    text = f"{topic}. (request {next(_SEQUENCE)})"
     if kind == "chat-stream":
         hang_up = random.random() < 1 / args.disconnect
-        return await _chat_stream(client, model, tally, hang_up=hang_up, text=text)
+        return await _chat_stream(
+            client, model, tally, hang_up=hang_up, text=text, require_usage=args.require_usage
+        )
     if kind == "hostile":
         if random.random() < 0.3:
             response = await client.post(
@@ -202,10 +220,15 @@ async def _one(
         "temperature": 0,
     }
     if kind == "grounded":
-        body["messages"] = [{"role": "user", "content": "How tall is the lighthouse?"}]
+        body["messages"] = [
+            {"role": "user", "content": f"How tall is the lighthouse? (request {next(_SEQUENCE)})"}
+        ]
         body["ember"] = {"vector_store_ids": [store]}
     if kind == "tool":
-        body["messages"] = [{"role": "user", "content": "What is the weather in Paris?"}]
+        city = random.choice(["Paris", "Lima", "Oslo", "Osaka", "Quito"])
+        body["messages"] = [
+            {"role": "user", "content": f"What is the weather in {city}? ({next(_SEQUENCE)})"}
+        ]
         body["tools"] = [TOOL]
         body["tool_choice"] = {"type": "function", "function": {"name": "get_weather"}}
     response = await client.post("/v1/chat/completions", json=body)
@@ -379,7 +402,10 @@ def run_peer(args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
     except RuntimeError as exc:
         print(f"llama_cpp.server did not start: {exc}", file=sys.stderr)
         return None
-    peer_args = argparse.Namespace(**{**vars(args), "kinds": ["chat-stream"], "disconnect": 1e9})
+    # llama_cpp.server sends no usage chunk: a stream with content counts as answered.
+    peer_args = argparse.Namespace(
+        **{**vars(args), "kinds": ["chat-stream"], "disconnect": 1e9, "require_usage": False}
+    )
     try:
         tally, peak = asyncio.run(_load(f"http://127.0.0.1:{port}", peer_args, "", process.pid))
     finally:
@@ -454,6 +480,7 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
     parser.add_argument("--seed", type=int, default=20261207)
     args = parser.parse_args()
+    args.require_usage = True
     random.seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="ember-soak-") as tmp:
         ember = run_ember(args, Path(tmp))
