@@ -463,6 +463,8 @@ def report(args: argparse.Namespace, ember: dict[str, Any], peer: dict[str, Any]
     console.print(totals)
     for failure in tally.failures:
         console.print(f"[red]failure[/red] {failure}")
+    for failure in peer["tally"].failures if peer else []:
+        console.print(f"[yellow]peer failure[/yellow] {failure}")
     return 1 if tally.outcomes["failed"] or not ember["alive"] else 0
 
 
