@@ -46,6 +46,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_log_writer.py",
         "tests/test_plugins.py",
         "tests/test_store_and_registry.py",
+        "tests/test_tool_calls.py",
         "tests/test_units.py",
     }
 )
