@@ -354,16 +354,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=20, help="first N items per category")
     parser.add_argument(
-        "--systems", default="after,before,llama-server", help="comma list, in column order"
+        "--systems",
+        default="after,before,llama-server",
+        help="comma list, in column order: after, before, ref:GITREF, llama-server",
     )
     parser.add_argument("--base-ref", default="", help="git ref of 'before' (default: main)")
     parser.add_argument("--categories", default=",".join(CATEGORIES + LIVE))
     parser.add_argument("--bfcl-python", default="/work/bfcl-venv/bin/python")
     parser.add_argument("--llama-server", default="/work/llama-server-build/bin/llama-server")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=400)
+    parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--home", default="", help="EMBER_HOME to reuse (the joined model)")
-    parser.add_argument("--json", default="", help="write every response here")
+    parser.add_argument(
+        "--json",
+        default="",
+        help="keep every response here; systems saved by earlier runs join the table",
+    )
     args = parser.parse_args()
 
     located = subprocess.run([args.bfcl_python, "-c", LOCATE], capture_output=True, text=True)
@@ -383,39 +389,80 @@ def main() -> int:
         ).stdout.strip()
     )
 
+    saved = _load(Path(args.json)) if args.json else {}
     results: list[SystemResult] = []
     with tempfile.TemporaryDirectory(prefix="ember-bench-tools-") as scratch:
         home = Path(args.home) if args.home else Path(scratch) / "home"
         for name in args.systems.split(","):
             print(f"{name}: starting", file=sys.stderr, flush=True)
-            if name == "after":
-                with ember_server(home, ROOT / "src", args.threads) as url:
-                    result = run_system(name, url, "default", items, args.max_tokens)
-            elif name == "before":
-                src = export_source(base_ref, Path(scratch) / "before")
-                with ember_server(home, src, args.threads) as url:
-                    result = run_system(name, url, "default", items, args.max_tokens)
-                result.note = f"base {base_ref[:10]}"
-            elif name == "llama-server":
-                binary, gguf = Path(args.llama_server), home / GGUF
-                if not binary.exists() or not gguf.exists():
-                    print(f"skipping llama-server: {binary} or {gguf} missing", file=sys.stderr)
-                    continue
-                log = Path(scratch) / "llama-server.log"
-                with llama_server(binary, gguf, args.threads, log) as url:
-                    result = run_system(name, url, "qwen", items, args.max_tokens)
-            else:
-                parser.error(f"unknown system {name}")
+            result = run_named(name, args, items, home, Path(scratch), base_ref)
+            if result is None:
+                continue
             score(result, items, args.bfcl_python)
             results.append(result)
-    if args.json:
-        dump = {r.name: [vars(o) for o in r.outcomes] for r in results}
-        Path(args.json).write_text(json.dumps(dump, ensure_ascii=False, indent=1))
-    Console().print(report(results, categories))
-    for result in results:
+            saved[name] = result
+            if args.json:  # after each system, so a long run split over calls keeps its parts
+                _save(Path(args.json), saved)
+    Console().print(report(list(saved.values()), categories))
+    for result in saved.values():
         if result.note:
             print(f"{result.name}: {result.note}")
     return 0
+
+
+def run_named(
+    name: str,
+    args: argparse.Namespace,
+    items: dict[str, list[dict[str, Any]]],
+    home: Path,
+    scratch: Path,
+    base_ref: str,
+) -> SystemResult | None:
+    """Start system ``name``, ask it every item, stop it."""
+    if name == "llama-server":
+        binary, gguf = Path(args.llama_server), home / GGUF
+        if not binary.exists() or not gguf.exists():
+            print(f"skipping llama-server: {binary} or {gguf} missing", file=sys.stderr)
+            return None
+        with llama_server(binary, gguf, args.threads, scratch / "llama-server.log") as url:
+            result = run_system(name, url, "qwen", items, args.max_tokens)
+        result.note = "llama-server --jinja, " + _llama_version(binary)
+        return result
+    if name == "after":
+        src, note = ROOT / "src", "this checkout"
+    elif name == "before" or name.startswith("ref:"):
+        ref = base_ref if name == "before" else name[4:]
+        src, note = export_source(ref, scratch / re.sub(r"\W", "_", name)), f"git {ref[:12]}"
+    else:
+        raise SystemExit(f"unknown system {name}: after, before, ref:REF or llama-server")
+    with ember_server(home, src, args.threads) as url:
+        result = run_system(name, url, "default", items, args.max_tokens)
+    result.note = note
+    return result
+
+
+def _llama_version(binary: Path) -> str:
+    done = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return next((line for line in lines if line.startswith("version")), "version unknown")
+
+
+def _load(path: Path) -> dict[str, SystemResult]:
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    return {
+        name: SystemResult(name, [Outcome(**o) for o in entry["outcomes"]], entry["note"])
+        for name, entry in saved.items()
+    }
+
+
+def _save(path: Path, saved: dict[str, SystemResult]) -> None:
+    dump = {
+        name: {"note": r.note, "outcomes": [vars(o) for o in r.outcomes]}
+        for name, r in saved.items()
+    }
+    path.write_text(json.dumps(dump, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from typing import Any
 import llguidance
 import pytest
 
+from ember.core.chat_template import TOOL_CHOICE_HINT, ChatTemplate
 from ember.core.tool_arguments import repair_arguments
 from ember.core.tool_calls import ToolCallParser, parse_output
-from ember.core.types import OutputConstraint, ToolSpec
+from ember.core.types import ChatMessage, OutputConstraint, ToolSpec
 from ember.engines.grammar import grammar_for
 
 WEATHER = ToolSpec(
@@ -225,3 +226,17 @@ def test_the_grammar_constrains_every_form_a_call_takes(
     constraint: OutputConstraint, text: str, accepted: bool
 ) -> None:
     assert _accepts(constraint, text) is accepted
+
+
+def test_the_tool_choice_hint_goes_into_the_system_message() -> None:
+    template = ChatTemplate(None)
+    messages = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Hi"),
+    ]
+    prompt = template.render(messages, tools=[WEATHER], tool_hint=TOOL_CHOICE_HINT)
+    system = prompt.split("<|im_end|>")[0]
+    assert system.startswith("<|im_start|>system\nBe brief.")
+    assert TOOL_CHOICE_HINT in system
+    assert TOOL_CHOICE_HINT not in template.render(messages, tools=[WEATHER])
+    assert TOOL_CHOICE_HINT not in template.render(messages, tool_hint=TOOL_CHOICE_HINT)
