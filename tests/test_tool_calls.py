@@ -124,6 +124,23 @@ def test_parser_reads_the_forms_small_models_write(
     assert [(c.name, json.loads(c.arguments)) for c in seen + done] == calls
 
 
+@pytest.mark.parametrize(
+    ("text", "content", "names"),
+    [
+        (f"```json\n{PARIS}\n```", f"```json\n{PARIS}\n```", []),
+        (f"[{PARIS}]", f"[{PARIS}]", []),
+        ('{"name": "any_name", "arguments": {"x": 1}}', "", ["any_name"]),
+        ('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>', "", ["f"]),
+    ],
+)
+def test_without_the_tools_only_tagged_and_bare_calls_count(
+    text: str, content: str, names: list[str]
+) -> None:
+    parsed = parse_output(text)
+    assert parsed.content == content
+    assert [call.name for call in parsed.tool_calls] == names
+
+
 def test_a_fenced_call_streams_no_text_before_it_closes() -> None:
     parser = ToolCallParser(TOOLS)
     text = f"```json\n{PARIS}\n```"

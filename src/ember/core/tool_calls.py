@@ -48,7 +48,8 @@ class ToolCallParser:
     """Feed text as it streams; get content deltas and completed tool calls back.
 
     ``tools`` are the request's tools: a call naming another function, or whose arguments do
-    not fit, is not a call. With no tools given every well-formed call is accepted.
+    not fit, is not a call. With no tools given (a remote model's text) a tagged block or a
+    bare object is a call whatever it names, and lists and fenced blocks are text.
     """
 
     def __init__(self, tools: Sequence[ToolSpec] = ()) -> None:
@@ -65,7 +66,7 @@ class ToolCallParser:
         out, calls = "", list[ToolCall]()
         while True:
             if self._mode is None:
-                self._mode = _decide(self._buffer.lstrip())
+                self._mode = _decide(self._buffer.lstrip(), known=bool(self._tools))
                 if self._mode is None:
                     return out, calls
             if self._mode == "text":
@@ -173,17 +174,21 @@ class ToolCallParser:
         )
 
 
-def _decide(stripped: str) -> str | None:
-    """The mode the first non-blank characters choose; None while they cannot tell yet."""
+def _decide(stripped: str, *, known: bool) -> str | None:
+    """The mode the first non-blank characters choose; None while they cannot tell yet.
+
+    Lists and fenced blocks are calls only when the tools are ``known`` (a local engine's
+    request): without them (a remote model's text) they stay text, as they may well be.
+    """
     if not stripped:
         return None
-    if stripped[0] in "{[":
+    if stripped[0] == "{" or (stripped[0] == "[" and known):
         return "bare"
     if stripped[0] == "<":
         if TOOL_CALL_OPEN.startswith(stripped[: len(TOOL_CALL_OPEN)]):
             return "calls" if len(stripped) >= len(TOOL_CALL_OPEN) else None
         return "text"
-    if stripped[0] == "`":
+    if stripped[0] == "`" and known:
         if FENCE.startswith(stripped[:3]):
             return "fenced" if len(stripped) >= len(FENCE) else None
         return "text"
