@@ -48,6 +48,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_plugins.py",
         "tests/test_store_and_registry.py",
         "tests/test_tenant_isolation.py",
+        "tests/test_tool_calls.py",
         "tests/test_units.py",
     }
 )

@@ -22,6 +22,13 @@ from ember.errors import InvalidRequestError
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+# Said in the system message when the model may choose between a call and an answer
+# (tool_choice "auto"): small models otherwise call whichever function is offered, even one
+# that has nothing to do with the question.
+TOOL_CHOICE_HINT = (
+    "Call a function only if one of the functions can do what the user asks. If none of "
+    "them fits the request, do not call any function: answer the user directly in plain text."
+)
 
 # ChatML, used when a model ships no template at all.
 CHATML_TEMPLATE = (
@@ -97,13 +104,19 @@ class ChatTemplate:
         messages: Sequence[ChatMessage],
         *,
         tools: Sequence[ToolSpec] = (),
+        tool_hint: str = "",
         add_generation_prompt: bool = True,
     ) -> str:
-        """The prompt text for ``messages``; raises InvalidRequestError if the template does."""
+        """The prompt text for ``messages``; raises InvalidRequestError if the template does.
+
+        ``tool_hint`` (with tools) is added to the system message, after any of the caller's.
+        """
         native_tools = bool(tools) and self.supports_tools
         wire = [self._message_dict(m, native_tools) for m in messages]
         if tools and not native_tools:
             wire = _prepend_system(wire, describe_tools(tools))
+        if tools and tool_hint:
+            wire = _prepend_system(wire, tool_hint)
         context: dict[str, Any] = {
             "messages": wire,
             "add_generation_prompt": add_generation_prompt,

@@ -59,22 +59,30 @@ def grammar_for(constraint: OutputConstraint) -> str:
         return str(llguidance.LLMatcher.grammar_from_json_schema(schema, JSON_OPTIONS))
     call = closed_schema(constraint.tool_call_schema())
     call["x-guidance"] = JSON_OPTIONS
-    call_schema = json.dumps(call, ensure_ascii=False)
+    one = json.dumps(call, ensure_ascii=False)
+    # With parallel calls a bare or fenced form may also be a JSON list of calls.
+    listed = {"type": "array", "items": call, "minItems": 1}
+    either = {"anyOf": [call, listed], "x-guidance": JSON_OPTIONS}
+    some = json.dumps(either, ensure_ascii=False) if constraint.parallel else one
     repeat = "+" if constraint.parallel else ""
-    # A call is a tagged block, or (one call only) the bare JSON object that some models
-    # (Qwen2.5-Coder) write without tags. In "auto" mode the model may answer in text
-    # instead; text may not begin with "<" or "{" so that a call is never half-written as
-    # prose.
-    start = "calls | bare | TEXT" if constraint.tool_mode == "auto" else "calls | bare"
+    # A call is one of the forms small models write (``ember.core.tool_calls``): tagged
+    # blocks, a bare JSON object (or list), or the same in a fenced ```json block. In "auto"
+    # mode the model may answer in text instead; text may not begin the way a call does
+    # ("<", "{", "[", a ```json fence, blank space) so that a call is never half-written as
+    # prose: whatever call the model starts is valid by construction.
+    start = "calls | bare | fenced" + (" | TEXT" if constraint.tool_mode == "auto" else "")
     lark = "\n".join(
         [
             "%llguidance {}",
             f"start: {start}",
             f"calls: call{repeat}",
-            f"call: {json.dumps(TOOL_CALL_OPEN + chr(10))} %json {call_schema} "
+            f"call: {json.dumps(TOOL_CALL_OPEN + chr(10))} %json {one} "
             f'{json.dumps(chr(10) + TOOL_CALL_CLOSE)} "\\n"?',
-            f"bare: %json {call_schema}",
-            r"TEXT: /[^<{](.|\n)*/",
+            f"bare: %json {some}",
+            f"fenced: fence{repeat}",
+            f'fence: ("```json\\n" | "```\\n") %json {some} "\\n```" "\\n"*',
+            r"TEXT: /[^<{\[`\s](.|\n)*/ | /`[^`](.|\n)*/ | /``[^`](.|\n)*/"
+            r" | /```[a-ik-zA-Z+#](.|\n)*/ | /```j[a-rt-z](.|\n)*/",
         ]
     )
     return str(llguidance.LLMatcher.grammar_from_lark(lark))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ember.core.chat_template import TOOL_CHOICE_HINT
 from ember.core.request_context import RequestContext
 from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
 from ember.engines.base import TextEngine
@@ -46,7 +47,10 @@ def prepare_local_chat(
         raise UnsupportedParameterError(
             f"The model '{spec.id}' cannot constrain its output.", param="response_format"
         )
-    prompt = engine.chat_template.render(ctx.messages, tools=request.tools if tools else ())
+    hint = TOOL_CHOICE_HINT if tools and request.tool_choice == "auto" else ""
+    prompt = engine.chat_template.render(
+        ctx.messages, tools=request.tools if tools else (), tool_hint=hint
+    )
     tokens = engine.tokenize(prompt)
     check_context(engine, tokens, request.params, param="messages")
     ctx.usage.prompt_tokens = len(tokens)

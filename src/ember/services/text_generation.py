@@ -83,7 +83,8 @@ class TextGenerationService:
         filters: list[OutputFilter],
     ) -> AsyncIterator[ChatEvent]:
         ctx = prepared.ctx
-        parser = ToolCallParser() if prepared.parses_tools else None
+        tools = prepared.constraint.tools if prepared.constraint is not None else ()
+        parser = ToolCallParser(tools) if prepared.parses_tools else None
         positions = 0
         # A guarding filter (one with ``blocked``) may hold text back and stop the answer; the
         # tokens' logprobs then wait with the text, so a stopped answer leaks none of them.
