@@ -379,20 +379,21 @@ _PART = re.compile(r"[;；]")
 _CLAUSE_END = re.compile(r"[,，、:：]")
 
 
-def statement_span(anchor: str, answer: str) -> str | None:
-    """The span of ``anchor`` that states ``answer``'s new number: from the start of its
-    ``;`` part to the end of its ``,`` clause (None when the anchor states none of them, or
-    holds one part and one clause)."""
+def statement_spans(anchor: str, answer: str) -> list[str]:
+    """The spans of ``anchor`` that state one of ``answer``'s numbers: from the start of its
+    ``;`` part to the end of its ``,`` clause (none when the anchor is one part of one
+    clause: nothing to tell apart)."""
     parts = _PART.split(anchor)
     wanted = set(numbers(normalize(answer)))
+    spans = []
     for part in parts:
         clauses = _CLAUSE_END.split(part)
+        if len(parts) == 1 and len(clauses) == 1:
+            return []
         for end, clause in enumerate(clauses):
             if wanted & numbers(normalize(clause)):
-                if len(parts) == 1 and len(clauses) == 1:
-                    return None
-                return "".join(clauses[: end + 1])
-    return None
+                spans.append("".join(clauses[: end + 1]))
+    return spans
 
 
 def other_relation(question: str, anchor: str, answer: str) -> tuple[str, ...]:
@@ -403,17 +404,18 @@ def other_relation(question: str, anchor: str, answer: str) -> tuple[str, ...]:
     added = numbers(normalize(answer)) - numbers(normalize(question))
     if not added:
         return ()
-    span = statement_span(anchor, " ".join(sorted(added)))
-    if span is None:
+    spans = statement_spans(anchor, " ".join(sorted(added)))
+    if not spans:
         return ()
-    text, span_text = normalize(anchor), normalize(span)
+    text = normalize(anchor)
     stems = {_stem(w) for w in _LATIN_WORD.findall(text)}
-    span_stems = {_stem(w) for w in _LATIN_WORD.findall(span_text)}
-    return tuple(
-        t
-        for t in question_terms(question)
-        if _found(t, text, stems) and not _found(t, span_text, span_stems)
-    )
+    held = [t for t in question_terms(question) if _found(t, text, stems)]
+    gaps = []
+    for span in spans:  # the span that holds the most of them
+        span_text = normalize(span)
+        span_stems = {_stem(w) for w in _LATIN_WORD.findall(span_text)}
+        gaps.append(tuple(t for t in held if not _found(t, span_text, span_stems)))
+    return min(gaps, key=len)
 
 
 def new_content(sentence: str, question: str) -> set[str]:

@@ -7,8 +7,9 @@ support and coverage checks hold numbers to an exact match, so they compare **va
 * a number written with digits, a decimal part, thousands separators and a scale word or
   character (万 亿 千 百万 千万, thousand million billion trillion, k m b) is worth digits ×
   scale; a plain number is worth itself;
-* a Chinese numeral (二百万, 三十, 八) is worth its value (only on the source side: a claim's
-  numbers are the ones it writes in digits, as the checks always read them).
+* a Chinese numeral with a unit (二百万, 三十; not a lone 七 or 一) is worth its value (only
+  on the source side: a claim's numbers are the ones it writes in digits, as the checks
+  always read them).
 
 **Codes** are the names no translation changes and one digit tells apart: ``A100`` and
 ``H100``, ``GPT-3`` and ``GPT-4``, ``Phi-4``, ``DeepSeek-R1``. A code in a claim or a question
@@ -107,6 +108,8 @@ def stated(text: str) -> set[Decimal]:
             if scaled is not None:
                 found.add(scaled)
     for run in _CHINESE_NUMERAL.findall(text):
+        if len(run) < 2 or not any(unit in run for unit in "十百千万亿"):
+            continue  # 七 of 七月, 一 of 一种: no quantity anyone writes in digits
         value = chinese_numeral(run)
         if value is not None:
             found.add(Decimal(value))

@@ -3,7 +3,8 @@
 1. Retrieve from the vector stores (hybrid search).
 2. Screen every retrieved chunk with the guard's injection scanner (``source="document"``):
    sentences that carry instructions are cut out before anything reaches the prompt.
-3. Below ``ground_min_score`` (the best hit's cosine similarity) abstain without generating.
+3. Below ``ground_min_score`` (the best hit's cosine similarity; 0.08 less for a question in
+   another language than that hit) abstain without generating.
 4. ``generative`` mode: the model answers from numbered sources, in the asker's language,
    and cites them as ``[n]``; ``extractive`` mode: the answer is the sources' own
    best-matching sentences, quoted.
@@ -88,6 +89,7 @@ from ember.services.llm_judge import yes_score
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 
+CROSS_LINGUAL_SCORE_MARGIN = 0.08
 # What a model writes when it declines, beyond the exact message it was told to use.
 _DECLINE = re.compile(
     r"无法回答|无法确定|没有(提及|提到|相关|足够)|未(提及|提到)|不知道|can(no|')t answer|"
@@ -219,7 +221,13 @@ class GroundingService:
         sources, screened = await asyncio.to_thread(self.screen, hits)
         draft = Draft(question, list(store_ids), language, mode, sources, screened, model)
         draft.caller = caller
-        if not sources or sources[0].score < self.min_score:
+        # A question in another language than its best source scores lower for the same
+        # relevance (multilingual-e5: 0.73-0.83 where the same question in the source's
+        # language scores 0.85-0.92 on the seeds); the checks after generation decide.
+        floor = self.min_score
+        if sources and script(question) != script(sources[0].text):
+            floor -= CROSS_LINGUAL_SCORE_MARGIN
+        if not sources or sources[0].score < floor:
             draft.reason = "retrieval_confidence_below_threshold"
         elif mode == "generative":
             await self._generate(draft, max_tokens)
