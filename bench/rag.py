@@ -27,6 +27,18 @@ One command, one run, rich tables (and ``--json PATH`` for every number):
    several check settings (the defaults, the model's self-check at two thresholds, a stricter
    question coverage): the operating points between answering and abstaining.
 
+5. **Real documents** (``bench/rag_docs.jsonl``, the five web captures in ``../shared/seeds``
+   uploaded as files into one store): questions written from the texts, Chinese and English
+   (English questions over Chinese text), answerable, unanswerable near-misses (the article
+   gives the A100's price, the question asks for the H100's; a monthly-active count where
+   revenue is asked) and false premises (the documents state another value). Per language
+   and kind: accuracy (an accepted answer string in a non-abstaining answer; for a false
+   premise, the documents' value), hallucination (an answer that is not correct: a wrong
+   value, any answer to an unanswerable question, an answer inside a false premise),
+   abstention, and each question's outcome (``abstain_reason`` or ``answered``), under the
+   same operating points as RGB. ``--answers-only`` skips sections 1-3's comparisons (the
+   RGB passages are still ingested) and ``--sets`` picks the sets.
+
 chromadb runs in its own venv (``bench/.venv-chroma``, created on first run with pip) so it
 never enters Ember's dependencies. Run it under the bench lock:
 ``flock /tmp/ember-bench.lock .venv/bin/python bench/rag.py --limit 50``.
@@ -52,7 +64,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ember.ground.answer import CheckPolicy
+from ember.ground.answer import CheckPolicy, GroundedAnswer
 from ember.ground.retrieval import RetrievalMode, Retriever
 from ember.services.container import Services
 from ember.settings import Settings
@@ -60,6 +72,13 @@ from ember.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 # ``../shared`` next to the checkout (or next to the folder of worktrees).
+SHARED = next(
+    (base / "shared" for base in (ROOT.parent, ROOT.parent.parent) if (base / "shared").exists()),
+    ROOT.parent / "shared",
+)
+DOCS_SET = ROOT / "bench" / "rag_docs.jsonl"
+# Targets on the real-document set (the issue's).
+DOCS_CORRECT_MIN, DOCS_HALLUCINATED_MAX, DOCS_ABSTAIN_MIN = 0.60, 0.10, 0.90
 DATASET = next(
     (
         base / "shared" / "datasets" / "rgb" / "zh_refine.json"
@@ -170,45 +189,18 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         chunk_ids = np.array([int(r[0]) for r in stored], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in stored])
 
-        embedder = await services.vector_stores.embedder()
-        texts = [q["query"] for q in questions]
-        query_vectors = embedder.embed(texts, "query")
-
-        retriever = services.vector_stores.retriever
-        retriever.search([store_id], texts[0], query_vectors[0], k=K)  # builds the BM25 index
         retrieval: dict[str, dict[str, float]] = {}
-        modes: tuple[RetrievalMode, ...] = ("bm25", "vector", "hybrid")
-        for mode in modes:
-            rankings, latencies = [], []
-            for question, vector in zip(texts, query_vectors, strict=True):
-                t0 = time.perf_counter()
-                hits = retriever.search(
-                    [store_id],
-                    question,
-                    vector,
-                    k=K,
-                    mode=mode,
-                )
-                latencies.append((time.perf_counter() - t0) * 1000)
-                rankings.append([chunk_pid[h.chunk_id] for h in hits])
-            hit, mrr = scores(rankings, positives)
-            retrieval[mode] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": statistics.median(latencies)}
-        chroma = run_chroma(vectors, chunk_ids, query_vectors, work)
-        hit, mrr = scores(
-            [[chunk_pid[c] for c in ranked] for ranked in chroma["rankings"]], positives
+        scale, chroma_version = None, None
+        if not args.answers_only:
+            retrieval, scale, chroma_version = await bench_retrieval(
+                services, store_id, questions, positives, chunk_pid, work, vectors, chunk_ids, args
+            )
+        answers = (
+            await bench_answers(services, store_id, questions, negatives, args)
+            if "rgb" in args.sets
+            else None
         )
-        retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
-
-        retrieval.update(
-            await bench_rerank(services, store_id, texts, query_vectors, positives, chunk_pid, args)
-        )
-        checkpoint(args, {"retrieval": retrieval})
-        console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
-        scale = None if args.no_scale else bench_scale(work, vectors, query_vectors, args.synthetic)
-        checkpoint(args, {"retrieval": retrieval, "scale": scale})
-        console.print(f"scale: {json.dumps(scale)}", markup=False)
-
-        answers = await bench_answers(services, store_id, questions, negatives, args)
+        docs = await bench_docs(services, args) if "docs" in args.sets else None
     finally:
         await services.close()
     return {
@@ -221,8 +213,60 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "retrieval": retrieval,
         "scale": scale,
         "answers": answers,
-        "chromadb_version": chroma["version"],
+        "docs": docs,
+        "chromadb_version": chroma_version,
     }
+
+
+async def bench_retrieval(
+    services: Services,
+    store_id: str,
+    questions: list[dict[str, Any]],
+    positives: list[set[int]],
+    chunk_pid: dict[int, int],
+    work: Path,
+    vectors: np.ndarray,
+    chunk_ids: np.ndarray,
+    args: argparse.Namespace,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any] | None, str]:
+    """Sections 2 and 3: retrieval quality against chromadb, the LLM reranker, scale."""
+    embedder = await services.vector_stores.embedder()
+    texts = [q["query"] for q in questions]
+    query_vectors = embedder.embed(texts, "query")
+
+    retriever = services.vector_stores.retriever
+    retriever.search([store_id], texts[0], query_vectors[0], k=K)  # builds the BM25 index
+    retrieval: dict[str, dict[str, float]] = {}
+    modes: tuple[RetrievalMode, ...] = ("bm25", "vector", "hybrid")
+    for mode in modes:
+        rankings, latencies = [], []
+        for question, vector in zip(texts, query_vectors, strict=True):
+            t0 = time.perf_counter()
+            hits = retriever.search(
+                [store_id],
+                question,
+                vector,
+                k=K,
+                mode=mode,
+            )
+            latencies.append((time.perf_counter() - t0) * 1000)
+            rankings.append([chunk_pid[h.chunk_id] for h in hits])
+        hit, mrr = scores(rankings, positives)
+        retrieval[mode] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": statistics.median(latencies)}
+    chroma = run_chroma(vectors, chunk_ids, query_vectors, work)
+    hit, mrr = scores([[chunk_pid[c] for c in ranked] for ranked in chroma["rankings"]], positives)
+    retrieval["chromadb"] = {"hit@5": hit, "mrr@5": mrr, "p50_ms": chroma["p50_ms"]}
+
+    retrieval.update(
+        await bench_rerank(services, store_id, texts, query_vectors, positives, chunk_pid, args)
+    )
+    checkpoint(args, {"retrieval": retrieval})
+    console.print(f"retrieval: {json.dumps(retrieval)}", markup=False)
+    scale = None if args.no_scale else bench_scale(work, vectors, query_vectors, args.synthetic)
+    checkpoint(args, {"retrieval": retrieval, "scale": scale})
+    console.print(f"scale: {json.dumps(scale)}", markup=False)
+
+    return retrieval, scale, chroma["version"]
 
 
 async def bench_rerank(
@@ -389,8 +433,11 @@ def fill_synthetic_store(store: Store, vectors: np.ndarray, files: int = 100) ->
         )
 
 
-def operating_points(default: CheckPolicy) -> dict[str, CheckPolicy]:
-    """The check settings each draft is settled under (one generation, several verdicts)."""
+def operating_points(default: CheckPolicy, which: str = "all") -> dict[str, CheckPolicy]:
+    """The check settings each draft is settled under (one generation, several verdicts);
+    ``which="default"``: the defaults alone (no judge calls)."""
+    if which == "default":
+        return {"default": default}
     strict = replace(default, coverage_window=0)
     return {
         "default": default,
@@ -413,13 +460,15 @@ async def bench_answers(
     draft settled under every operating point: accuracy and the share of supported sentences
     from the first, rejection from the second."""
     grounding = services.grounding
-    points = operating_points(grounding.policy)
+    points = operating_points(grounding.policy, args.points)
     chosen = list(range(min(args.answer_limit, len(questions))))
     tally = {
         name: {"correct": 0, "abstained": 0, "supported": 0, "sentences": 0, "rejected": 0}
+        | {"hallucinated": 0}
         for name in points
     }
     reasons: dict[str, dict[str, int]] = {name: {} for name in points}
+    positive_reasons: dict[str, dict[str, int]] = {name: {} for name in points}
     seconds = []
     for index in chosen:
         question = questions[index]
@@ -439,7 +488,11 @@ async def bench_answers(
             answer = await grounding.settle(draft, policy)
             row = tally[name]
             row["abstained"] += answer.abstained
-            row["correct"] += any(s in answer.text for s in answer_strings(question["answer"]))
+            correct = any(s in answer.text for s in answer_strings(question["answer"]))
+            row["correct"] += correct
+            row["hallucinated"] += not answer.abstained and not correct
+            outcome = answer.reason or "answered"
+            positive_reasons[name][outcome] = positive_reasons[name].get(outcome, 0) + 1
             row["supported"] += sum(s.supported for s in answer.sentences)
             row["sentences"] += len(answer.sentences)
             refused = await grounding.settle(negative, policy)
@@ -460,10 +513,110 @@ async def bench_answers(
                 "sentences": row["sentences"],
                 "rejection": row["rejected"] / n,
                 "rejection_reasons": reasons[name],
+                # answered, and no RGB answer string in it (a wrong or unmatched answer)
+                "hallucinated": row["hallucinated"] / n,
+                "answer_outcomes": positive_reasons[name],
             }
             for name, row in tally.items()
         },
     }
+
+
+def load_docs_set(limit: int | None = None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in DOCS_SET.read_text().splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def grade(row: dict[str, Any], answer: GroundedAnswer) -> dict[str, Any]:
+    """One real-document question's outcome: correct is an accepted string (for a false
+    premise, the documents' own value) in a cited, non-abstaining answer; anything else
+    answered is a hallucination."""
+    text = answer.text.lower()
+    correct = (
+        not answer.abstained
+        and bool(answer.citations)
+        and any(a.lower() in text for a in row["answers"])
+    )
+    return {
+        "id": row["id"],
+        "language": row["language"],
+        "kind": row["kind"],
+        "abstained": answer.abstained,
+        "correct": correct,
+        "hallucinated": not answer.abstained and not correct,
+        "outcome": answer.reason or "answered",
+        "text": answer.text,
+    }
+
+
+def summarize(graded: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy over the questions the documents answer (answerable and false premise),
+    hallucination over all, abstention over the unanswerable; outcomes per kind."""
+
+    def share(rows: list[dict[str, Any]], key: str) -> float | None:
+        return sum(r[key] for r in rows) / len(rows) if rows else None
+
+    answerable = [r for r in graded if r["kind"] != "unanswerable"]
+    unanswerable = [r for r in graded if r["kind"] == "unanswerable"]
+    outcomes: dict[str, dict[str, int]] = {}
+    for r in graded:
+        kind = outcomes.setdefault(r["kind"], {})
+        kind[r["outcome"]] = kind.get(r["outcome"], 0) + 1
+    return {
+        "questions": len(graded),
+        "accuracy": share(answerable, "correct"),
+        "answerable_accuracy": share([r for r in graded if r["kind"] == "answerable"], "correct"),
+        "premises_corrected": share([r for r in graded if r["kind"] == "false_premise"], "correct"),
+        "hallucination": share(graded, "hallucinated"),
+        "abstention_unanswerable": share(unanswerable, "abstained"),
+        "outcomes": outcomes,
+    }
+
+
+async def bench_docs(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """Section 5: the seeds uploaded as files into one store, each question of
+    ``bench/rag_docs.jsonl`` drafted once and settled under every operating point."""
+    seeds = sorted((SHARED / "seeds").glob("*.txt"))
+    store_id = services.vector_stores.create(name="seeds")["id"]
+    for path in seeds:
+        record = services.files.create(path.name, "assistants", path.read_bytes())
+        services.vector_stores.add_file(store_id, record.id)
+    with console.status(f"ingesting {len(seeds)} documents ..."):
+        await services.ingestion.run_pending()
+    grounding = services.grounding
+    points = operating_points(grounding.policy, args.points)
+    rows = load_docs_set(args.docs_limit)
+    graded: dict[str, list[dict[str, Any]]] = {name: [] for name in points}
+    seconds = []
+    for row in rows:
+        t0 = time.perf_counter()
+        draft = await grounding.draft(row["question"], [store_id], model=args.model)
+        for name, policy in points.items():
+            answer = await grounding.settle(draft, policy)
+            graded[name].append(grade(row, answer))
+        seconds.append(time.perf_counter() - t0)
+        first = graded["default"][-1]
+        mark = "ok" if first["correct"] else "HALLUCINATED" if first["hallucinated"] else "-"
+        console.print(
+            f"  [{row['id']} {row['kind']}] {row['question']} → {first['outcome']}: "
+            f"{first['text'][:90]} ({mark})",
+            markup=False,
+        )
+    result: dict[str, Any] = {
+        "asked": len(rows),
+        "documents": len(seeds),
+        "answer_p50_s": statistics.median(seconds) if seconds else None,
+        "points": {},
+        "questions": graded["default"],
+    }
+    for name, rows_graded in graded.items():
+        point = summarize(rows_graded)
+        point["by_language"] = {
+            language: summarize([r for r in rows_graded if r["language"] == language])
+            for language in ("zh", "en")
+        }
+        result["points"][name] = point
+    return result
 
 
 def report(result: dict[str, Any]) -> None:
@@ -471,8 +624,17 @@ def report(result: dict[str, Any]) -> None:
         f"RGB zh_refine: {result['questions']} questions, {result['passages']} passages, "
         f"{result['chunks']} chunks ({result['failed_files']} files failed); "
         f"{platform.processor() or platform.machine()}, python {platform.python_version()}, "
-        f"chromadb {result['chromadb_version']}"
+        f"chromadb {result['chromadb_version'] or '(not run)'}"
     )
+    if result["retrieval"]:
+        report_retrieval(result)
+    if result["answers"] is not None:
+        report_rgb_answers(result)
+    if result["docs"] is not None:
+        report_docs(result["docs"])
+
+
+def report_retrieval(result: dict[str, Any]) -> None:
     table = Table(title="Retrieval (k=5)")
     for column in ("retriever", "hit@5", "MRR@5", "p50 latency ms"):
         table.add_column(column)
@@ -511,15 +673,20 @@ def report(result: dict[str, Any]) -> None:
             f"{scale['chromadb_add_seconds']:.1f}",
         )
         console.print(table)
+
+
+def report_rgb_answers(result: dict[str, Any]) -> None:
     answers = result["answers"]
     default = answers["points"]["default"]
-    table = Table(title=f"Grounded answers ({answers['asked']} questions, default settings)")
+    table = Table(title=f"RGB grounded answers ({answers['asked']} questions, default settings)")
     for column in ("metric", "value", "target"):
         table.add_column(column)
     supported = default["supported_sentences"]
+    hybrid = result["retrieval"].get("hybrid")
     rows = [
-        ("hybrid hit@5", f"{result['retrieval']['hybrid']['hit@5']:.3f}", f"≥ {HIT_MIN}"),
+        ("hybrid hit@5", "—" if hybrid is None else f"{hybrid['hit@5']:.3f}", f"≥ {HIT_MIN}"),
         ("answer accuracy", f"{default['accuracy']:.3f}", ""),
+        ("hallucinated (answered, no RGB answer in it)", f"{default['hallucinated']:.3f}", ""),
         ("abstained (full corpus)", f"{default['abstained']:.3f}", ""),
         ("negative rejection", f"{default['rejection']:.3f}", f"≥ {REJECTION_MIN}"),
         (
@@ -533,7 +700,7 @@ def report(result: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    table = Table(title="Operating points: the same drafts, settled under other check settings")
+    table = Table(title="RGB operating points: the same drafts, settled under other settings")
     for column in ("checks", "accuracy", "negative rejection", "supported sentences"):
         table.add_column(column)
     for name, point in answers["points"].items():
@@ -545,7 +712,61 @@ def report(result: dict[str, Any]) -> None:
             "—" if share is None else f"{share:.3f}",
         )
     console.print(table)
-    console.print(f"negative-only outcomes (default): {json.dumps(default['rejection_reasons'])}")
+    console.print(f"RGB full-corpus outcomes (default): {json.dumps(default['answer_outcomes'])}")
+    console.print(
+        f"RGB negative-only outcomes (default): {json.dumps(default['rejection_reasons'])}"
+    )
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def report_docs(docs: dict[str, Any]) -> None:
+    default = docs["points"]["default"]
+    table = Table(
+        title=f"Real documents ({docs['asked']} questions over {docs['documents']} web captures,"
+        " default settings)"
+    )
+    for column in (
+        "questions",
+        "correct (answerable + false premise)",
+        "false premises corrected",
+        "hallucinated",
+        "abstained on unanswerable",
+    ):
+        table.add_column(column)
+    for name, point in [("all", default), *default["by_language"].items()]:
+        table.add_row(
+            f"{name} ({point['questions']})",
+            _share(point["accuracy"]),
+            _share(point["premises_corrected"]),
+            _share(point["hallucination"]),
+            _share(point["abstention_unanswerable"]),
+        )
+    table.add_row(
+        "target",
+        f"≥ {DOCS_CORRECT_MIN}",
+        "",
+        f"≤ {DOCS_HALLUCINATED_MAX}",
+        f"≥ {DOCS_ABSTAIN_MIN}",
+    )
+    console.print(table)
+    if len(docs["points"]) > 1:
+        table = Table(title="Real documents, operating points (the same drafts)")
+        for column in ("checks", "correct", "hallucinated", "abstained on unanswerable"):
+            table.add_column(column)
+        for name, point in docs["points"].items():
+            table.add_row(
+                name,
+                _share(point["accuracy"]),
+                _share(point["hallucination"]),
+                _share(point["abstention_unanswerable"]),
+            )
+        console.print(table)
+    for kind, outcomes in default["outcomes"].items():
+        console.print(f"real documents, {kind} outcomes (default): {json.dumps(outcomes)}")
+    console.print(f"real-document answer latency p50 s: {docs['answer_p50_s'] or 0:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -566,6 +787,25 @@ def main(argv: list[str] | None = None) -> int:
         "--no-scale",
         action="store_true",
         help="skip the 100k synthetic-chunk latency comparison (section 3)",
+    )
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=("rgb", "docs"),
+        default=["rgb", "docs"],
+        help="answer sets: RGB and/or the real-document set (bench/rag_docs.jsonl)",
+    )
+    parser.add_argument("--docs-limit", type=int, help="use only the first N document questions")
+    parser.add_argument(
+        "--answers-only",
+        action="store_true",
+        help="skip the retrieval, reranker and scale comparisons (sections 2-3)",
+    )
+    parser.add_argument(
+        "--points",
+        choices=("all", "default"),
+        default="all",
+        help="settle every draft under all operating points or the defaults only",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ember-rag-bench-") as tmp:

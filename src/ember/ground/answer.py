@@ -68,6 +68,9 @@ class GroundedAnswer:
     caller: Caller = ANONYMOUS  # who asked: the generation and the judge run on their behalf
     # How the best answer sentence's evidence covers the question (None when not checked).
     coverage: Coverage | None = None
+    # The numbers a question asserted that the sources contradict, when the answer is the
+    # sources' correction (``ember.ground.premise``); None otherwise.
+    premise: list[str] | None = None
 
     def ember(self) -> dict[str, Any]:
         """The ``ember`` object of a grounded response."""
@@ -84,6 +87,8 @@ class GroundedAnswer:
                     "source": s.best_source,
                     "lexical": round(s.lexical, 3),
                     "embedding": round(s.embedding, 3),
+                    "cross_lingual": s.cross_lingual,
+                    "unmatched": list(s.unmatched),
                 }
                 for s in self.sentences
             ],
@@ -99,8 +104,14 @@ class GroundedAnswer:
                 "missing_numbers": list(self.coverage.missing_numbers),
                 "other_years": list(self.coverage.other_years),
                 "missing_terms": list(self.coverage.missing_terms),
+                "missing_names": list(self.coverage.missing_names),
+                "other_relation": list(self.coverage.other_relation),
+                "similarity": round(self.coverage.similarity, 4),
+                "method": self.coverage.method,
+                "absent_terms": list(self.coverage.absent),
                 "evidence": self.coverage.evidence,
             },
+            "premise_contradicted": self.premise,
             "screened_sources": self.screened,
             "retrieval": [
                 {"source": i, "file_id": h.file_id, "score": round(h.score, 4)}

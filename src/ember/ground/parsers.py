@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ember.errors import UnsupportedFileError
+from ember.ground import web_capture
 from ember.plugins import PluginRegistry
 
 
@@ -80,7 +81,9 @@ def decode_text(data: bytes) -> str:
 
 @parser(".txt", ".text", ".log")
 def parse_text(data: bytes) -> list[Section]:
-    return [Section(decode_text(data))]
+    """Plain text; a web capture without its menus and footers, in sections under its title
+    and headings (``ember.ground.web_capture``)."""
+    return [Section(s.text, heading=s.heading) for s in web_capture.sections(decode_text(data))]
 
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")

@@ -3,26 +3,33 @@
 1. Retrieve from the vector stores (hybrid search).
 2. Screen every retrieved chunk with the guard's injection scanner (``source="document"``):
    sentences that carry instructions are cut out before anything reaches the prompt.
-3. Below ``ground_min_score`` (the best hit's cosine similarity) abstain without generating.
-4. ``generative`` mode: the model answers from numbered sources and cites them as ``[n]``;
-   ``extractive`` mode: the answer is the sources' own best-matching sentences, quoted.
-5. Check each answer sentence against the sources it cites (``ember.ground.support``);
+3. Below ``ground_min_score`` (the best hit's cosine similarity; 0.08 less for a question in
+   another language than that hit) abstain without generating.
+4. ``generative`` mode: the model answers from numbered sources, in the asker's language,
+   and cites them as ``[n]``; ``extractive`` mode: the answer is the sources' own
+   best-matching sentences, quoted.
+5. A question asserting a number that no source states (``ember.ground.premise``) is
+   answered with the source sentence that corrects it, quoted and cited.
+6. Check each answer sentence against the sources it cites (``ember.ground.support``; a
+   source in another language by sentence similarity, ``ember.ground.similarity``);
    unsupported sentences are removed; if the model declined, or less than
    ``ground_min_groundedness`` of the answer survives, the whole answer abstains with the
    fixed message in the question's language.
-6. Check that the answer answers *this* question (``ember.ground.coverage``): the source
-   passage stating what the answer adds must hold the question's numbers and at least
-   ``ground_min_question_coverage`` of its IDF-weighted terms (``question_not_covered``), and
-   the answer must add something to the question (``answer_restates_question``). A small
+7. Check that the answer answers *this* question (``ember.ground.coverage``): the source
+   passage stating what the answer adds must hold the question's numbers and codes, state
+   the answer's number in the asked relation, and hold at least
+   ``ground_min_question_coverage`` of its IDF-weighted terms or be close to it in the
+   embedding (a paraphrase; across languages, the embedding alone) (``question_not_covered``),
+   and the answer must add something to the question (``answer_restates_question``). A small
    model copies true sentences from topically close sources; this is what refuses them.
    Extractive quotes are held to the same check.
-7. With ``ground_self_check`` on, a judge model (``ground_judge_model``, by default the one
+8. With ``ground_self_check`` on, a judge model (``ground_judge_model``, by default the one
    that answered) reads the answer against its first cited source and says yes or no; below
    ``ground_self_check_threshold`` of P(yes) the answer abstains (``self_check_failed``). Off by
    default: with the default 0.5B model as judge it trades answers for rejections at about
    the rate a stricter coverage setting does (``bench/rag.py`` prints both).
 
-Steps 1-4 make a ``Draft``; steps 5-7 settle it under a ``CheckPolicy``, so one generation can
+Steps 1-4 make a ``Draft``; steps 5-8 settle it under a ``CheckPolicy``, so one generation can
 be settled under several policies (the bench's operating points).
 
 The result carries what the ``ember`` response object reports: ``abstained``,
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -54,6 +61,7 @@ from ember.ground.answer import (
 from ember.ground.chunking import split_sentences
 from ember.ground.coverage import (
     Coverage,
+    Evidence,
     answers_in_kind,
     best_cover,
     evidence_passages,
@@ -62,13 +70,16 @@ from ember.ground.coverage import (
     question_terms,
 )
 from ember.ground.judge_prompts import answer_check_prompt
+from ember.ground.premise import LEAD, contradicted, correction
 from ember.ground.retrieval import Hit
+from ember.ground.similarity import Similarity
 from ember.ground.support import (
     SentenceSupport,
     best_quote,
     cited_numbers,
     judge,
     lexical_support,
+    script,
     strip_citations,
     units,
 )
@@ -78,6 +89,7 @@ from ember.services.llm_judge import yes_score
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 
+CROSS_LINGUAL_SCORE_MARGIN = 0.08
 # What a model writes when it declines, beyond the exact message it was told to use.
 _DECLINE = re.compile(
     r"无法回答|无法确定|没有(提及|提到|相关|足够)|未(提及|提到)|不知道|can(no|')t answer|"
@@ -103,9 +115,10 @@ def _prompt(question: str, sources: Sequence[Hit], language: str) -> list[ChatMe
         system = "You are a careful assistant. You answer only from the given sources."
         user = (
             "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {question}\n"
-            "Answer the question in one sentence from the sources; you may cite a source "
-            "number in brackets. If the sources do not contain the answer, reply only: "
-            f"{ABSTAIN['en']}"
+            "Answer the question in one English sentence from the sources (the sources may be "
+            "in another language: translate what they say, keep names and numbers exact); "
+            "you may cite a source number in brackets. If the sources do not contain the "
+            f"answer, reply only: {ABSTAIN['en']}"
         )
     return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
 
@@ -212,7 +225,13 @@ class GroundingService:
         sources, screened = await asyncio.to_thread(self.screen, hits)
         draft = Draft(question, list(store_ids), language, mode, sources, screened, model)
         draft.caller = caller
-        if not sources or sources[0].score < self.min_score:
+        # A question in another language than its best source scores lower for the same
+        # relevance (multilingual-e5: 0.73-0.83 where the same question in the source's
+        # language scores 0.85-0.92 on the seeds); the checks after generation decide.
+        floor = self.min_score
+        if sources and script(question) != script(sources[0].text):
+            floor -= CROSS_LINGUAL_SCORE_MARGIN
+        if not sources or sources[0].score < floor:
             draft.reason = "retrieval_confidence_below_threshold"
         elif mode == "generative":
             await self._generate(draft, max_tokens)
@@ -289,16 +308,34 @@ class GroundingService:
         return table
 
     async def _check(self, draft: Draft, policy: CheckPolicy) -> GroundedAnswer:
-        """Each sentence checked against its sources; the question's coverage checked."""
+        """A contradicted premise corrected; else each sentence checked against its sources
+        and the question's coverage checked."""
         sources = draft.sources
+        texts = [hit.text for hit in sources]
+        embedder = await self.vector_stores.embedder()
+        similar = Similarity(embedder.embed)
+        if contradicted(draft.question, texts):
+            corrected = await asyncio.to_thread(self._correct_premise, draft, policy, similar)
+            if corrected is not None:
+                return corrected
         raw_sentences = [s for s in split_sentences(draft.text) if strip_citations(s)]
         if not raw_sentences or _DECLINE.search(draft.text):
             return self._abstain(draft, "model_declined")
         plain = [strip_citations(s) for s in raw_sentences]
         similarity = await self._similarities(plain, sources)
-        texts = [hit.text for hit in sources]
+        # Sentence-level similarity where a claim and a source are in different languages.
+        crossing = any(script(p) != script(t) for p in plain for t in texts)
+        closest = (
+            await asyncio.to_thread(similar.closest_sentence, plain, texts) if crossing else None
+        )
         verdicts = [
-            judge(text, cited_numbers(raw), texts, similarity[i].tolist())
+            judge(
+                text,
+                cited_numbers(raw),
+                texts,
+                similarity[i].tolist(),
+                None if closest is None else closest[i].tolist(),
+            )
             for i, (raw, text) in enumerate(zip(raw_sentences, plain, strict=True))
         ]
         groundedness = sum(v.supported for v in verdicts) / len(verdicts)
@@ -310,7 +347,9 @@ class GroundingService:
             return answer
         coverage: Coverage | None = None
         if policy.min_question_coverage > 0:
-            reason, coverage = await asyncio.to_thread(self._covers_question, draft, kept, policy)
+            reason, coverage = await asyncio.to_thread(
+                self._covers_question, draft, kept, policy, similar
+            )
             if reason is not None:
                 answer = self._abstain(draft, reason)
                 answer.sentences, answer.removed = verdicts, removed
@@ -332,13 +371,63 @@ class GroundingService:
             coverage=coverage,
         )
 
+    def _idf(self, draft: Draft) -> Callable[[str], float]:
+        size, frequencies = self.vector_stores.retriever.document_frequencies(
+            draft.store_ids, question_terms(draft.question)
+        )
+        return idf_weights(size, frequencies)
+
+    def _correct_premise(
+        self, draft: Draft, policy: CheckPolicy, similar: Similarity
+    ) -> GroundedAnswer | None:
+        """The question asserts a number no source states: the source sentence that covers
+        the question while stating its own number, quoted with its citation
+        (``ember.ground.premise``); None when no sentence does."""
+        sources = draft.sources
+        found = correction(
+            draft.question,
+            [(hit.text, hit.heading) for hit in sources],
+            self._idf(draft),
+            similar.pairs,
+            policy.min_question_coverage,
+        )
+        if found is None:
+            return None
+        number, sentence, coverage = found
+        hit = sources[number - 1]
+        open_quote, close_quote = ("“", "”") if draft.language == "zh" else ('"', '"')
+        text = f"{LEAD[draft.language]}{open_quote}{sentence}{close_quote}[{number}]"
+        citation = Citation(number, hit.file_id, hit.filename, hit.page, sentence)
+        return GroundedAnswer(
+            text=text,
+            abstained=False,
+            groundedness=1.0,
+            citations=[citation],
+            sources=sources,
+            sentences=[SentenceSupport(sentence, (number,), number, 1.0, 1.0, True)],
+            screened=draft.screened,
+            mode=draft.mode,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+            model=draft.model,
+            citation_offsets=[(len(text), citation)],
+            request_id=draft.request_id,
+            coverage=coverage,
+            premise=contradicted(draft.question, [h.text for h in sources]),
+        )
+
     def _covers_question(
-        self, draft: Draft, kept: Sequence[SentenceSupport], policy: CheckPolicy
+        self,
+        draft: Draft,
+        kept: Sequence[SentenceSupport],
+        policy: CheckPolicy,
+        similar: Similarity | None = None,
     ) -> tuple[str | None, Coverage | None]:
         """Does some supported sentence add to the question (a number, if it asks when or
-        how many), from a passage that states the question's numbers, no other year, and
-        enough of its terms (``ember.ground.coverage``)? The reason to
-        abstain (or None), and the best coverage found."""
+        how many), from a passage that states the question's numbers and codes, no other
+        year, the asked relation, and enough of its terms or close enough to it in the
+        embedding (``ember.ground.coverage``)? The reason to abstain (or None), and the best
+        coverage found."""
         question, sources = draft.question, draft.sources
         adding = [v for v in kept if new_content(v.sentence, question)]
         if not adding:
@@ -346,21 +435,37 @@ class GroundingService:
         adding = [v for v in adding if answers_in_kind(v.sentence, question)]
         if not adding:  # asked when or how many, told no number
             return "question_not_covered", None
-        size, frequencies = self.vector_stores.retriever.document_frequencies(
-            draft.store_ids, question_terms(question)
-        )
-        idf = idf_weights(size, frequencies)
-        passages = []
+        idf = self._idf(draft)
+        passages: list[Evidence] = []
+        answers: list[str] = []
         for verdict in adding:
             numbers = [n for n in verdict.cited if 1 <= n <= len(sources)]
             if verdict.best_source is not None and verdict.best_source not in numbers:
                 numbers.append(verdict.best_source)
             for number in numbers:
                 hit = sources[number - 1]
-                passages += evidence_passages(
-                    verdict.sentence, question, hit.text, hit.heading, policy.coverage_window
+                found = evidence_passages(
+                    verdict.sentence,
+                    question,
+                    hit.text,
+                    hit.heading,
+                    policy.coverage_window,
+                    similar.closest_index if similar is not None else None,
                 )
-        best = best_cover(question, passages, idf)
+                passages += found
+                answers += [verdict.sentence] * len(found)
+        scores: dict[str, float] = {}
+        if similar is not None and passages:
+            anchors = list(dict.fromkeys(p.anchor for p in passages))
+            scores = dict(zip(anchors, similar.pairs(question, anchors), strict=True))
+        best = best_cover(
+            question,
+            passages,
+            idf,
+            similarity=scores.get if scores else None,  # type: ignore[arg-type]
+            answers=answers,
+            min_coverage=policy.min_question_coverage,
+        )
         if best is None or not best.satisfies(policy.min_question_coverage):
             return "question_not_covered", best
         return None, best
