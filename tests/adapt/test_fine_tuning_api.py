@@ -416,6 +416,7 @@ def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
     assert "Step 12/12" not in created.stderr  # metrics drive the bar, not printed lines
     assert "The job has successfully completed" in created.stderr
     assert f"ft:{TINY}:cli:" in created.stdout and "perplexity after (validation)" in created.stdout
+    assert "learning check" in created.stdout
 
     listed = ember_cli(home, "tune", "list", "--base-url", server.v1)
     assert listed.returncode == 0 and job_id in listed.stdout
