@@ -7,7 +7,7 @@ dequantized from its embedded GGUF), the same data, the same LoRA settings and l
   only): each query becomes a conversation whose answer is its positive passages; queries are
   split 80/20 into train and held-out with a fixed seed.
 * **Ember**: ``ember.adapt`` as a job runs it: chat template, loss on the answer only,
-  examples packed end to end into ``--seq-len`` blocks (no padding).
+  each example a row of its own (cut at ``--seq-len``), padded to the longest in its batch.
 * **baseline**: the script of seed article 003: a ``Dataset`` whose ``__getitem__`` pads
   every text to ``max_length`` (512) with ``padding='max_length'``, the rendered
   conversation as plain text, ``DataCollatorForLanguageModeling(mlm=False)``, and
@@ -135,7 +135,7 @@ class RssSampler:
 def run_ember(args: argparse.Namespace, train: list[Any], held_out: list[Any]) -> dict[str, Any]:
     import tempfile
 
-    from ember.adapt.data import pack, tokenize_conversation
+    from ember.adapt.data import rows, tokenize_conversation
     from ember.adapt.perplexity import perplexity
     from ember.adapt.training import (
         LoraSettings,
@@ -149,7 +149,7 @@ def run_ember(args: argparse.Namespace, train: list[Any], held_out: list[Any]) -
     model, tokenizer = load_base(args.threads)
     pad = tokenizer.pad_token_id
     examples = [tokenize_conversation(tokenizer, c) for c in train]
-    blocks = pack(examples, args.seq_len, tokenizer.eos_token_id)
+    blocks = rows(examples, args.seq_len, tokenizer.eos_token_id)
     valid = held_out_blocks(tokenizer, held_out, args.seq_len)
     before = perplexity(model, valid, pad_id=pad, batch_size=1)
     seed_everything(args.seed)
@@ -553,7 +553,7 @@ def report(ember: dict[str, Any], baseline: dict[str, Any], args: argparse.Names
         f"LoRA fine-tuning, SmolLM2-135M-Instruct (GGUF dequantized to fp32), RGB en_fact "
         f"passages 80/20, {args.threads} torch threads, batch {args.batch_size}, lr {args.lr}",
         "",
-        "| | Ember (packed, answer-only loss) | transformers Trainer + peft (padded to "
+        "| | Ember (a row per example, answer-only loss) | transformers Trainer + peft (padded to "
         f"{args.baseline_max_len}) |",
         "|---|---|---|",
         f"| steps | {ember['steps']} | {baseline['steps']} |",
