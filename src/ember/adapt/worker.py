@@ -408,7 +408,11 @@ def _record_start(store: Store, job: JobRecord, data: PreparedData) -> None:
         method_hyper["beta"] = auto.DPO_BETA
     store.update_fine_tuning_job(
         job.id,
-        internal={"requested_hyperparameters": job.job["hyperparameters"]},
+        # What was asked, kept once: a restarted worker resolves "auto" again, the same way.
+        internal={
+            "requested_hyperparameters": job.internal.get("requested_hyperparameters")
+            or job.job["hyperparameters"]
+        },
         job={
             "hyperparameters": hyper,
             "method": {**method, kind: {**method[kind], "hyperparameters": method_hyper}},
