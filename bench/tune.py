@@ -27,8 +27,8 @@ Two more rows (``--suite learn``; ``--suite all``, the default, runs both), issu
   and minutes of training, Ember's ``"auto"`` settings against a plain transformers + peft
   script with the seed articles' settings (003: AdamW lr 5e-5, 5 epochs, batch 16, every
   text padded to ``max_length``, the loss on every token; 004: LoRA r=8, alpha 16, dropout
-  0.1 on the query and value projections). The script pads to 128 rather than 512 (the
-  longest example has 64 tokens, so learning is the same and the run is 4x shorter).
+  0.1 on the query and value projections). The script pads to 72 rather than 512 (the
+  longest example has about 60 tokens, so learning is the same and the run is 7x shorter).
 * **DPO**: 16 preference pairs ("Blue suits it best." over "Red suits it best."), Ember's
   DPO loss with ``"auto"`` settings; the mean log-probability margin of the preferred answer
   on 4 held-back pairs before and after, and training tokens/s.
@@ -381,7 +381,7 @@ def run_seed_script(args: argparse.Namespace) -> dict[str, Any]:
     )
     model = get_peft_model(model, lora)
     encoded = [
-        tokenizer(t, return_tensors="pt", max_length=128, padding="max_length", truncation=True)
+        tokenizer(t, return_tensors="pt", max_length=72, padding="max_length", truncation=True)
         for t in texts
     ]
     dataset = [
@@ -407,7 +407,7 @@ def run_seed_script(args: argparse.Namespace) -> dict[str, Any]:
     learned = _learned(model, tokenizer, train, exact_match)
     return {
         "side": "seed-script",
-        "settings": "5 epochs, batch 16, lr 5e-05, padded to 128, loss on every token",
+        "settings": "5 epochs, batch 16, lr 5e-05, padded to 72, loss on every token",
         "steps": steps,
         "seconds": seconds,
         "tokens_per_second": real / seconds,

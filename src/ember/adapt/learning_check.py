@@ -24,6 +24,7 @@ from ember.adapt.perplexity import perplexity
 MIN_LOSS_DROP = 0.02
 SHORT_ANSWER_TOKENS = 48
 MAX_GENERATIONS = 16
+GENERATION_BATCH = 8
 
 
 def score_supervised(
@@ -59,45 +60,65 @@ def exact_match(
 ) -> dict[str, Any] | None:
     """Greedy answers to the conversations whose final answer is short, compared exactly
     (surrounding blanks aside) with that answer; None when no answer is short."""
-    scored = matched = 0
-    was_training = model.training
-    model.eval()
+    prompts: list[Conversation] = []
+    expected: list[str] = []
+    longest = 0
     for conversation in conversations:
-        if scored >= limit:
+        if len(prompts) >= limit:
             break
         if conversation[-1]["role"] != "assistant":
             continue
-        expected = conversation[-1]["content"].strip()
-        length = len(tokenizer(expected, add_special_tokens=False)["input_ids"])
+        answer = conversation[-1]["content"].strip()
+        length = len(tokenizer(answer, add_special_tokens=False)["input_ids"])
         if length > SHORT_ANSWER_TOKENS:
             continue
-        answer = greedy_answer(model, tokenizer, conversation[:-1], length + 8)
-        scored += 1
-        matched += answer == expected
-    if was_training:
-        model.train()
-    if not scored:
+        prompts.append(conversation[:-1])
+        expected.append(answer)
+        longest = max(longest, length)
+    if not prompts:
         return None
-    return {"matched": matched, "scored": scored, "rate": matched / scored}
+    matched = 0
+    for start in range(0, len(prompts), GENERATION_BATCH):
+        replies = greedy_answers(
+            model, tokenizer, prompts[start : start + GENERATION_BATCH], longest + 8
+        )
+        matched += sum(r == e for r, e in zip(replies, expected[start:], strict=False))
+    return {"matched": matched, "scored": len(prompts), "rate": matched / len(prompts)}
 
 
-def greedy_answer(model: Any, tokenizer: Any, prompt: Conversation, max_new_tokens: int) -> str:
-    """The model's greedy reply to ``prompt`` in its chat template."""
+def greedy_answers(
+    model: Any, tokenizer: Any, prompts: Sequence[Conversation], max_new_tokens: int
+) -> list[str]:
+    """The model's greedy replies to ``prompts`` in its chat template, generated as one
+    left-padded batch (the attention mask keeps the padding out)."""
     import torch
 
-    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    ids = ids.to(next(model.parameters()).device)
+    rows = [
+        tokenizer(
+            tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        for p in prompts
+    ]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
         )
-    reply: str = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    return reply.strip()
+    if was_training:
+        model.train()
+    return [str(tokenizer.decode(row[width:], skip_special_tokens=True)).strip() for row in out]
 
 
 def verdict(before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
