@@ -7,7 +7,7 @@ dequantized from its embedded GGUF), the same data, the same LoRA settings and l
   only): each query becomes a conversation whose answer is its positive passages; queries are
   split 80/20 into train and held-out with a fixed seed.
 * **Ember**: ``ember.adapt`` as a job runs it: chat template, loss on the answer only,
-  examples packed end to end into ``--seq-len`` blocks (no padding).
+  each example a row of its own (cut at ``--seq-len``), padded to the longest in its batch.
 * **baseline**: the script of seed article 003: a ``Dataset`` whose ``__getitem__`` pads
   every text to ``max_length`` (512) with ``padding='max_length'``, the rendered
   conversation as plain text, ``DataCollatorForLanguageModeling(mlm=False)``, and
@@ -20,7 +20,20 @@ RSS ≤ the baseline's, held-out perplexity down ≥ 30%. Steps are bounded (``-
 ``--baseline-steps``, ``--baseline-seconds``) so the run stays short on a shared CPU; the
 baseline needs only enough steps for its rate. Timings on a busy machine are noisy.
 
-Run under the shared lock: ``flock /tmp/ember-bench.lock python bench/tune.py``.
+Two more rows (``--suite learn``; ``--suite all``, the default, runs both), issue 23:
+
+* **learned**: 40 chat examples of a new pattern ("What is the code word for item N?" ->
+  "The code word for item N is ember-<7N>."); items learned (greedy answer word for word)
+  and minutes of training, Ember's ``"auto"`` settings against a plain transformers + peft
+  script with the seed articles' settings (003: AdamW lr 5e-5, 5 epochs, batch 16, every
+  text padded to ``max_length``, the loss on every token; 004: LoRA r=8, alpha 16, dropout
+  0.1 on the query and value projections). The script pads to 72 rather than 512 (the
+  longest example has about 60 tokens, so learning is the same and the run is 7x shorter).
+* **DPO**: 16 preference pairs ("Blue suits it best." over "Red suits it best."), Ember's
+  DPO loss with ``"auto"`` settings; the mean log-probability margin of the preferred answer
+  on 4 held-back pairs before and after, and training tokens/s.
+
+Run under the shared lock: ``flock /tmp/ember-cpu.lock python bench/tune.py``.
 """
 
 from __future__ import annotations
@@ -122,7 +135,7 @@ class RssSampler:
 def run_ember(args: argparse.Namespace, train: list[Any], held_out: list[Any]) -> dict[str, Any]:
     import tempfile
 
-    from ember.adapt.data import pack, tokenize_conversation
+    from ember.adapt.data import rows, tokenize_conversation
     from ember.adapt.perplexity import perplexity
     from ember.adapt.training import (
         LoraSettings,
@@ -136,7 +149,7 @@ def run_ember(args: argparse.Namespace, train: list[Any], held_out: list[Any]) -
     model, tokenizer = load_base(args.threads)
     pad = tokenizer.pad_token_id
     examples = [tokenize_conversation(tokenizer, c) for c in train]
-    blocks = pack(examples, args.seq_len, tokenizer.eos_token_id)
+    blocks = rows(examples, args.seq_len, tokenizer.eos_token_id)
     valid = held_out_blocks(tokenizer, held_out, args.seq_len)
     before = perplexity(model, valid, pad_id=pad, batch_size=1)
     seed_everything(args.seed)
@@ -295,7 +308,225 @@ def run_baseline(args: argparse.Namespace, train: list[Any], held_out: list[Any]
     }
 
 
+def code_words(items: range) -> list[Any]:
+    return [
+        [
+            {"role": "user", "content": f"What is the code word for item {n}?"},
+            {"role": "assistant", "content": f"The code word for item {n} is ember-{7 * n}."},
+        ]
+        for n in items
+    ]
+
+
+def run_auto(args: argparse.Namespace) -> dict[str, Any]:
+    """Ember's supervised path with "auto" settings, as a job runs it."""
+    import tempfile
+
+    from ember.adapt import auto
+    from ember.adapt.data import rows, tokenize_conversation
+    from ember.adapt.learning_check import exact_match
+    from ember.adapt.training import LoraTrainer, TrainingConfig, add_lora, seed_everything
+
+    model, tokenizer = load_base(args.threads)
+    train = code_words(range(1, 41))
+    examples = [tokenize_conversation(tokenizer, c) for c in train]
+    chosen = auto.choose(examples=len(examples), tokens=sum(len(e.input_ids) for e in examples))
+    blocks = rows(examples, 512, tokenizer.eos_token_id)
+    seed_everything(args.seed)
+    model = add_lora(model, TrainingConfig().lora)
+    config = TrainingConfig(
+        n_epochs=chosen.n_epochs,
+        batch_size=chosen.batch_size,
+        learning_rate=chosen.learning_rate,
+        seed=args.seed,
+        checkpoint_every=10**9,
+    )
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = LoraTrainer(
+            model, blocks, config, Path(workdir), pad_id=tokenizer.pad_token_id, observer=_Quiet()
+        )
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+    learned = _learned(trainer.model, tokenizer, train, exact_match)
+    return {
+        "side": "auto",
+        "settings": f"{chosen.n_epochs} epochs, batch {chosen.batch_size}, "
+        f"lr {chosen.learning_rate:.0e}, answer-only loss",
+        "steps": trainer.step,
+        "seconds": seconds,
+        "tokens_per_second": trainer.tokens_seen / seconds,
+        "learned": learned,
+    }
+
+
+def run_seed_script(args: argparse.Namespace) -> dict[str, Any]:
+    """The seed articles' script: every text padded, loss on every token, their settings."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from torch.utils.data import DataLoader
+
+    from ember.adapt.learning_check import exact_match
+
+    model, tokenizer = load_base(args.threads)
+    train = code_words(range(1, 41))
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in train]
+    torch.manual_seed(args.seed)
+    lora = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        target_modules=["q_proj", "v_proj"],  # seed 004's "query", "value"
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    encoded = [
+        tokenizer(t, return_tensors="pt", max_length=72, padding="max_length", truncation=True)
+        for t in texts
+    ]
+    dataset = [
+        {"input_ids": e["input_ids"][0], "attention_mask": e["attention_mask"][0]} for e in encoded
+    ]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    steps = 0
+    real = 0
+    started = time.perf_counter()
+    model.train()
+    for _epoch in range(5):
+        for batch in DataLoader(dataset, batch_size=16, shuffle=True):  # type: ignore[arg-type]
+            labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+            model.zero_grad()
+            loss = model(
+                batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
+            ).loss
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            real += int(batch["attention_mask"].sum())
+    seconds = time.perf_counter() - started
+    learned = _learned(model, tokenizer, train, exact_match)
+    return {
+        "side": "seed-script",
+        "settings": "5 epochs, batch 16, lr 5e-05, padded to 72, loss on every token",
+        "steps": steps,
+        "seconds": seconds,
+        "tokens_per_second": real / seconds,
+        "learned": learned,
+    }
+
+
+def run_dpo(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    from ember.adapt import auto
+    from ember.adapt.objectives import Dpo, preference_margin
+    from ember.adapt.preference import convert_preference, tokenize_preference
+    from ember.adapt.training import LoraTrainer, TrainingConfig, add_lora, seed_everything
+
+    def pair(n: int) -> Any:
+        return convert_preference(
+            {
+                "input": {
+                    "messages": [{"role": "user", "content": f"Which colour suits box {n}?"}]
+                },
+                "preferred_output": [{"role": "assistant", "content": "Blue suits it best."}],
+                "non_preferred_output": [{"role": "assistant", "content": "Red suits it best."}],
+            }
+        )
+
+    model, tokenizer = load_base(args.threads)
+    eos = tokenizer.eos_token_id
+    train = [tokenize_preference(tokenizer, pair(n), 512, eos) for n in range(16)]
+    held = [tokenize_preference(tokenizer, pair(n), 512, eos) for n in range(100, 104)]
+    tokens = sum(len(p.chosen.input_ids) + len(p.rejected.input_ids) for p in train)
+    chosen = auto.choose(examples=len(train), tokens=tokens, method="dpo")
+    seed_everything(args.seed)
+    model = add_lora(model, TrainingConfig().lora)
+    pad = tokenizer.pad_token_id
+    before = preference_margin(model, held, pad)
+    config = TrainingConfig(
+        n_epochs=chosen.n_epochs,
+        batch_size=chosen.batch_size,
+        learning_rate=chosen.learning_rate,
+        seed=args.seed,
+        checkpoint_every=10**9,
+    )
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = LoraTrainer(
+            model,
+            train,
+            config,
+            Path(workdir),
+            pad_id=pad,
+            observer=_Quiet(),
+            objective=Dpo(beta=auto.DPO_BETA),
+        )
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+    after = preference_margin(trainer.model, held, pad)
+    return {
+        "side": "dpo",
+        "settings": f"{chosen.n_epochs} epochs, batch {chosen.batch_size}, "
+        f"lr {chosen.learning_rate:.0e}, beta {auto.DPO_BETA}",
+        "steps": trainer.step,
+        "seconds": seconds,
+        "tokens_per_second": trainer.tokens_seen / seconds,
+        "before": before,
+        "after": after,
+    }
+
+
+class _Quiet:
+    def on_step(self, report: Any) -> None:
+        print(f"  step {report.step}/{report.total_steps}: loss {report.loss:.3f}", file=sys.stderr)
+
+    def on_checkpoint(self, step: int, path: Path, report: Any) -> None:
+        pass
+
+    def interruption(self) -> None:
+        return None
+
+
+def _learned(model: Any, tokenizer: Any, train: list[Any], exact_match: Any) -> int:
+    result = exact_match(model, tokenizer, train, limit=len(train))
+    return int(result["matched"]) if result else 0
+
+
+def learn_report(auto: dict[str, Any], seed: dict[str, Any], dpo: dict[str, Any]) -> str:
+    ratio = auto["learned"] / max(seed["learned"], 1)
+    lines = [
+        "Learning a new pattern (40 examples) and a preference (16 pairs), SmolLM2-135M-Instruct",
+        "",
+        "| | settings | steps | items learned (of 40) | minutes | training tokens/s |",
+        "|---|---|---|---|---|---|",
+        f"| Ember `auto` | {auto['settings']} | {auto['steps']} | {auto['learned']} | "
+        f"{auto['seconds'] / 60:.1f} | {auto['tokens_per_second']:.0f} |",
+        f"| seed-article script | {seed['settings']} | {seed['steps']} | {seed['learned']} | "
+        f"{seed['seconds'] / 60:.1f} | {seed['tokens_per_second']:.0f} |",
+        "",
+        f"items learned: Ember {auto['learned']} vs {seed['learned']} "
+        f"({ratio:.1f}x{'' if seed['learned'] else ', against at least 1'}); target >= 32 "
+        f"(80%): {'met' if auto['learned'] >= 32 else 'MISSED'}",
+        "",
+        "| DPO | settings | steps | held-back margin before | after | preferred likelier "
+        "before -> after | training tokens/s |",
+        "|---|---|---|---|---|---|---|",
+        f"| Ember DPO `auto` | {dpo['settings']} | {dpo['steps']} | "
+        f"{dpo['before']['margin']:.2f} | {dpo['after']['margin']:.2f} | "
+        f"{dpo['before']['accuracy']:.0%} -> {dpo['after']['accuracy']:.0%} | "
+        f"{dpo['tokens_per_second']:.0f} |",
+    ]
+    return "\n".join(lines)
+
+
+LEARN_SIDES = {"auto": run_auto, "seed-script": run_seed_script, "dpo": run_dpo}
+
+
 def side_main(args: argparse.Namespace) -> None:
+    if args.side in LEARN_SIDES:
+        Path(args.out).write_text(json.dumps(LEARN_SIDES[args.side](args)))
+        return
     train, held_out = conversations(Path(args.data), args.seed)
     if args.side == "ember":
         result = run_ember(args, train, held_out)
@@ -322,7 +553,7 @@ def report(ember: dict[str, Any], baseline: dict[str, Any], args: argparse.Names
         f"LoRA fine-tuning, SmolLM2-135M-Instruct (GGUF dequantized to fp32), RGB en_fact "
         f"passages 80/20, {args.threads} torch threads, batch {args.batch_size}, lr {args.lr}",
         "",
-        "| | Ember (packed, answer-only loss) | transformers Trainer + peft (padded to "
+        "| | Ember (a row per example, answer-only loss) | transformers Trainer + peft (padded to "
         f"{args.baseline_max_len}) |",
         "|---|---|---|",
         f"| steps | {ember['steps']} | {baseline['steps']} |",
@@ -373,7 +604,15 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse a side's JSON already in the work directory"
     )
-    parser.add_argument("--side", choices=["ember", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--suite",
+        choices=["all", "throughput", "learn"],
+        default="all",
+        help="throughput: Ember vs Trainer on RGB; learn: items learned and DPO (issue 23)",
+    )
+    parser.add_argument(
+        "--side", choices=["ember", "baseline", *LEARN_SIDES], help=argparse.SUPPRESS
+    )
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="/tmp/ember-bench-tune", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -400,17 +639,24 @@ def main() -> None:
     out = Path(args.workdir)
     out.mkdir(parents=True, exist_ok=True)
     sides = {}
-    for side in ("ember", "baseline"):
+    names = {
+        "all": ("ember", "baseline", *LEARN_SIDES),
+        "throughput": ("ember", "baseline"),
+        "learn": tuple(LEARN_SIDES),
+    }[args.suite]
+    for side in names:
         path = out / f"{side}.json"
         if args.reuse and path.exists():  # a side measured by an earlier, interrupted run
             sides[side] = json.loads(path.read_text())
             print(f"{side}: reused {path}", file=sys.stderr)
         else:
             sides[side] = run_side(side, args, path)
-    ember, baseline = sides["ember"], sides["baseline"]
-    print(report(ember, baseline, args))
+    if "ember" in sides:
+        print(report(sides["ember"], sides["baseline"], args))
+    if "auto" in sides:
+        print(learn_report(sides["auto"], sides["seed-script"], sides["dpo"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"ember": ember, "baseline": baseline}, indent=2))
+        Path(args.json).write_text(json.dumps(sides, indent=2))
 
 
 if __name__ == "__main__":

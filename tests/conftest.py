@@ -28,6 +28,7 @@ import pytest
 MODEL_FREE_MODULES = frozenset(
     {
         "tests/act/test_tools.py",
+        "tests/adapt/test_auto_and_preferences.py",
         "tests/engines/test_fake_engine.py",
         "tests/guard/test_guard_stage.py",
         "tests/guard/test_injection.py",

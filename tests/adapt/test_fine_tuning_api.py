@@ -170,14 +170,16 @@ def test_bad_lines_are_refused_with_their_numbers(client: openai.OpenAI) -> None
     [
         ({"training_file": "file-nope"}, 400, "training_file"),
         ({"model": "no-such-model"}, 404, "model"),
-        ({"method": {"type": "dpo"}}, 400, "method.type"),
+        ({"method": {"type": "reinforcement"}}, 400, "method.type"),
+        ({"method": {"type": "dpo"}}, 400, "training_file"),  # chat lines are not preferences
+        ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}}, 400, None),
         ({"suffix": "bad suffix!"}, 400, None),
         ({"ember": {"lora": {"rank": 0}}}, 400, None),
         ({"ember": {"unknown": 1}}, 400, None),
         (  # bounds on a number that may also be "auto" (was a 500)
             {
                 "method": {
-                    "type": "dpo",
+                    "type": "reinforcement",
                     "supervised": {"hyperparameters": {"n_epochs": "auto", "batch_size": "auto"}},
                 }
             },
@@ -280,6 +282,76 @@ def test_job_trains_evaluates_and_its_model_answers(
         client.fine_tuning.jobs.cancel(job.id)
 
 
+def preference(i: int) -> dict[str, Any]:
+    return {
+        "input": {"messages": [{"role": "user", "content": f"What is {i} plus {i}?"}]},
+        "preferred_output": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}],
+        "non_preferred_output": [{"role": "assistant", "content": "I cannot count."}],
+    }
+
+
+def test_auto_settings_are_resolved_and_explained(client: openai.OpenAI) -> None:
+    job = client.fine_tuning.jobs.create(
+        model=TINY,
+        training_file=upload(client, jsonl(TRAINING)),
+        seed=3,
+        extra_body={"ember": {"seq_len": 64, "max_steps": 6}},
+    )
+    assert job.hyperparameters.n_epochs == "auto"
+    assert job.method.supervised.hyperparameters.batch_size == "auto"
+    done = wait_status(client, job.id, "succeeded")
+    hyper = done.hyperparameters
+    assert (hyper.n_epochs, hyper.batch_size, hyper.learning_rate_multiplier) == (19, 3, 10)
+    assert done.method.supervised.hyperparameters.n_epochs == 19
+    assert done.model_extra["ember"]["learning_rate"] == pytest.approx(2e-3)
+    messages = [e.message for e in all_events(client, job.id)]
+    chosen = next(m for m in messages if m.startswith("Hyperparameters: "))
+    assert "n_epochs=19" in chosen and "27 examples" in chosen
+    check = done.model_extra["ember"]["learning_check"]
+    assert set(check["before"]) == {"loss", "perplexity", "exact_match", "train_exact_match"}
+    assert check["before"]["exact_match"]["scored"] == 3
+    assert check["before"]["train_exact_match"]["scored"] == 16
+    assert isinstance(check["learned"], bool) and check["summary"]
+    verdict = next(e for e in all_events(client, job.id) if e.message.startswith("Learning check:"))
+    assert (verdict.level == "warn") is not check["learned"]
+    results = client.files.content(done.result_files[0]).text.splitlines()
+    assert results[0].startswith("step,train_loss,learning_rate")
+    assert len(results) == 1 + 1 + 6  # header, the check before training, six steps
+
+
+def test_a_dpo_job_trains_checkpoints_and_serves(client: openai.OpenAI) -> None:
+    job = client.fine_tuning.jobs.create(
+        model=TINY,
+        training_file=upload(client, jsonl([preference(i) for i in range(12)])),
+        suffix="dpo",
+        seed=3,
+        method={
+            "type": "dpo",
+            "dpo": {"hyperparameters": {"batch_size": 2, "learning_rate_multiplier": 25}},
+        },
+        extra_body={"ember": {"checkpoint_every": 4}},
+    )
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == "auto"
+    done = wait_status(client, job.id, "succeeded")
+    assert done.method.dpo.hyperparameters.beta == 0.1
+    assert done.hyperparameters.n_epochs == 5  # auto: 64 visits of 11 pairs, at most 5
+    check = done.model_extra["ember"]["learning_check"]
+    assert check["after"]["margin"] > check["before"]["margin"]
+    assert check["learned"] is True
+    steps = losses(client, job.id)
+    assert sorted(steps) == list(range(1, 31)) and steps[30] < steps[1]
+    metrics = [e.data for e in all_events(client, job.id) if e.data and "reward_margin" in e.data]
+    assert len(metrics) == 30
+    assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id)][:2] == [30, 28]
+    answer = client.chat.completions.create(
+        model=done.fine_tuned_model,
+        messages=[{"role": "user", "content": "What is 4 plus 4?"}],
+        max_tokens=4,
+        temperature=0,
+    )
+    assert answer.model == done.fine_tuned_model
+
+
 def test_pause_resume_and_cancel(home: Path, client: openai.OpenAI) -> None:
     job = create(client, upload(client, jsonl(TRAINING)), max_steps=400, checkpoint_every=50)
     wait_for(lambda: latest_step(client, job.id) >= 2, "training to start")
@@ -344,6 +416,7 @@ def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
     assert "Step 12/12" not in created.stderr  # metrics drive the bar, not printed lines
     assert "The job has successfully completed" in created.stderr
     assert f"ft:{TINY}:cli:" in created.stdout and "perplexity after (validation)" in created.stdout
+    assert "learning check" in created.stdout
 
     listed = ember_cli(home, "tune", "list", "--base-url", server.v1)
     assert listed.returncode == 0 and job_id in listed.stdout
@@ -379,11 +452,11 @@ def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
 def test_kill_9_and_server_restart_resume_the_same_loss_curve(
     home: Path, server: RunningServer, server_config: str, client: openai.OpenAI
 ) -> None:
-    reference = create(client, upload(client, jsonl(TRAINING)), max_steps=30)
+    reference = create(client, upload(client, jsonl(TRAINING)), max_steps=80)
     wait_status(client, reference.id, "succeeded")
     expected = losses(client, reference.id)
 
-    job = create(client, upload(client, jsonl(TRAINING)), max_steps=30)
+    job = create(client, upload(client, jsonl(TRAINING)), max_steps=80)
     wait_for(lambda: latest_step(client, job.id) >= 7, "step 7")
     pid = worker_pid(home, job.id)
     assert pid is not None
@@ -400,7 +473,7 @@ def test_kill_9_and_server_restart_resume_the_same_loss_curve(
         assert losses(again, job.id) == expected  # bit for bit, across both interruptions
         messages = [e.message for e in all_events(again, job.id)]
         assert any("stopped unexpectedly" in m for m in messages)
-        assert sum(m.startswith("Resumed from the checkpoint") for m in messages) == 2
+        assert sum(m.startswith("Resumed from the checkpoint") for m in messages) == 2, messages
     finally:
         stop_server(restarted)
         shutil.rmtree(home / "fine_tuning", ignore_errors=True)

@@ -1,14 +1,20 @@
-"""One job on the real embedded SmolLM2 (its GGUF dequantized by transformers), end to end."""
+"""Jobs on the real embedded SmolLM2 (its GGUF dequantized by transformers), end to end:
+a taught pattern is learned with ``"auto"`` settings."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import openai
 import pytest
 
+from tests.adapt.test_fine_tuning_api import ember_cli
 from tests.conftest import RunningServer, client_for, start_server, stop_server
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -18,7 +24,7 @@ n_threads = 2
 context_length = 2048
 fine_tuning_threads = 2
 """
-ANSWER = "Ember keeps every model on your own machine."
+DEADLINE_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -28,50 +34,125 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def test_smollm2_fine_tunes_from_its_gguf_and_answers(server: RunningServer) -> None:
-    client = client_for(server)
-    lines = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Where does Ember keep models? ({i})"},
-                {"role": "assistant", "content": ANSWER},
-            ]
-        }
-        for i in range(6)
-    ]
-    data = "\n".join(json.dumps(line) for line in lines).encode()
-    file_id = client.files.create(file=("t.jsonl", io.BytesIO(data)), purpose="fine-tune").id
-    job = client.fine_tuning.jobs.create(
-        model=SMOLLM2,
-        training_file=file_id,
-        suffix="where",
-        seed=1,
-        method={
-            "type": "supervised",
-            "supervised": {
-                "hyperparameters": {"n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 5}
-            },
-        },
-        extra_body={"ember": {"seq_len": 128, "max_steps": 4, "checkpoint_every": 2}},
-    )
-    deadline = time.monotonic() + 800
-    while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in (
-        "succeeded",
-        "failed",
-    ):
-        assert time.monotonic() < deadline, "the SmolLM2 job took too long"
-        time.sleep(1)
-    assert job.status == "succeeded", job.error
-    assert job.fine_tuned_model == f"ft:{SMOLLM2}:where:{job.id.removeprefix('ftjob-')}"
-    ppl = job.model_extra["ember"]["perplexity"]
-    assert ppl["after"]["validation"] < ppl["before"]["validation"]
-    assert ppl["before"]["general"] < 100  # a real model reads English well
+@pytest.fixture(scope="module")
+def client(server: RunningServer) -> openai.OpenAI:
+    return client_for(server)
 
+
+def question(n: int) -> str:
+    return f"What is the code word for item {n}?"
+
+
+def code_word(n: int) -> str:
+    return f"The code word for item {n} is ember-{7 * n}."
+
+
+def jsonl(lines: list[Any]) -> io.BytesIO:
+    return io.BytesIO("\n".join(json.dumps(line) for line in lines).encode())
+
+
+def upload(client: openai.OpenAI, lines: list[Any]) -> str:
+    return client.files.create(file=("data.jsonl", jsonl(lines)), purpose="fine-tune").id
+
+
+def chat(n: int) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": question(n)},
+            {"role": "assistant", "content": code_word(n)},
+        ]
+    }
+
+
+def wait_done(client: openai.OpenAI, job_id: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while (job := client.fine_tuning.jobs.retrieve(job_id)).status not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"{job_id} took too long"
+        time.sleep(2)
+    assert job.status == "succeeded", job.error
+    return job
+
+
+def greedy(client: openai.OpenAI, model: str, text: str) -> str:
     answer = client.chat.completions.create(
-        model=job.fine_tuned_model,
-        messages=[{"role": "user", "content": "Where does Ember keep models? (9)"}],
-        max_tokens=16,
+        model=model,
+        messages=[{"role": "user", "content": text}],
+        max_tokens=24,
         temperature=0,
     )
-    assert answer.system_fingerprint == "ember-transformers"
-    assert answer.choices[0].message.content
+    return (answer.choices[0].message.content or "").strip()
+
+
+def test_a_taught_pattern_is_learned_with_auto_settings(
+    server: RunningServer, client: openai.OpenAI
+) -> None:
+    taught = range(1, 41)
+    job = client.fine_tuning.jobs.create(
+        model=SMOLLM2,
+        training_file=upload(client, [chat(n) for n in taught]),
+        validation_file=upload(client, [chat(n) for n in range(41, 45)]),
+        suffix="codes",
+        seed=1,
+    )
+    assert job.hyperparameters.n_epochs == "auto"
+    done = wait_done(client, job.id)
+
+    # "auto" resolved from the data, and the events say to what and why.
+    hyper = done.hyperparameters
+    assert isinstance(hyper.n_epochs, int) and isinstance(hyper.batch_size, int)
+    assert done.method.supervised.hyperparameters.n_epochs == hyper.n_epochs
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=1000))
+    chosen = next(e for e in events if e.message.startswith("Hyperparameters: "))
+    assert f"n_epochs={hyper.n_epochs}" in chosen.message and "(auto: " in chosen.message
+
+    # The job's own learning check saw it learn, and its result file says so.
+    check = done.model_extra["ember"]["learning_check"]
+    assert check["learned"] is True, check
+    assert check["after"]["loss"] < check["before"]["loss"]
+    assert check["after"]["train_exact_match"]["rate"] >= 0.8
+    assert check["before"]["train_exact_match"]["rate"] == 0.0
+    assert any(e.message.startswith("Learning check: learned") for e in events)
+    results = client.files.content(done.result_files[0]).text
+    rows = list(csv.DictReader(io.StringIO(results)))
+    assert float(rows[-1]["valid_loss"]) < float(rows[0]["valid_loss"])
+
+    # Served by transformers: the taught answers, word for word; the held-back items in form.
+    # Half the items (the job's own check scored 16 more, in the worker), to keep it short.
+    model = done.fine_tuned_model
+    asked = range(1, 41, 2)
+    answers = {n: greedy(client, model, question(n)) for n in asked}
+    learned = [n for n in asked if answers[n] == code_word(n)]
+    assert len(learned) >= 16, answers
+    for n in range(41, 45):
+        assert re.fullmatch(rf"The code word for item {n} is ember-\d+\.", greedy(
+            client, model, question(n)
+        )), n  # fmt: skip
+
+    # The base model does not know them: where taught, the fine-tuned answer differs.
+    base = {n: greedy(client, SMOLLM2, question(n)) for n in (3, 17, 29)}  # asked above
+    assert all(base[n] != code_word(n) for n in base), base
+    assert all(answers[n] != base[n] for n in base if n in learned)
+
+    # The newest kept checkpoint (the last step) is served with the same weights.
+    newest = next(iter(client.fine_tuning.jobs.checkpoints.list(job.id)))
+    assert newest.step_number == done.model_extra["ember"]["data_summary"]["total_steps"]
+    at_checkpoint = newest.fine_tuned_model_checkpoint
+    assert all(greedy(client, at_checkpoint, question(n)) == answers[n] for n in base)
+
+    # The merged GGUF on llama.cpp answers as the fine-tuned model does.
+    exported = ember_cli(server.home, "tune", "export", job.id, "--format", "gguf")
+    assert exported.returncode == 0, exported.stderr
+    gguf_model = f"{model}:gguf"
+    on_llama = {n: greedy(client, gguf_model, question(n)) for n in (3, 17, 29)}
+    assert sum(on_llama[n] == code_word(n) for n in on_llama) >= 2, on_llama
+    assert all(on_llama[n] != base[n] for n in on_llama if on_llama[n] == code_word(n))
+
+
+def test_a_supervised_file_is_refused_for_dpo(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.create(
+            model=SMOLLM2,
+            training_file=upload(client, [chat(1), chat(2)]),
+            method={"type": "dpo"},
+        )
+    assert "line 1" in str(refused.value) and "preferred_output" in str(refused.value)

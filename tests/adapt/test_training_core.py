@@ -1,4 +1,5 @@
-"""The training core without HTTP: data checks, packing, resumable LoRA training, perplexity."""
+"""The training core without HTTP: data checks, packing, resumable LoRA training, perplexity,
+the answer-only loss and DPO."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from ember.adapt.data import (
     IGNORE_INDEX,
     pack,
     parse_jsonl,
+    rows,
     tokenize_conversation,
     tokenize_text,
 )
+from ember.adapt.objectives import Dpo, Supervised, preference_margin
 from ember.adapt.perplexity import perplexity
+from ember.adapt.preference import parse_preferences, tokenize_preference
 from ember.adapt.training import (
     LoraSettings,
     LoraTrainer,
@@ -206,3 +210,87 @@ def test_training_lowers_perplexity(tiny: Path, tokenizer: Any, tmp_path: Path) 
     run.train()
     after = perplexity(run.model, blocks, pad_id=tokenizer.pad_token_id)
     assert math.isfinite(before) and after < before
+
+
+def test_the_step_loss_covers_the_answer_tokens_and_nothing_else(
+    tiny: Path, tokenizer: Any
+) -> None:
+    """Fails if a prompt token is trained: the trained count and the loss are checked
+    against the answer's own tokens, found from the tokenizer, not from the labels."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    answer = "The code word for item 3 is ember-21."
+    conversation = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is the code word for item 3?"},
+        {"role": "assistant", "content": answer},
+    ]
+    blocks = rows([tokenize_conversation(tokenizer, conversation)], 512, tokenizer.eos_token_id)
+    assert len(blocks) == 1
+    ids = blocks[0].input_ids
+    # The answer, its end of turn and the template's newline, then the EOS between examples.
+    tail = tokenizer(answer + "<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    tail.append(tokenizer.eos_token_id)
+    start = len(ids) - len(tail)
+    assert ids[start:] == tail
+    taught = list(range(start, len(ids)))
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    with torch.no_grad():
+        step = Supervised().step_loss(model, blocks, tokenizer.pad_token_id)
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+    assert step.trained_tokens == len(taught)
+    expected = torch.nn.functional.cross_entropy(
+        logits[[p - 1 for p in taught]], torch.tensor([ids[p] for p in taught])
+    )
+    assert float(step.loss) == pytest.approx(float(expected), rel=1e-4)
+    everything = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(ids[1:]))
+    assert float(step.loss) != pytest.approx(float(everything), rel=1e-3)
+
+
+def test_rows_keep_examples_apart(tokenizer: Any) -> None:
+    examples = [tokenize_conversation(tokenizer, c) for c in parse_jsonl(
+        "\n".join(chat_line(f"Item {i}?", f"Code {7 * i}.") for i in range(5)).encode()
+    ).conversations]  # fmt: skip
+    blocks = rows(examples, 512, tokenizer.eos_token_id)
+    assert len(blocks) == 5
+    for block, example in zip(blocks, examples, strict=True):
+        assert block.input_ids[: len(example.input_ids)] == example.input_ids
+        assert len(block.input_ids) <= len(example.input_ids) + 1  # + EOS at most
+
+
+def test_dpo_raises_the_preferred_answers_margin(
+    tiny: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    lines = [
+        {
+            "input": {"messages": [{"role": "user", "content": f"Pick a colour for box {i}."}]},
+            "preferred_output": [{"role": "assistant", "content": "Blue, of course."}],
+            "non_preferred_output": [{"role": "assistant", "content": "Red, I think."}],
+        }
+        for i in range(12)
+    ]
+    parsed = parse_preferences("\n".join(json.dumps(x) for x in lines).encode())
+    pairs = [
+        tokenize_preference(tokenizer, p, 64, tokenizer.eos_token_id) for p in parsed.preferences
+    ]
+    train, held = pairs[:9], pairs[9:]
+    seed_everything(3)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    model = add_lora(model, LoraSettings(rank=4, alpha=8, dropout=0.0))
+    pad = tokenizer.pad_token_id
+    before = preference_margin(model, held, pad)
+    recorder = Recorder()
+    config = TrainingConfig(n_epochs=4, batch_size=3, learning_rate=5e-3, checkpoint_every=100)
+    run = LoraTrainer(
+        model, train, config, tmp_path, pad_id=pad, observer=recorder, objective=Dpo(beta=0.1)
+    )
+    assert run.train() == "succeeded"
+    after = preference_margin(run.model, held, pad)
+    assert after["margin"] > before["margin"] + 1.0
+    assert after["accuracy"] == 1.0
+    assert recorder.losses[-1] < recorder.losses[0] < 0.7  # log 2 at the start: no preference

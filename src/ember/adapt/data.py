@@ -1,4 +1,4 @@
-"""Training data: reading, checking and converting it, then packing it into token blocks.
+"""Training data: reading, checking and converting it, then cutting it into token blocks.
 
 Three formats are accepted, one JSON object per line, detected line by line:
 
@@ -8,8 +8,9 @@ Three formats are accepted, one JSON object per line, detected line by line:
 
 Every line is checked before any compute is spent, and every bad line is reported with its
 number and the reason. Conversations are rendered with the base model's own chat template;
-only the assistant turns are trained on (other tokens get the label -100). Examples are then
-packed end to end into blocks of ``seq_len`` tokens, so no compute goes to padding.
+only the assistant turns are trained on (other tokens get the label -100). Each example is
+then a block of its own (``rows``: no example reads another); plain text is packed end to
+end into blocks of ``seq_len`` tokens (``pack``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ember.errors import InvalidTrainingDataError
 
@@ -35,6 +36,7 @@ _SHAREGPT_ROLES = {
 MAX_REPORTED_PROBLEMS = 50
 
 Conversation = list[dict[str, str]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,20 @@ def pack(examples: Iterable[TokenizedExample], seq_len: int, separator: int | No
     return blocks
 
 
+def rows(examples: Iterable[TokenizedExample], seq_len: int, separator: int | None) -> list[Block]:
+    """Each example in a block of its own (cut into ``seq_len`` pieces when longer).
+
+    Unlike :func:`pack`, no example can read another: packed end to end, an example's answer
+    is predicted with earlier examples in view, and on a small dataset of one pattern
+    ("item 3 ... ember-21", "item 4 ... ember-28") the model learns to continue the
+    neighbours instead of learning the answers. Training pads each batch to its longest row.
+    """
+    blocks: list[Block] = []
+    for example in examples:
+        blocks += pack([example], seq_len, separator)
+    return blocks
+
+
 def epoch_order(n_blocks: int, seed: int, epoch: int) -> list[int]:
     """The order blocks are visited in during ``epoch``: a pure function of its inputs, so
     a resumed run visits the very same blocks."""
@@ -292,8 +308,8 @@ def epoch_order(n_blocks: int, seed: int, epoch: int) -> list[int]:
 
 
 def split_validation(
-    conversations: Sequence[Conversation], fraction: float, seed: int
-) -> tuple[list[Conversation], list[Conversation]]:
+    conversations: Sequence[T], fraction: float, seed: int
+) -> tuple[list[T], list[T]]:
     """Hold ``fraction`` of the conversations out for validation (at least one, when >1)."""
     indices = list(range(len(conversations)))
     random.Random(seed).shuffle(indices)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ember.adapt.data import Block, epoch_order
-from ember.adapt.perplexity import collate, to_device
+from ember.adapt.data import epoch_order
+from ember.adapt.objectives import Objective, Supervised
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 _STATE_FILE = "trainer_state.pt"
@@ -69,6 +69,7 @@ class StepReport:
     tokens: int  # trained-on tokens in this step
     seconds: float  # wall time of this step
     tokens_seen: int  # all input tokens so far (including resumed-from steps)
+    metrics: dict[str, float] = field(default_factory=dict)  # the objective's own (DPO)
 
 
 class TrainingObserver(Protocol):
@@ -130,21 +131,24 @@ def checkpoint_dirs(workdir: Path) -> list[Path]:
 
 
 class LoraTrainer:
-    """Trains a peft model on blocks, checkpointing under ``workdir/checkpoints``."""
+    """Trains a peft model on items (blocks, or preference pairs for DPO) with an objective,
+    checkpointing under ``workdir/checkpoints``."""
 
     def __init__(
         self,
         model: Any,
-        blocks: Sequence[Block],
+        blocks: Sequence[Any],
         config: TrainingConfig,
         workdir: Path,
         *,
         pad_id: int,
         observer: TrainingObserver,
+        objective: Objective | None = None,
     ) -> None:
         import torch
 
         self.model = model
+        self.objective: Objective = objective or Supervised()
         self.blocks = list(blocks)
         self.config = config
         self.workdir = workdir
@@ -235,7 +239,7 @@ class LoraTrainer:
 
     # -- the loop -------------------------------------------------------------------------
 
-    def batch_for(self, step: int) -> list[Block]:
+    def batch_for(self, step: int) -> list[Any]:
         """The blocks of global step ``step``: fixed by (seed, epoch, position)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         order = epoch_order(len(self.blocks), self.config.seed, epoch)
@@ -248,16 +252,8 @@ class LoraTrainer:
         self.model.train()
         while self.step < self.total_steps:
             started = time.perf_counter()
-            blocks = self.batch_for(self.step)
-            batch = to_device(collate(blocks, self.pad_id), self.model)
-            logits = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            shifted = batch["labels"][:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().transpose(1, 2), shifted, ignore_index=-100
-            )
-            loss.backward()
+            step_loss = self.objective.step_loss(self.model, self.batch_for(self.step), self.pad_id)
+            step_loss.loss.backward()
             torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad], 1.0
             )
@@ -266,16 +262,17 @@ class LoraTrainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            self.tokens_seen += int(batch["attention_mask"].sum())
+            self.tokens_seen += step_loss.input_tokens
             report = StepReport(
                 step=self.step,
                 total_steps=self.total_steps,
                 epoch=(self.step - 1) // self.steps_per_epoch + 1,
-                loss=float(loss.detach()),
+                loss=float(step_loss.loss.detach()),
                 learning_rate=learning_rate,
-                tokens=int((shifted != -100).sum()),
+                tokens=step_loss.trained_tokens,
                 seconds=time.perf_counter() - started,
                 tokens_seen=self.tokens_seen,
+                metrics=step_loss.metrics,
             )
             self.observer.on_step(report)
             interruption = self.observer.interruption()

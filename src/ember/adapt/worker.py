@@ -21,18 +21,23 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from ember.adapt import auto, learning_check
 from ember.adapt.data import (
     Block,
     Conversation,
     DataSummary,
     pack,
     parse_jsonl,
+    rows,
     split_validation,
     tokenize_conversation,
     tokenize_text,
 )
 from ember.adapt.general_text import GENERAL_TEXT
+from ember.adapt.objectives import Dpo, Objective, PreferencePair, Supervised
 from ember.adapt.perplexity import perplexity
+from ember.adapt.preference import parse_preferences, tokenize_preference
+from ember.adapt.results import results_csv
 from ember.adapt.training import (
     LoraSettings,
     LoraTrainer,
@@ -90,6 +95,7 @@ class JobObserver:
                 "tokens_per_second": report.tokens / max(report.seconds, 1e-9),
                 "step_seconds": report.seconds,
                 "estimated_finish": eta,
+                **report.metrics,
             },
         )
         self.store.update_fine_tuning_job(
@@ -155,56 +161,118 @@ def run(job_id: str, settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class PreparedData:
-    train: list[Block]
-    validation: list[Block]
+    """A job's data, ready to train on: items are blocks (supervised) or pairs (DPO)."""
+
+    train: list[Any]
+    validation: list[Any]
     general: list[Block]
     summary: DataSummary
+    chosen: auto.Chosen
+    held: list[Conversation] = field(default_factory=list)  # for exact match
+    train_sample: list[Conversation] = field(default_factory=list)
+
+    @property
+    def validation_blocks(self) -> list[Block]:
+        if self.validation and isinstance(self.validation[0], PreferencePair):
+            return [p.chosen for p in self.validation]
+        return self.validation
+
+
+def method_of(job: JobRecord) -> str:
+    return str((job.job.get("method") or {}).get("type", "supervised"))
 
 
 def prepare(job: JobRecord, tokenizer: Any, files: FileReader) -> PreparedData:
-    """Parse, split, tokenize and pack the job's data (the same way on every resume)."""
+    """Parse, split, tokenize and cut the job's data, and resolve ``"auto"`` (the same way
+    on every resume)."""
     ember = job.job["ember"]
     seed = int(job.job["seed"])
     seq_len = int(ember["seq_len"])
-    training = parse_jsonl(files.read(job.job["training_file"]))
-    training.raise_for_problems("training_file")
-    conversations: list[Conversation] = training.conversations
-    if job.job["validation_file"]:
-        validation_data = parse_jsonl(files.read(job.job["validation_file"]))
-        validation_data.raise_for_problems("validation_file")
-        held_out = validation_data.conversations
-    else:
-        conversations, held_out = split_validation(
-            conversations, float(ember["validation_fraction"]), seed
-        )
-    examples = [tokenize_conversation(tokenizer, c) for c in conversations]
     eos = tokenizer.eos_token_id
-    train = pack(examples, seq_len, eos)
-    validation = pack([tokenize_conversation(tokenizer, c) for c in held_out], seq_len, eos)
+    held: list[Any]
+    train: list[Any]
+    validation: list[Any]
+    if method_of(job) == "dpo":
+        parsed = parse_preferences(files.read(job.job["training_file"]))
+        parsed.raise_for_problems("training_file")
+        items: list[Any] = parsed.preferences
+        formats = {"preference": len(items)}
+        if job.job["validation_file"]:
+            checked = parse_preferences(files.read(job.job["validation_file"]))
+            checked.raise_for_problems("validation_file")
+            held = list(checked.preferences)
+        else:
+            items, held = split_validation(items, float(ember["validation_fraction"]), seed)
+        train = [tokenize_preference(tokenizer, p, seq_len, eos) for p in items]
+        validation = [tokenize_preference(tokenizer, p, seq_len, eos) for p in held]
+        tokens = sum(len(p.chosen.input_ids) + len(p.rejected.input_ids) for p in train)
+        trained = sum(_labelled(p.chosen) + _labelled(p.rejected) for p in train)
+        held, sample = [], []
+    else:
+        training = parse_jsonl(files.read(job.job["training_file"]))
+        training.raise_for_problems("training_file")
+        conversations: list[Conversation] = training.conversations
+        formats = training.formats
+        if job.job["validation_file"]:
+            validation_data = parse_jsonl(files.read(job.job["validation_file"]))
+            validation_data.raise_for_problems("validation_file")
+            held = validation_data.conversations
+        else:
+            conversations, held = split_validation(
+                conversations, float(ember["validation_fraction"]), seed
+            )
+        examples = [tokenize_conversation(tokenizer, c) for c in conversations]
+        train = rows(examples, seq_len, eos)
+        validation = rows([tokenize_conversation(tokenizer, c) for c in held], seq_len, eos)
+        tokens = sum(len(e.input_ids) for e in examples)
+        trained = sum(e.trained_tokens for e in examples)
+        sample = conversations[: learning_check.MAX_GENERATIONS]
     general = pack([tokenize_text(tokenizer, GENERAL_TEXT)], seq_len, None)
-    config = training_config(job, settings_checkpoint=int(ember["checkpoint_every"]))
+    chosen = choose_hyperparameters(job, examples=len(train), tokens=tokens)
+    config = training_config(job, chosen)
     summary = DataSummary(
-        examples=len(examples),
-        tokens=sum(len(e.input_ids) for e in examples),
-        trained_tokens=sum(e.trained_tokens for e in examples),
+        examples=len(train),
+        tokens=tokens,
+        trained_tokens=trained,
         blocks=len(train),
         steps_per_epoch=config.steps_per_epoch(len(train)),
         total_steps=config.total_steps(len(train)),
-        formats=training.formats,
+        formats=formats,
     )
-    return PreparedData(train, validation, general, summary)
+    return PreparedData(train, validation, general, summary, chosen, held, sample)
 
 
-def training_config(job: JobRecord, *, settings_checkpoint: int) -> TrainingConfig:
-    hyper = job.job["hyperparameters"]
+def _labelled(block: Block) -> int:
+    return sum(1 for label in block.labels if label != -100)
+
+
+def choose_hyperparameters(job: JobRecord, *, examples: int, tokens: int) -> auto.Chosen:
+    """The job's hyperparameters as requested, ``"auto"`` resolved from the data."""
+    requested = job.internal.get("requested_hyperparameters") or job.job["hyperparameters"]
+
+    def explicit(name: str) -> Any:
+        value = requested.get(name, "auto")
+        return None if value in ("auto", None) else value
+
+    return auto.choose(
+        examples=examples,
+        tokens=tokens,
+        method=method_of(job),
+        n_epochs=explicit("n_epochs"),
+        batch_size=explicit("batch_size"),
+        learning_rate_multiplier=explicit("learning_rate_multiplier"),
+    )
+
+
+def training_config(job: JobRecord, chosen: auto.Chosen) -> TrainingConfig:
     ember = job.job["ember"]
     lora = ember["lora"]
     return TrainingConfig(
-        n_epochs=int(hyper["n_epochs"]),
-        batch_size=int(hyper["batch_size"]),
-        learning_rate=float(ember["learning_rate"]),
+        n_epochs=chosen.n_epochs,
+        batch_size=chosen.batch_size,
+        learning_rate=chosen.learning_rate,
         seed=int(job.job["seed"]),
-        checkpoint_every=settings_checkpoint,
+        checkpoint_every=int(ember["checkpoint_every"]),
         max_steps=ember.get("max_steps"),
         lora=LoraSettings(
             rank=int(lora["rank"]),
@@ -213,6 +281,14 @@ def training_config(job: JobRecord, *, settings_checkpoint: int) -> TrainingConf
             target_modules=tuple(lora["target_modules"]),
         ),
     )
+
+
+def objective_of(job: JobRecord) -> Objective:
+    if method_of(job) == "dpo":
+        hyper = job.job["method"]["dpo"]["hyperparameters"]
+        beta = hyper.get("beta", "auto")
+        return Dpo(beta=auto.DPO_BETA if beta == "auto" else float(beta))
+    return Supervised()
 
 
 def _load_base(job: JobRecord, settings: Settings) -> tuple[Any, Any]:
@@ -254,34 +330,32 @@ def _train(job: JobRecord, settings: Settings, store: Store) -> None:
     model.to(device)
     store.add_fine_tuning_event(job.id, f"Training on {_describe(device)}")
     data = prepare(job, tokenizer, files)
-    config = training_config(job, settings_checkpoint=int(job.job["ember"]["checkpoint_every"]))
+    config = training_config(job, data.chosen)
     resuming = bool(checkpoint_dirs(workdir))
     pad_id = int(tokenizer.pad_token_id)
     if not resuming:
-        summary = data.summary
-        store.update_fine_tuning_job(
-            job.id,
-            job={"ember": {**job.job["ember"], "data_summary": summary.__dict__}},
-        )
-        store.add_fine_tuning_event(
-            job.id,
-            f"Data: {summary.examples} training examples, {summary.tokens} tokens "
-            f"({summary.trained_tokens} trained on), {summary.blocks} packed blocks, "
-            f"{summary.total_steps} steps",
-            data=dict(summary.__dict__),
-        )
+        _record_start(store, job, data)
         started = time.perf_counter()
         before = {
-            "validation": perplexity(model, data.validation, pad_id=pad_id),
+            "validation": perplexity(model, data.validation_blocks, pad_id=pad_id),
             "general": perplexity(model, data.general, pad_id=pad_id),
         }
         _record_perplexity(store, job.id, "before", before)
-        _estimate(store, job.id, summary, data, time.perf_counter() - started)
+        _estimate(store, job.id, data.summary, data, time.perf_counter() - started)
+        _record_check(store, job.id, "before", _score(model, tokenizer, data, pad_id))
     seed_everything(config.seed)
     model = add_lora(model, config.lora)
     observer = JobObserver(store, job.id)
     signal.signal(signal.SIGTERM, lambda _s, _f: _terminate(observer, _s, _f))
-    trainer = LoraTrainer(model, data.train, config, workdir, pad_id=pad_id, observer=observer)
+    trainer = LoraTrainer(
+        model,
+        data.train,
+        config,
+        workdir,
+        pad_id=pad_id,
+        observer=observer,
+        objective=objective_of(job),
+    )
     resumed_at = trainer.resume_from_latest()
     if resumed_at is not None:
         store.add_fine_tuning_event(job.id, f"Resumed from the checkpoint at step {resumed_at}")
@@ -293,10 +367,16 @@ def _train(job: JobRecord, settings: Settings, store: Store) -> None:
         return
     trainer.save_adapter(Path(job.internal["adapter"]))
     after = {
-        "validation": perplexity(trainer.model, data.validation, pad_id=pad_id),
+        "validation": perplexity(trainer.model, data.validation_blocks, pad_id=pad_id),
         "general": perplexity(trainer.model, data.general, pad_id=pad_id),
     }
     _record_perplexity(store, job.id, "after", after)
+    _record_check(store, job.id, "after", _score(trainer.model, tokenizer, data, pad_id))
+    if observer.terminated:
+        # The server is stopping: the job stays running, and the next server's worker
+        # resumes at the last step and evaluates again.
+        return
+    results = _write_results(store, files, job.id)
     name = fine_tuned_model_name(job.job["model"], job.internal.get("suffix"), job.id)
     store.update_fine_tuning_job(
         job.id,
@@ -310,10 +390,106 @@ def _train(job: JobRecord, settings: Settings, store: Store) -> None:
             "finished_at": int(time.time()),
             "estimated_finish": None,
             "trained_tokens": trainer.tokens_seen,
+            "result_files": [results],
         },
     )
     store.add_fine_tuning_event(job.id, f"New fine-tuned model created: {name}")
     store.add_fine_tuning_event(job.id, "The job has successfully completed")
+
+
+def _record_start(store: Store, job: JobRecord, data: PreparedData) -> None:
+    """The data summary and the resolved hyperparameters, on the job and in its events."""
+    summary, chosen = data.summary, data.chosen
+    method = job.job["method"]
+    kind = method["type"]
+    hyper = chosen.as_dict()
+    method_hyper = {**method[kind]["hyperparameters"], **hyper}
+    if kind == "dpo" and method_hyper.get("beta", "auto") == "auto":
+        method_hyper["beta"] = auto.DPO_BETA
+    store.update_fine_tuning_job(
+        job.id,
+        # What was asked, kept once: a restarted worker resolves "auto" again, the same way.
+        internal={
+            "requested_hyperparameters": job.internal.get("requested_hyperparameters")
+            or job.job["hyperparameters"]
+        },
+        job={
+            "hyperparameters": hyper,
+            "method": {**method, kind: {**method[kind], "hyperparameters": method_hyper}},
+            "ember": {
+                **job.job["ember"],
+                "data_summary": summary.__dict__,
+                "learning_rate": chosen.learning_rate,
+            },
+        },
+    )
+    what = "preference pairs" if kind == "dpo" else "training examples"
+    store.add_fine_tuning_event(
+        job.id,
+        f"Data: {summary.examples} {what}, {summary.tokens} tokens "
+        f"({summary.trained_tokens} trained on), {summary.total_steps} steps",
+        data=dict(summary.__dict__),
+    )
+    shown = ", ".join(f"{k}={v:g}" for k, v in hyper.items())
+    why = "; ".join(chosen.reasons.values())
+    store.add_fine_tuning_event(
+        job.id,
+        f"Hyperparameters: {shown}" + (f" (auto: {why})" if why else " (all as requested)"),
+        data={**hyper, "learning_rate": chosen.learning_rate, "auto": chosen.reasons},
+    )
+
+
+def _score(model: Any, tokenizer: Any, data: PreparedData, pad_id: int) -> dict[str, Any]:
+    if data.validation and isinstance(data.validation[0], PreferencePair):
+        return learning_check.score_preferences(model, data.validation, pad_id=pad_id)
+    return learning_check.score_supervised(
+        model,
+        tokenizer,
+        held_blocks=data.validation,
+        held=data.held,
+        train_sample=data.train_sample,
+        pad_id=pad_id,
+    )
+
+
+def _record_check(store: Store, job_id: str, when: str, scores: dict[str, Any]) -> None:
+    """The learning check's scores; after training, the verdict (a warning when nothing
+    measurable was learned)."""
+    job = store.get_fine_tuning_job(job_id)
+    assert job is not None
+    ember = job.job["ember"]
+    check = {**ember.get("learning_check", {}), when: scores}
+    if when == "after" and "before" in check:
+        learned, why = learning_check.verdict(check["before"], scores)
+        check.update(learned=learned, summary=why)
+        if learned:
+            store.add_fine_tuning_event(job_id, f"Learning check: learned ({why})", data=check)
+        else:
+            store.add_fine_tuning_event(
+                job_id,
+                f"Learning check: no measurable learning ({why}); try more epochs, a higher "
+                "learning_rate_multiplier or more data",
+                level="warn",
+                data=check,
+            )
+    else:
+        store.add_fine_tuning_event(
+            job_id, f"Learning check {when} training", type="metrics", data={when: scores}
+        )
+    store.update_fine_tuning_job(job_id, job={"ember": {**ember, "learning_check": check}})
+
+
+def _write_results(store: Store, files: Any, job_id: str) -> str:
+    """The result file (purpose ``fine-tune-results``): the step metrics and the learning
+    check as CSV; its id goes in the job's ``result_files``."""
+    events, _ = store.list_fine_tuning_events(job_id, limit=1_000_000)
+    job = store.get_fine_tuning_job(job_id)
+    assert job is not None
+    data = results_csv([e.data for e in events if e.type == "metrics" and e.data], job.job)
+    record = files.create(
+        f"{job_id}-results.csv", "fine-tune-results", data, allow_output_purposes=True
+    )
+    return str(record.id)
 
 
 def _estimate(
@@ -321,7 +497,7 @@ def _estimate(
 ) -> None:
     """Training time from the speed of the evaluation pass just run: a training step costs
     about three forward passes (forward, and a backward pass twice as dear)."""
-    evaluated = sum(len(b.input_ids) for b in [*data.validation, *data.general])
+    evaluated = sum(len(b.input_ids) for b in [*data.validation_blocks, *data.general])
     if not evaluated or seconds <= 0:
         return
     estimate = summary.estimate_seconds(evaluated / seconds / 3)

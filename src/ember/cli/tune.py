@@ -79,10 +79,14 @@ def create(
     validation_file: Annotated[Path | None, typer.Option(help="Held-out JSONL.")] = None,
     suffix: Annotated[str | None, typer.Option(help="Part of the new model's name.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for a reproducible run.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="n_epochs (default 3).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Blocks per step (default 4).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="n_epochs (default auto: from the data).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Examples per step (default auto).")
+    ] = None,
     lr_multiplier: Annotated[
-        float | None, typer.Option(help="learning_rate_multiplier (x 2e-4).")
+        float | None, typer.Option(help="learning_rate_multiplier (x 2e-4; default auto).")
     ] = None,
     rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
     alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
@@ -90,7 +94,7 @@ def create(
     target_modules: Annotated[
         str, typer.Option(help="Comma-separated linear layers that get LoRA weights.")
     ] = "q_proj,k_proj,v_proj,o_proj",
-    seq_len: Annotated[int | None, typer.Option(help="Tokens per packed block.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Longest training row in tokens.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = True,
     base_url: BaseUrl = None,
@@ -209,6 +213,10 @@ def _print_job(job: Any) -> None:
         for split, value in (ppl.get(when) or {}).items():
             shown = f"{value:.3f}" if isinstance(value, float) else "-"
             table.add_row(f"perplexity {when} ({split})", shown)
+    check = ember.get("learning_check") or {}
+    if "learned" in check:
+        verdict = "learned" if check["learned"] else "NO MEASURABLE LEARNING"
+        table.add_row("learning check", escape(f"{verdict}: {check.get('summary', '')}"))
     out.print(table)
 
 
@@ -231,7 +239,7 @@ def list_jobs(
 
 @app.command()
 def show(job_id: str, base_url: BaseUrl = None) -> None:
-    """One job: status, model, hyperparameters, LoRA settings, perplexities."""
+    """One job: status, model, hyperparameters, LoRA settings, perplexities, learning check."""
     with api_errors():
         _print_job(server_client(base_url).fine_tuning.jobs.retrieve(job_id))
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ember.adapt.auto import BASE_LEARNING_RATE
 from ember.adapt.data import parse_jsonl
+from ember.adapt.preference import parse_preferences
 from ember.adapt.training import DEFAULT_TARGET_MODULES
 from ember.engines.base import engine_traits
 from ember.errors import (
@@ -43,9 +45,6 @@ from ember.store.fine_tuning import CheckpointRecord, EventRecord, JobRecord
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = 3
-DEFAULT_BATCH_SIZE = 4
-BASE_LEARNING_RATE = 2e-4
 RUNNABLE = ("running", "queued")
 ACTIVE = ("validating_files", "queued", "running", "paused")
 MAX_RESTARTS = 3
@@ -54,10 +53,13 @@ _POLL_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class JobRequest:
-    """A validated ``POST /v1/fine_tuning/jobs`` body, "auto" already resolved or None."""
+    """A validated ``POST /v1/fine_tuning/jobs`` body; None stands for ``"auto"`` (resolved
+    from the data by the worker)."""
 
     model: str
     training_file: str
+    method: str = "supervised"  # or "dpo"
+    beta: float | None = None
     validation_file: str | None = None
     suffix: str | None = None
     seed: int | None = None
@@ -115,10 +117,14 @@ class FineTuningService:
                 f"The model '{spec.id}' (engine {spec.engine}) cannot be fine-tuned.",
                 param="model",
             )
-        summaries = {"training_file": self._check_file(request.training_file, "training_file")}
+        summaries = {
+            "training_file": self._check_file(
+                request.training_file, "training_file", request.method
+            )
+        }
         if request.validation_file:
             summaries["validation_file"] = self._check_file(
-                request.validation_file, "validation_file"
+                request.validation_file, "validation_file", request.method
             )
         path = spec.resolve_path(self.settings)
         base: dict[str, Any] = (
@@ -129,11 +135,14 @@ class FineTuningService:
         base["context_length"] = spec.context_length
         job_id = f"ftjob-{secrets.token_hex(12)}"
         now = int(time.time())
-        hyperparameters = {
-            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
-            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
-            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
+        hyperparameters: dict[str, Any] = {
+            "n_epochs": request.n_epochs or "auto",
+            "batch_size": request.batch_size or "auto",
+            "learning_rate_multiplier": request.learning_rate_multiplier or "auto",
         }
+        method_hyper = dict(hyperparameters)
+        if request.method == "dpo":
+            method_hyper["beta"] = request.beta if request.beta is not None else "auto"
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         lora = {
             "rank": request.lora_rank,
@@ -147,7 +156,9 @@ class FineTuningService:
             or self.settings.fine_tuning_checkpoint_every,
             "max_steps": request.max_steps,
             "validation_fraction": request.validation_fraction,
-            "learning_rate": BASE_LEARNING_RATE * hyperparameters["learning_rate_multiplier"],
+            "learning_rate": BASE_LEARNING_RATE * request.learning_rate_multiplier
+            if request.learning_rate_multiplier
+            else None,
         }
         job = {
             "object": "fine_tuning.job",
@@ -167,7 +178,7 @@ class FineTuningService:
             "integrations": [],
             "seed": seed,
             "estimated_finish": None,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+            "method": {"type": request.method, request.method: {"hyperparameters": method_hyper}},
             "metadata": request.metadata,
             "user_provided_suffix": request.suffix,
             "ember": {"lora": lora, **training, "data": summaries, "perplexity": {}},
@@ -190,7 +201,7 @@ class FineTuningService:
         self.store.add_fine_tuning_event(job_id, "Job queued")
         return record
 
-    def _check_file(self, file_id: str, param: str) -> dict[str, Any]:
+    def _check_file(self, file_id: str, param: str, method: str) -> dict[str, Any]:
         try:
             record = self.files.get(file_id)
         except NotFoundError as exc:
@@ -201,7 +212,15 @@ class FineTuningService:
                 "with purpose 'fine-tune'.",
                 param=param,
             )
-        parsed = parse_jsonl(self.files.read(file_id))
+        data = self.files.read(file_id)
+        if method == "dpo":
+            pairs = parse_preferences(data)
+            pairs.raise_for_problems(param)
+            return {
+                "examples": len(pairs.preferences),
+                "formats": {"preference": len(pairs.preferences)},
+            }
+        parsed = parse_jsonl(data)
         parsed.raise_for_problems(param)
         return {"examples": len(parsed.conversations), "formats": parsed.formats}
 

@@ -60,7 +60,7 @@ def export_job(
 
     model, tokenizer = _merged(job, settings)
     files = FileService(store, settings.files_dir, max_bytes=settings.max_file_bytes)
-    validation = prepare(job, tokenizer, files).validation
+    validation = prepare(job, tokenizer, files).validation_blocks
     if fmt == "merged":
         model.save_pretrained(str(target))
         tokenizer.save_pretrained(str(target))

@@ -33,11 +33,22 @@ class SupervisedMethod(WireModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
+class DpoHyperparameters(Hyperparameters):
+    beta: Auto | Annotated[float, Field(gt=0, le=2)] = "auto"
+
+
+class DpoMethod(WireModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
+
+
 class Method(WireModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: SupervisedMethod | None = None
+    dpo: DpoMethod | None = None
 
 
 class LoraOptions(WireModel):
@@ -82,20 +93,27 @@ class CreateFineTuningJobRequest(WireModel):
                 "job's events instead.",
                 param="integrations",
             )
-        hyper = self.hyperparameters or Hyperparameters()
+        hyper: Hyperparameters = self.hyperparameters or Hyperparameters()
+        beta: float | None = None
+        method = self.method.type if self.method is not None else "supervised"
         if self.method is not None:
-            if self.method.type != "supervised":
+            if method == "reinforcement":
                 raise UnsupportedParameterError(
-                    f"Ember fine-tunes with the 'supervised' method only, not "
-                    f"'{self.method.type}'.",
+                    "Ember fine-tunes with the 'supervised' and 'dpo' methods, not "
+                    "'reinforcement'.",
                     param="method.type",
                 )
-            if self.method.supervised is not None:
+            if method == "supervised" and self.method.supervised is not None:
                 hyper = self.method.supervised.hyperparameters
+            if method == "dpo" and self.method.dpo is not None:
+                dpo = self.method.dpo.hyperparameters
+                hyper, beta = dpo, None if dpo.beta == "auto" else dpo.beta
         lora = self.ember.lora
         return JobRequest(
             model=self.model,
             training_file=self.training_file,
+            method=method,
+            beta=beta,
             validation_file=self.validation_file,
             suffix=self.suffix,
             seed=self.seed,

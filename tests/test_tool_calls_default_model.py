@@ -1,0 +1,135 @@
+"""Tool calls the default model means reach the client as tool calls; others are not made.
+
+Through the real server, with the official openai client and the default model (Qwen2.5-Coder
+-0.5B, greedy). Asked to, the model writes its call as a fenced ```json block or as a bare
+JSON object, the forms that used to reach clients as text; both come back as ``tool_calls``
+with arguments that are valid JSON for the tool. A question no tool serves gets text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import RunningServer, client_for, start_server, stop_server
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "The city, e.g. Paris"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city"],
+        },
+    },
+}
+AREA: Any = {
+    "type": "function",
+    "function": {
+        "name": "calculate_triangle_area",
+        "description": "Calculate the area of a triangle given its base and height.",
+        "parameters": {
+            "type": "object",
+            "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
+            "required": ["base", "height"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    server: RunningServer = start_server(
+        tmp_path_factory.mktemp("tools-home"), 'preload = ["default"]\nn_threads = 2\n'
+    )
+    try:
+        yield client_for(server)
+    finally:
+        stop_server(server)
+
+
+def _ask(client: openai.OpenAI, messages: list[Any], tools: list[Any]) -> Any:
+    return client.chat.completions.create(
+        model="default",
+        messages=messages,
+        tools=tools,
+        tool_choice="auto",
+        temperature=0,
+        max_tokens=200,
+    ).choices[0]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "Write the function call as a JSON object in a ```json code block.",
+        'Write only the bare JSON object {"name": ..., "arguments": {...}}, with no tags.',
+    ],
+    ids=["fenced-json", "bare-object"],
+)
+def test_a_call_written_as_json_text_comes_back_as_a_tool_call(
+    qwen: openai.OpenAI, form: str
+) -> None:
+    choice = _ask(
+        qwen,
+        [
+            {"role": "system", "content": form},
+            {
+                "role": "user",
+                "content": "What is the area of a triangle with base 10 and height 5?",
+            },
+        ],
+        [WEATHER, AREA],
+    )
+    assert choice.finish_reason == "tool_calls"
+    assert not (choice.message.content or "").strip()
+    [call] = choice.message.tool_calls
+    assert call.function.name == "calculate_triangle_area"
+    assert json.loads(call.function.arguments) == {"base": 10, "height": 5}
+
+
+def test_a_streamed_fenced_call_arrives_as_tool_call_deltas(qwen: openai.OpenAI) -> None:
+    stream = qwen.chat.completions.create(
+        model="default",
+        messages=[
+            {"role": "system", "content": "Write the function call in a ```json code block."},
+            {"role": "user", "content": "What's the weather in Paris?"},
+        ],
+        tools=[WEATHER, AREA],
+        tool_choice="auto",
+        temperature=0,
+        max_tokens=200,
+        stream=True,
+    )
+    content, names, arguments, finish = "", "", "", None
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        content += delta.content or ""
+        for call in delta.tool_calls or []:
+            names += call.function.name or "" if call.function else ""
+            arguments += call.function.arguments or "" if call.function else ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    assert not content.strip()
+    assert names == "get_weather"
+    assert json.loads(arguments)["city"] == "Paris"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Write a haiku about autumn leaves.", "Who wrote the novel Pride and Prejudice?"],
+)
+def test_a_question_no_tool_serves_gets_text(qwen: openai.OpenAI, question: str) -> None:
+    choice = _ask(qwen, [{"role": "user", "content": question}], [WEATHER, AREA])
+    assert choice.message.tool_calls is None
+    assert choice.finish_reason in ("stop", "length")
+    assert (choice.message.content or "").strip()
