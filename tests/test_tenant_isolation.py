@@ -9,6 +9,7 @@ run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -141,3 +142,12 @@ def test_no_tenant_makes_data_from_anothers_documents(tenants: Tenants) -> None:
         timeout=30,
     )
     assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+def test_no_tenant_trains_on_anothers_file(tenants: Tenants) -> None:
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    line = json.dumps({"messages": turns}).encode() + b"\n"
+    alices = tenants.alice.files.create(file=("train.jsonl", line * 12), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError, match="No such file"):
+        tenants.bob.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=alices.id)
+    assert tenants.bob.fine_tuning.jobs.list().data == []

@@ -30,6 +30,7 @@ from ember.adapt.auto import BASE_LEARNING_RATE
 from ember.adapt.data import parse_jsonl
 from ember.adapt.preference import parse_preferences
 from ember.adapt.training import DEFAULT_TARGET_MODULES
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.engines.base import engine_traits
 from ember.errors import (
     ConflictError,
@@ -99,7 +100,7 @@ class FineTuningService:
 
     # -- use cases ------------------------------------------------------------------------
 
-    def create(self, request: JobRequest) -> JobRecord:
+    def create(self, request: JobRequest, *, caller: Caller = ANONYMOUS) -> JobRecord:
         spec = self.registry.resolve(request.model)
         if spec.kind != "chat":
             raise InvalidRequestError(
@@ -119,12 +120,12 @@ class FineTuningService:
             )
         summaries = {
             "training_file": self._check_file(
-                request.training_file, "training_file", request.method
+                request.training_file, "training_file", request.method, caller
             )
         }
         if request.validation_file:
             summaries["validation_file"] = self._check_file(
-                request.validation_file, "validation_file", request.method
+                request.validation_file, "validation_file", request.method, caller
             )
         path = spec.resolve_path(self.settings)
         base: dict[str, Any] = (
@@ -190,7 +191,9 @@ class FineTuningService:
             "adapter": str(job_dir(self.settings, job_id) / "adapter"),
             "restarts": 0,
         }
-        record = JobRecord(job_id, now, "queued", None, None, None, job, internal)
+        record = JobRecord(
+            job_id, now, "queued", None, None, None, job, internal, owner=caller.owner
+        )
         self.store.add_fine_tuning_job(record)
         for name, summary in summaries.items():
             formats = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["formats"].items()))
@@ -201,9 +204,11 @@ class FineTuningService:
         self.store.add_fine_tuning_event(job_id, "Job queued")
         return record
 
-    def _check_file(self, file_id: str, param: str, method: str) -> dict[str, Any]:
+    def _check_file(
+        self, file_id: str, param: str, method: str, caller: Caller = ANONYMOUS
+    ) -> dict[str, Any]:
         try:
-            record = self.files.get(file_id)
+            record = self.files.get(file_id, caller=caller)
         except NotFoundError as exc:
             raise InvalidRequestError(f"No such file: '{file_id}'.", param=param) from exc
         if record.purpose != "fine-tune":
@@ -224,30 +229,42 @@ class FineTuningService:
         parsed.raise_for_problems(param)
         return {"examples": len(parsed.conversations), "formats": parsed.formats}
 
-    def get(self, job_id: str) -> JobRecord:
+    def get(self, job_id: str, *, caller: Caller = ANONYMOUS) -> JobRecord:
+        """The job, if it exists for ``caller`` (another tenant's is a 404)."""
         record = self.store.get_fine_tuning_job(job_id)
-        if record is None:
+        if record is None or not caller.may_see(record.owner):
             raise NotFoundError(f"No such fine-tuning job: '{job_id}'.", param="fine_tuning_job_id")
         return record
 
     def list_jobs(
-        self, *, after: str | None = None, limit: int = 20
+        self, *, after: str | None = None, limit: int = 20, caller: Caller = ANONYMOUS
     ) -> tuple[list[JobRecord], bool]:
-        return self.store.list_fine_tuning_jobs(after=after, limit=limit)
+        return self.store.list_fine_tuning_jobs(after=after, limit=limit, owner=caller.owner)
 
     def events(
-        self, job_id: str, *, after: str | None = None, limit: int = 20
+        self,
+        job_id: str,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        caller: Caller = ANONYMOUS,
     ) -> tuple[list[EventRecord], bool]:
-        self.get(job_id)
+        self.get(job_id, caller=caller)
         return self.store.list_fine_tuning_events(job_id, after=after, limit=limit)
 
     def checkpoints(
-        self, job_id: str, *, after: str | None = None, limit: int = 10
+        self,
+        job_id: str,
+        *,
+        after: str | None = None,
+        limit: int = 10,
+        caller: Caller = ANONYMOUS,
     ) -> tuple[list[CheckpointRecord], bool]:
-        self.get(job_id)
+        self.get(job_id, caller=caller)
         return self.store.list_fine_tuning_checkpoints(job_id, after=after, limit=limit)
 
-    def cancel(self, job_id: str) -> JobRecord:
+    def cancel(self, job_id: str, *, caller: Caller = ANONYMOUS) -> JobRecord:
+        self.get(job_id, caller=caller)
         record = self._transition(job_id, ACTIVE, "cancelled", "cancel", "cancelled")
         if self._worker_job == job_id:
             self._stop_worker()
@@ -255,12 +272,14 @@ class FineTuningService:
         self.store.add_fine_tuning_event(job_id, "Job cancelled; its checkpoints are deleted")
         return record
 
-    def pause(self, job_id: str) -> JobRecord:
+    def pause(self, job_id: str, *, caller: Caller = ANONYMOUS) -> JobRecord:
+        self.get(job_id, caller=caller)
         record = self._transition(job_id, RUNNABLE, "paused", "pause", "paused")
         self.store.add_fine_tuning_event(job_id, "Job paused")
         return record
 
-    def resume(self, job_id: str) -> JobRecord:
+    def resume(self, job_id: str, *, caller: Caller = ANONYMOUS) -> JobRecord:
+        self.get(job_id, caller=caller)
         record = self._transition(job_id, ("paused",), "queued", None, "resumed")
         self.store.add_fine_tuning_event(job_id, "Job resumed")
         return record

@@ -381,10 +381,10 @@ class Store:
             return fine_tuning.update_job(session, job_id, **changes)
 
     def list_fine_tuning_jobs(
-        self, *, after: str | None = None, limit: int = 20
+        self, *, after: str | None = None, limit: int = 20, owner: str | None = None
     ) -> tuple[list[fine_tuning.JobRecord], bool]:
         with self.session() as session:
-            return fine_tuning.page_jobs(session, after=after, limit=limit)
+            return fine_tuning.page_jobs(session, after=after, limit=limit, owner=owner)
 
     def fine_tuning_jobs_in(self, statuses: list[str]) -> list[fine_tuning.JobRecord]:
         with self.session() as session:

@@ -30,6 +30,7 @@ class JobRecord:
     fine_tuned_model: str | None
     job: dict[str, Any]
     internal: dict[str, Any]
+    owner: str | None = None  # the tenant that created it; None: the operator
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def _job(row: FineTuningJobRow) -> JobRecord:
         fine_tuned_model=row.fine_tuned_model,
         job=json.loads(row.job),
         internal=json.loads(row.internal),
+        owner=row.owner,
     )
 
 
@@ -92,6 +94,7 @@ def add_job(session: Session, record: JobRecord) -> None:
             fine_tuned_model=record.fine_tuned_model,
             job=json.dumps(record.job),
             internal=json.dumps(record.internal),
+            owner=record.owner,
         )
     )
 
@@ -139,9 +142,14 @@ def update_job(
     return _job(row)
 
 
-def page_jobs(session: Session, *, after: str | None, limit: int) -> tuple[list[JobRecord], bool]:
-    """Newest first, ``limit`` of them after the job ``after``; and whether more follow."""
+def page_jobs(
+    session: Session, *, after: str | None, limit: int, owner: str | None = None
+) -> tuple[list[JobRecord], bool]:
+    """Newest first, ``limit`` of them after the job ``after``; and whether more follow.
+    ``owner``: that tenant's jobs only (None: every job)."""
     query = select(FineTuningJobRow).order_by(FineTuningJobRow.seq.desc())
+    if owner is not None:
+        query = query.where(FineTuningJobRow.owner == owner)
     if after is not None:
         anchor = _row(session, after)
         if anchor is not None:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from ember.adapt.worker import fine_tuned_model_name
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
 from ember.api.fine_tuning.protocol import CreateFineTuningJobRequest
+from ember.core.request_context import Caller
 from ember.services.container import Services
 from ember.store.fine_tuning import CheckpointRecord, JobRecord
 
@@ -43,10 +44,13 @@ def _checkpoint(record: CheckpointRecord, job: JobRecord) -> dict[str, Any]:
 
 @router.post("/v1/fine_tuning/jobs", response_model=None)
 async def create_job(
-    body: CreateFineTuningJobRequest, services: Services = Depends(get_services)
+    body: CreateFineTuningJobRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     # Reading and checking every line of the files may take a while: off the event loop.
-    return _job(await asyncio.to_thread(services.fine_tuning.create, body.to_domain()))
+    created = await asyncio.to_thread(services.fine_tuning.create, body.to_domain(), caller=who)
+    return _job(created)
 
 
 @router.get("/v1/fine_tuning/jobs", response_model=None)
@@ -54,29 +58,47 @@ async def list_jobs(
     after: str | None = None,
     limit: int = Query(default=20, ge=1, le=100),
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    records, has_more = services.fine_tuning.list_jobs(after=after, limit=limit)
+    records, has_more = services.fine_tuning.list_jobs(after=after, limit=limit, caller=who)
     return _page([r.job for r in records], has_more)
 
 
 @router.get(JOB, response_model=None)
-async def retrieve_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
-    return _job(services.fine_tuning.get(fine_tuning_job_id))
+async def retrieve_job(
+    fine_tuning_job_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return _job(services.fine_tuning.get(fine_tuning_job_id, caller=who))
 
 
 @router.post(JOB + "/cancel", response_model=None)
-async def cancel_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
-    return _job(await asyncio.to_thread(services.fine_tuning.cancel, fine_tuning_job_id))
+async def cancel_job(
+    fine_tuning_job_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    cancelled = await asyncio.to_thread(services.fine_tuning.cancel, fine_tuning_job_id, caller=who)
+    return _job(cancelled)
 
 
 @router.post(JOB + "/pause", response_model=None)
-async def pause_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
-    return _job(services.fine_tuning.pause(fine_tuning_job_id))
+async def pause_job(
+    fine_tuning_job_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return _job(services.fine_tuning.pause(fine_tuning_job_id, caller=who))
 
 
 @router.post(JOB + "/resume", response_model=None)
-async def resume_job(fine_tuning_job_id: str, services: Services = Depends(get_services)) -> Any:
-    return _job(services.fine_tuning.resume(fine_tuning_job_id))
+async def resume_job(
+    fine_tuning_job_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return _job(services.fine_tuning.resume(fine_tuning_job_id, caller=who))
 
 
 @router.get(JOB + "/events", response_model=None)
@@ -85,8 +107,11 @@ async def list_events(
     after: str | None = None,
     limit: int = Query(default=20, ge=1, le=1000),
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    events, has_more = services.fine_tuning.events(fine_tuning_job_id, after=after, limit=limit)
+    events, has_more = services.fine_tuning.events(
+        fine_tuning_job_id, after=after, limit=limit, caller=who
+    )
     return _page([e.to_openai() for e in events], has_more)
 
 
@@ -96,9 +121,10 @@ async def list_checkpoints(
     after: str | None = None,
     limit: int = Query(default=10, ge=1, le=100),
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    job = services.fine_tuning.get(fine_tuning_job_id)
+    job = services.fine_tuning.get(fine_tuning_job_id, caller=who)
     records, has_more = services.fine_tuning.checkpoints(
-        fine_tuning_job_id, after=after, limit=limit
+        fine_tuning_job_id, after=after, limit=limit, caller=who
     )
     return _page([_checkpoint(r, job) for r in records], has_more)
