@@ -151,3 +151,40 @@ def test_no_tenant_trains_on_anothers_file(tenants: Tenants) -> None:
     with pytest.raises(openai.BadRequestError, match="No such file"):
         tenants.bob.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=alices.id)
     assert tenants.bob.fine_tuning.jobs.list().data == []
+
+
+def test_a_fine_tuned_model_is_its_tenants_alone() -> None:
+    from ember.core.request_context import ANONYMOUS, Caller
+    from ember.models.registry import spec_from_fine_tuning_job
+    from ember.store.fine_tuning import JobRecord
+
+    job = JobRecord(
+        id="ftjob-1",
+        created_at=0,
+        status="succeeded",
+        requested=None,
+        worker_pid=None,
+        fine_tuned_model="ft:smollm2:alice:1",
+        job={"model": "smollm2-135m-instruct"},
+        internal={"base": {"path": "/nowhere"}, "adapter": "/nowhere/adapter"},
+        owner="alice",
+    )
+    spec = spec_from_fine_tuning_job(job)
+    assert spec.owner == "alice" and spec.owned_by == "alice"
+    assert Caller(tenant="alice").may_see(spec.owner)
+    assert not Caller(tenant="bob").may_see(spec.owner)
+    assert Caller(tenant="config").may_see(spec.owner) and ANONYMOUS.may_see(spec.owner)
+
+
+def test_another_tenants_fine_tuned_model_is_not_listed_or_served(tenants: Tenants) -> None:
+    listed = {m.id for m in tenants.bob.models.list()}
+    assert "echo" in listed  # the operator's models are everyone's
+    reply = tenants.bob.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content == "You said: hi"
+    with pytest.raises(openai.NotFoundError):
+        tenants.bob.chat.completions.create(
+            model="ft:smollm2-135m-instruct:alice:nope",
+            messages=[{"role": "user", "content": "hi"}],
+        )

@@ -29,6 +29,7 @@ class ModelSpec:
     kind: ModelKind
     source: ModelSource
     owned_by: str = "ember"
+    owner: str | None = None  # a fine-tuned model's tenant (None: everyone's)
     description: str = ""
     path: Path | None = None
     gguf_file: str | None = None

@@ -29,6 +29,7 @@ from ember.engines.manager import ModelManager
 from ember.errors import (
     EmberError,
     InvalidRequestError,
+    ModelNotFoundError,
     RateLimitError,
     ServiceUnavailableError,
     UpstreamFailedError,
@@ -69,7 +70,7 @@ class Planner:
         self, request: ChatRequest, *, endpoint: str, caller: Caller = ANONYMOUS
     ) -> PreparedGeneration:
         routed = self.router.handles(request.model)
-        spec = None if routed else self._chat_model(request.model, purpose="chat")
+        spec = None if routed else self._chat_model(request.model, purpose="chat", caller=caller)
         ctx = RequestContext(
             endpoint=endpoint,
             model=request.model if spec is None else spec.id,
@@ -114,7 +115,7 @@ class Planner:
                 stream=stream,
             )
             return await self.prepare_chat(routed, endpoint="completions", caller=caller)
-        spec = self._chat_model(model, purpose="completions")
+        spec = self._chat_model(model, purpose="completions", caller=caller)
         ctx = RequestContext(
             endpoint="completions",
             model=spec.id,
@@ -139,8 +140,10 @@ class Planner:
 
     # --- the sources ------------------------------------------------------------------------
 
-    def _chat_model(self, name: str, *, purpose: str) -> ModelSpec:
+    def _chat_model(self, name: str, *, purpose: str, caller: Caller = ANONYMOUS) -> ModelSpec:
         spec = self.registry.resolve(name)
+        if spec.owner is not None and not caller.may_see(spec.owner):  # another tenant's
+            raise ModelNotFoundError(name)
         if spec.kind == "embedding":
             raise InvalidRequestError(
                 f"The model '{name}' is an embedding model; it cannot be used for {purpose}.",
@@ -218,7 +221,7 @@ class Planner:
                 )
                 return prepared, prepared.spec
         ctx.route.target = first.name
-        return None, self._chat_model(first.model, purpose="chat")
+        return None, self._chat_model(first.model, purpose="chat", caller=ctx.caller)
 
     # --- the response cache -----------------------------------------------------------------
 

@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
+from ember.core.request_context import Caller
+from ember.errors import ModelNotFoundError
 from ember.models.spec import ModelSpec
 from ember.services.container import Services
 
@@ -22,9 +24,16 @@ def model_object(spec: ModelSpec, *, model_id: str | None = None) -> dict[str, A
     }
 
 
+def _visible(spec: ModelSpec, who: Caller) -> bool:
+    """Every model is everyone's but a tenant's fine-tuned ones, which are that tenant's."""
+    return spec.owner is None or who.may_see(spec.owner)
+
+
 @router.get("/v1/models")
-async def list_models(services: Services = Depends(get_services)) -> dict[str, Any]:
-    specs = services.registry.specs()
+async def list_models(
+    services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> dict[str, Any]:
+    specs = {k: s for k, s in services.registry.specs().items() if _visible(s, who)}
     data = [model_object(spec) for spec in specs.values()]
     for alias, target in services.registry.aliases().items():
         if alias in specs:
@@ -33,15 +42,19 @@ async def list_models(services: Services = Depends(get_services)) -> dict[str, A
             spec = services.registry.resolve(target)
         except Exception:  # an alias to a missing model is listed by `ember models`, not here
             continue
+        if not _visible(spec, who):
+            continue
         data.append(model_object(spec, model_id=alias))
     return {"object": "list", "data": data}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(
-    model_id: str, services: Services = Depends(get_services)
+    model_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
 ) -> dict[str, Any]:
     spec = services.registry.resolve(model_id)
+    if not _visible(spec, who):
+        raise ModelNotFoundError(model_id)
     return model_object(spec, model_id=model_id)
 
 
