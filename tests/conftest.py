@@ -27,6 +27,7 @@ import pytest
 # until it is listed here.
 MODEL_FREE_MODULES = frozenset(
     {
+        "tests/act/test_mcp_client.py",
         "tests/act/test_tools.py",
         "tests/engines/test_fake_engine.py",
         "tests/guard/test_guard_stage.py",
@@ -39,6 +40,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/route/test_remote.py",
+        "tests/test_conversations_api.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",
         "tests/test_hostile_input.py",

@@ -315,6 +315,37 @@ def m011_synth_jobs(conn: Connection) -> None:
     )
 
 
+def m012_conversations(conn: Connection) -> None:
+    """``/v1/conversations``: a row per conversation and a row per item, in order."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE conversations (
+                id TEXT PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                metadata TEXT NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TABLE conversation_items (
+                conversation_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                item TEXT NOT NULL,
+                PRIMARY KEY (conversation_id, seq)
+            )
+            """
+        )
+    )
+    conn.execute(
+        text("CREATE INDEX conversation_items_id ON conversation_items (conversation_id, id)")
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -324,6 +355,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m005_fine_tuning,
     m006_guard_vault,
     m011_synth_jobs,
+    m012_conversations,
 ]
 
 
