@@ -40,6 +40,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/route/test_remote.py",
+        "tests/test_background_responses.py",
         "tests/test_conversations_api.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",

@@ -2,8 +2,8 @@
 
 ``python tests/mcp_server.py stdio`` serves over stdin/stdout; ``python tests/mcp_server.py
 http PORT`` serves Streamable HTTP on 127.0.0.1:PORT at ``/mcp``. Its tools: ``add`` (read
-only), ``echo`` (read only; repeats its text: what a remote server would receive), ``slow``
-(sleeps: a server that hangs), ``crash`` (the process exits mid-call), ``read_note`` (its
+only), ``echo`` (read only; repeats its text: what a remote server would receive), ``hang``
+(sleeps a minute: a server that hangs), ``crash`` (the process exits mid-call), ``read_note`` (its
 result carries a prompt injection) and ``record`` (not read only; counts its calls).
 """
 
@@ -34,9 +34,9 @@ def echo(text: str) -> str:
 
 
 @server.tool(annotations=READ_ONLY)
-def slow(seconds: float) -> str:
-    """Wait this many seconds, then answer."""
-    time.sleep(seconds)
+def hang() -> str:
+    """Check the status of the remote system (takes a minute)."""
+    time.sleep(60)
     return "done"
 
 

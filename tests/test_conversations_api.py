@@ -116,6 +116,27 @@ def test_bad_conversation_references_are_400s_and_404s(client: openai.OpenAI) ->
     assert too_many.value.body["param"] == "items"  # type: ignore[index]
 
 
+def test_truncation_auto_drops_the_oldest_items_and_says_so(client: openai.OpenAI) -> None:
+    # The fake model reads one token per byte in a 2048-token context: 5 x 600 bytes overflow.
+    long_turns = [
+        {"type": "message", "role": "user" if i % 2 == 0 else "assistant", "content": f"{i}" * 600}
+        for i in range(5)
+    ]
+    conversation = client.conversations.create(items=long_turns)
+    with pytest.raises(openai.BadRequestError) as overflow:
+        client.responses.create(model="echo", input="short", conversation=conversation.id)
+    assert overflow.value.body["code"] == "context_length_exceeded"  # type: ignore[index]
+    answer = client.responses.create(
+        model="echo", input="short", conversation=conversation.id, truncation="auto"
+    )
+    assert answer.output_text == "You said: short" and answer.truncation == "auto"
+    dropped = answer.model_dump()["ember"]["truncated_items"]
+    assert 1 <= dropped <= 5
+    # Nothing stored was lost: the conversation keeps every item, the new turn appended.
+    items = client.conversations.items.list(conversation.id, order="asc", limit=100).data
+    assert len(items) == 7
+
+
 def test_mcp_tools_outside_the_configuration_are_400s(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as unknown:
         client.responses.create(

@@ -150,6 +150,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running
         built.synth.start()  # resumes synthetic-data jobs left unfinished
+        built.background.recover()  # background responses of a stopped server fail
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from ember.route.limits import Ledger
 from ember.route.router import Router
 from ember.services.agent import AgentToolbox
 from ember.services.audit import AuditStage
+from ember.services.background import BackgroundResponses
 from ember.services.cache_replay import CacheStage
 from ember.services.commit import CommitStage
 from ember.services.conversations import ConversationLog
@@ -68,6 +69,7 @@ class Services:
     synth: SynthJobService
     toolbox: AgentToolbox
     conversations: ConversationLog
+    background: BackgroundResponses
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -120,6 +122,15 @@ class Services:
             vector_stores.retrieve,
         )
         conversations = ConversationLog(store.conversations)
+        responses = ResponseService(
+            text,
+            store,
+            producer=settings.aigc_producer,
+            toolbox=toolbox,
+            max_steps=settings.max_tool_steps,
+            conversations=conversations,
+        )
+        background = BackgroundResponses(responses, store)
         return cls(
             settings=settings,
             store=store,
@@ -129,14 +140,7 @@ class Services:
             metrics=metrics,
             text=text,
             embeddings=EmbeddingService(registry, manager, pipeline),
-            responses=ResponseService(
-                text,
-                store,
-                producer=settings.aigc_producer,
-                toolbox=toolbox,
-                max_steps=settings.max_tool_steps,
-                conversations=conversations,
-            ),
+            responses=responses,
             analyzer=analyzer,
             injection=injection,
             moderation=moderation,
@@ -168,9 +172,11 @@ class Services:
             ),
             toolbox=toolbox,
             conversations=conversations,
+            background=background,
         )
 
     async def close(self) -> None:
+        await self.background.close()
         await self.toolbox.close()
         await self.synth.stop()
         await self.fine_tuning.close()

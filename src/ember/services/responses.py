@@ -34,7 +34,12 @@ from ember.core.types import (
     ToolCall,
     ToolSpec,
 )
-from ember.errors import EmberError, InvalidRequestError, NotFoundError
+from ember.errors import (
+    ContextLengthExceededError,
+    EmberError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from ember.guard.aigc import attach, implicit_label
 from ember.services.agent import (
     AgentToolbox,
@@ -200,6 +205,8 @@ class ResponseRequest:
     tools_echo: list[Item] | None = None  # every tool as the response repeats it
     tool_choice_echo: str | Item | None = None
     conversation_id: str | None = None
+    truncation: bool = False  # "auto": drop the oldest items when the prompt does not fit
+    background: bool = False
 
 
 @dataclass
@@ -220,6 +227,7 @@ class PreparedResponse:
     steps: list[RequestContext] = field(default_factory=list)
     calls_made: int = 0
     caller: Caller = ANONYMOUS
+    dropped: int = 0  # oldest items left out of the prompt (truncation "auto")
 
 
 @dataclass(frozen=True)
@@ -316,8 +324,10 @@ class ResponseService:
         for index, item in enumerate(request.input):
             if item["type"] != "mcp_approval_response":
                 continue
+            # The request may be in the history, or sent back by a client that keeps it.
+            history = [*conversation, *request.input[:index]]
             call = await self._approved_call(
-                item, index, conversation, tools, caller, request.model, response_id
+                item, index, history, tools, caller, request.model, response_id
             )
             if call is not None:
                 pre_output.append(call)
@@ -329,8 +339,8 @@ class ResponseService:
         limit = request.max_tool_calls
         if tools is not None and limit is not None and calls_made >= limit:
             choice = "none"
-        generation = await self._prepare_step(
-            request, [*conversation, *pre_output], tools, choice, caller
+        generation, dropped = await self._fit_step(
+            request, [*conversation, *pre_output], tools, choice, caller, 0
         )
         return PreparedResponse(
             response_id,
@@ -341,7 +351,31 @@ class ResponseService:
             pre_output=pre_output,
             calls_made=calls_made,
             caller=caller,
+            dropped=dropped,
         )
+
+    async def _fit_step(
+        self,
+        request: ResponseRequest,
+        items: list[Item],
+        tools: AgentTools | None,
+        choice: ToolChoice,
+        caller: Caller,
+        dropped: int,
+    ) -> tuple[PreparedGeneration, int]:
+        """Prepare a model step; under ``truncation: "auto"`` leave out the oldest items
+        (1, 2, 4, ... more each time) until the prompt fits, never the newest user message."""
+        step = 1
+        while True:
+            kept = _without_oldest(items, dropped)
+            dropped = len(items) - len(kept)
+            try:
+                return await self._prepare_step(request, kept, tools, choice, caller), dropped
+            except ContextLengthExceededError:
+                if not request.truncation or len(kept) <= 1 or _last_user(kept) == 0:
+                    raise
+                dropped = min(dropped + step, _last_user(items))
+                step *= 2
 
     async def _approved_call(
         self,
@@ -505,12 +539,13 @@ class ResponseService:
             last = step + 1 >= self.max_steps or (
                 limit is not None and prepared.calls_made >= limit
             )
-            generation = await self._prepare_step(
+            generation, prepared.dropped = await self._fit_step(
                 request,
                 [*prepared.conversation, *output],
                 prepared.tools,
                 "none" if last else "auto",
                 prepared.caller,
+                prepared.dropped,
             )
             step += 1
         status = "completed" if finish in ("stop", "tool_calls") else "incomplete"
@@ -577,6 +612,12 @@ class ResponseService:
             raise _not_found(response_id, param=param)
         return stored
 
+    def response_object(
+        self, prepared: PreparedResponse, output: list[Item], *, status: str
+    ) -> Item:
+        """The ``response`` object as it stands (a background response while it runs)."""
+        return self._response(prepared, output, status=status)
+
     @staticmethod
     def _response(
         prepared: PreparedResponse,
@@ -593,7 +634,7 @@ class ResponseService:
         if status == "incomplete":
             reason = "content_filter" if finish == "content_filter" else "max_output_tokens"
             incomplete = {"reason": reason}
-        done = status != "in_progress"
+        done = status not in ("in_progress", "queued", "cancelled")
         body: Item = {
             "id": prepared.id,
             "object": "response",
@@ -617,8 +658,8 @@ class ResponseService:
             "tools": request.tools_echo
             if request.tools_echo is not None
             else [_tool_dict(tool) for tool in request.tools],
-            "truncation": "disabled",
-            "background": False,
+            "truncation": "auto" if request.truncation else "disabled",
+            "background": request.background,
             "store": request.store,
             "metadata": request.metadata,
             "user": request.user,
@@ -632,8 +673,28 @@ class ResponseService:
             if done
             else None,
         }
+        if prepared.dropped:  # truncation "auto" left items out: say how many
+            body["ember"] = {"truncated_items": prepared.dropped}
         Response.model_validate(body)  # the response must be what the SDK expects
         return body
+
+
+def _last_user(items: Sequence[Item]) -> int:
+    """The index of the newest user message (0 when there is none)."""
+    for index in range(len(items) - 1, -1, -1):
+        item = items[index]
+        if item["type"] == "message" and item["role"] == "user":
+            return index
+    return 0
+
+
+def _without_oldest(items: list[Item], dropped: int) -> list[Item]:
+    """``items`` less the ``dropped`` oldest, and less the calls' results and approvals
+    whose call went with them (a tool result must follow its call)."""
+    kept = items[dropped:]
+    while dropped and kept and kept[0]["type"] not in ("message", "function_call"):
+        kept = kept[1:]
+    return kept
 
 
 def _in_progress(item: Item) -> Item:

@@ -316,7 +316,8 @@ def m011_synth_jobs(conn: Connection) -> None:
 
 
 def m012_conversations(conn: Connection) -> None:
-    """``/v1/conversations``: a row per conversation and a row per item, in order."""
+    """``/v1/conversations``: a row per conversation and a row per item, in order; and
+    the status of background responses."""
     conn.execute(
         text(
             """
@@ -343,6 +344,10 @@ def m012_conversations(conn: Connection) -> None:
     )
     conn.execute(
         text("CREATE INDEX conversation_items_id ON conversation_items (conversation_id, id)")
+    )
+    # Background responses (``background: true``) and their status: see store/background.py.
+    conn.execute(
+        text("CREATE TABLE background_responses (id TEXT PRIMARY KEY, status TEXT NOT NULL)")
     )
 
 

@@ -276,16 +276,15 @@ class CreateResponseRequest(WireModel):
 
     def _refuse_unsupported(self) -> None:
         refused = {
-            "background": "Background responses are not supported.",
             "prompt": "Stored prompt templates are not supported.",
         }
         for param, message in refused.items():
             if getattr(self, param):
                 raise UnsupportedParameterError(message, param=param)
-        if self.truncation == "auto":
+        if self.background and self.stream:
             raise UnsupportedParameterError(
-                "truncation 'auto' is not supported; shorten the input instead.",
-                param="truncation",
+                "A background response cannot be streamed; poll GET /v1/responses/{id}.",
+                param="stream",
             )
         if self.top_logprobs:
             raise UnsupportedParameterError(
@@ -454,6 +453,8 @@ class CreateResponseRequest(WireModel):
             tool_choice_echo=self.tool_choice.model_dump(exclude_none=True)
             if isinstance(self.tool_choice, ToolChoiceObject) and self.tool_choice.type == "mcp"
             else None,
+            truncation=self.truncation == "auto",
+            background=self.background is True,
             conversation_id=self.conversation
             if isinstance(self.conversation, str) or self.conversation is None
             else self.conversation.id,
