@@ -47,6 +47,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_hostile_input.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
+        "tests/test_mcp_cli.py",
         "tests/test_plugins.py",
         "tests/test_store_and_registry.py",
         "tests/test_units.py",
