@@ -239,3 +239,27 @@ def test_approval_policies_and_filters() -> None:
     assert sys.executable  # the stdio servers run on this interpreter
     with pytest.raises(McpCallError):
         raise McpCallError("x")
+
+
+def test_a_result_too_long_for_the_context_is_cut_and_marked(tmp_path: Path, http_url: str) -> None:
+    settings = _settings(tmp_path, http_url).model_copy(update={"mcp_max_result_chars": 200})
+    toolbox, store = _toolbox(settings)
+
+    async def scenario() -> dict:
+        try:
+            tools = await toolbox.resolve([_request("local")], None, listed_before=set())
+            text = json.dumps({"text": "word " * 2000})
+            return await toolbox.execute(
+                tools, "echo", text, caller=CALLER, model="m", request_id="r5"
+            )
+        finally:
+            await toolbox.close()
+
+    call = asyncio.run(scenario())
+    assert call["output"].startswith("received: word word")
+    head, mark = call["output"].split("\n", 1)
+    assert len(head) == 200
+    assert mark == "[... cut: the result had more than 200 characters]"
+    verdicts = json.loads(next(r for r in store.tail_audit(5) if r.endpoint == "tool").verdicts)
+    assert verdicts["truncated"] is True
+    store.close()
