@@ -27,6 +27,7 @@ import pytest
 # until it is listed here.
 MODEL_FREE_MODULES = frozenset(
     {
+        "tests/act/test_mcp_client.py",
         "tests/act/test_tools.py",
         "tests/adapt/test_auto_and_preferences.py",
         "tests/engines/test_fake_engine.py",
@@ -40,12 +41,15 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/route/test_remote.py",
+        "tests/test_background_responses.py",
+        "tests/test_conversations_api.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",
         "tests/test_faults.py",
         "tests/test_hostile_input.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
+        "tests/test_mcp_cli.py",
         "tests/test_plugins.py",
         "tests/test_store_and_registry.py",
         "tests/test_tenant_isolation.py",

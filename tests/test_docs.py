@@ -65,6 +65,10 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         ["tune", "export"],
         ["data"],
         ["data", "synth"],
+        ["mcp"],
+        ["mcp", "list"],
+        ["mcp", "call"],
+        ["agent"],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--help"])

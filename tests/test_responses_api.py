@@ -255,14 +255,30 @@ def test_not_found(client: openai.OpenAI, request_body: dict[str, Any], param: s
     assert caught.value.param == param
 
 
+EQ = {"type": "eq", "key": "lang", "value": "en"}
+
+
 @pytest.mark.parametrize(
     ("request_body", "param"),
     [
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
-        # file_search is supported alone (tests/test_grounded_answers.py), not with others.
-        ({"tools": [WEATHER_TOOL, {"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools"),
+        # file_search with other tools is a tool of the agent loop (tests/test_agent_mcp.py);
+        # its attribute filters apply only to a grounded answer (file_search alone).
+        (
+            {
+                "tools": [
+                    WEATHER_TOOL,
+                    {"type": "file_search", "vector_store_ids": ["vs_1"], "filters": EQ},
+                ]
+            },
+            "tools[1].filters",
+        ),
         ({"tools": [WEATHER_TOOL, {"type": "code_interpreter"}]}, "tools[1].type"),
-        ({"background": True}, "background"),
+        ({"background": True, "stream": True}, "stream"),  # background: tests/test_background_*
+        (
+            {"tools": [{"type": "mcp", "server_label": "x", "connector_id": "c"}]},
+            "tools[0].connector_id",
+        ),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
             "input[0].content[0].type",

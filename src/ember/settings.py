@@ -180,6 +180,36 @@ class CacheConfig(BaseModel):
     )
 
 
+class McpServerConfig(BaseModel):
+    """An MCP server the Responses API's ``mcp`` tools reach by label (``[mcp.LABEL]``).
+
+    Give either ``command`` (a stdio server Ember starts) or ``url`` (Streamable HTTP).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = Field(default=None, description="Executable of a stdio server.")
+    args: list[str] = Field(default_factory=list, description="Its arguments.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+    url: str | None = Field(default=None, description="Streamable HTTP endpoint URL.")
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers sent.")
+    description: str | None = Field(default=None, description="What the server offers.")
+    trusted: bool = Field(
+        default=False,
+        description="Trusted servers' tools run without approval unless a request asks for "
+        "it; an untrusted server's default `require_approval` is `always`.",
+    )
+    location: Literal["local", "remote"] = Field(
+        default="remote",
+        description="`remote`: arguments sent to it pass the PII policy like a prompt sent "
+        "to a remote provider (redacted, or the call refused).",
+    )
+    call_timeout_s: float = Field(default=30.0, gt=0, description="Per tool call.")
+    connect_timeout_s: float = Field(
+        default=20.0, gt=0, description="Starting or connecting, and listing its tools."
+    )
+
+
 class Settings(BaseSettings):
     """Everything Ember can be configured with."""
 
@@ -456,6 +486,38 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None,
         description="Bearer key for the admin API (`/v1/ember/keys`); admin API off when unset.",
+    )
+    mcp: dict[str, McpServerConfig] = Field(
+        default_factory=dict,
+        description="MCP servers by label (`[mcp.LABEL]`: `command`/`args`/`env` or "
+        "`url`/`headers`, `trusted`, `location`, `call_timeout_s`, `connect_timeout_s`).",
+    )
+    mcp_server_urls: list[str] = Field(
+        default_factory=list,
+        description="`server_url` values a request's `mcp` tool may name (exact URLs); "
+        "empty: requests reach only the servers of `[mcp.LABEL]`.",
+    )
+    mcp_remote_pii: Literal["redact", "block", "allow"] = Field(
+        default="redact",
+        description="Personal data in the arguments of a call to a server marked "
+        '`location = "remote"`: replace it with placeholders, refuse the call, or send it '
+        "(a guard policy of `block` or `local_only` always refuses).",
+    )
+    mcp_max_result_chars: int = Field(
+        default=8000,
+        ge=100,
+        description="A tool result longer than this is cut (and marked) before the model reads it.",
+    )
+    mcp_injection: Literal["flag", "drop"] = Field(
+        default="drop",
+        description="A tool result that looks like a prompt injection: `drop` withholds it "
+        "from the model (the call carries an error), `flag` passes it with a warning.",
+    )
+    max_tool_steps: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Model steps one response may take in its tool loop.",
     )
     cache: CacheConfig = Field(
         default_factory=CacheConfig,

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ember import __version__
 from ember.api.chat.router import router as chat_router
 from ember.api.completions.router import router as completions_router
+from ember.api.conversations.router import router as conversations_router
 from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running
         built.synth.start()  # resumes synthetic-data jobs left unfinished
+        built.background.recover()  # background responses of a stopped server fail
         try:
             yield
         finally:
@@ -181,6 +183,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         completions_router,
         embeddings_router,
         responses_router,
+        conversations_router,
         moderations_router,
         guard_router,
         files_router,

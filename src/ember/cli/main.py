@@ -22,6 +22,7 @@ from ember.cli import doctor as doctor_cli
 from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
 from ember.cli import keys as keys_cli
+from ember.cli import mcp as mcp_cli
 from ember.cli import models as models_cli
 from ember.cli import plugins as plugins_cli
 from ember.cli import tune as tune_cli
@@ -43,6 +44,8 @@ app.add_typer(guard_cli.app, name="guard")
 app.add_typer(ground_cli.stores_app, name="stores")
 app.command("ingest")(ground_cli.ingest)
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(mcp_cli.app, name="mcp")
+app.command("agent")(mcp_cli.agent)
 app.command("usage")(keys_cli.usage)
 app.add_typer(tune_cli.app, name="tune")
 app.command("ask")(ground_cli.ask)

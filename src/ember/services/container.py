@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ember.act.mcp_servers import McpServers
 from ember.engines.manager import ModelManager
 from ember.ground.answer import CheckPolicy
 from ember.ground.retrieval import Retriever
@@ -16,9 +17,12 @@ from ember.route.cache import ResponseCache
 from ember.route.keys import KeyRing
 from ember.route.limits import Ledger
 from ember.route.router import Router
+from ember.services.agent import AgentToolbox
 from ember.services.audit import AuditStage
+from ember.services.background import BackgroundResponses
 from ember.services.cache_replay import CacheStage
 from ember.services.commit import CommitStage
+from ember.services.conversations import ConversationLog
 from ember.services.embedder import Embedder, load_embedder
 from ember.services.embeddings import EmbeddingService
 from ember.services.files import FileService
@@ -33,6 +37,7 @@ from ember.services.planner import Planner
 from ember.services.responses import ResponseService
 from ember.services.synth_jobs import SynthJobService
 from ember.services.text_generation import TextGenerationService
+from ember.services.tool_guard import ToolGuard
 from ember.services.vector_stores import VectorStoreService
 from ember.settings import Settings
 from ember.store import Store
@@ -62,6 +67,9 @@ class Services:
     keys: KeyRing
     fine_tuning: FineTuningService
     synth: SynthJobService
+    toolbox: AgentToolbox
+    conversations: ConversationLog
+    background: BackgroundResponses
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -108,6 +116,21 @@ class Services:
             embedder,
             auto_chunking=(settings.ground_chunk_tokens, settings.ground_chunk_overlap_tokens),
         )
+        toolbox = AgentToolbox(
+            McpServers(settings.mcp, settings.mcp_server_urls),
+            ToolGuard(settings, analyzer, injection, store),
+            vector_stores.retrieve,
+        )
+        conversations = ConversationLog(store.conversations)
+        responses = ResponseService(
+            text,
+            store,
+            producer=settings.aigc_producer,
+            toolbox=toolbox,
+            max_steps=settings.max_tool_steps,
+            conversations=conversations,
+        )
+        background = BackgroundResponses(responses, store)
         return cls(
             settings=settings,
             store=store,
@@ -117,7 +140,7 @@ class Services:
             metrics=metrics,
             text=text,
             embeddings=EmbeddingService(registry, manager, pipeline),
-            responses=ResponseService(text, store, producer=settings.aigc_producer),
+            responses=responses,
             analyzer=analyzer,
             injection=injection,
             moderation=moderation,
@@ -147,9 +170,14 @@ class Services:
             synth=SynthJobService(
                 store.synth, registry, text, files, vector_stores, producer=settings.aigc_producer
             ),
+            toolbox=toolbox,
+            conversations=conversations,
+            background=background,
         )
 
     async def close(self) -> None:
+        await self.background.close()
+        await self.toolbox.close()
         await self.synth.stop()
         await self.fine_tuning.close()
         await self.ingestion.stop()

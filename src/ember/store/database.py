@@ -48,7 +48,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ember.store import audit, fine_tuning, keys
 from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
+from ember.store.background import BackgroundTable
 from ember.store.chunks import ChunkTables
+from ember.store.conversations import ConversationTables
 from ember.store.files import FileRecord
 from ember.store.migrations import migrate
 from ember.store.synth import SynthJobTables
@@ -117,6 +119,8 @@ class Store:
         self.chunks = ChunkTables(self.engine)
         self.vectors = VectorTables(self.engine, self.chunks)
         self.synth = SynthJobTables(self.engine)
+        self.conversations = ConversationTables(self.engine)
+        self.background = BackgroundTable(self.engine)
         # Request-log rows and audit links: written by one thread, a batch per transaction.
         self.writer = LogWriter(self.session)
 

@@ -317,12 +317,48 @@ def m011_synth_jobs(conn: Connection) -> None:
 
 def m012_owners(conn: Connection) -> None:
     """Who owns each file, vector store, stored response, fine-tuning and synthetic-data
-    job: the tenant
-    (the API key's name) that created it, or NULL for the operator. A tenant sees only its
-    own (``Caller.may_see``); rows from before keys existed are the operator's."""
+    job: the tenant (the API key's name) that created it, or NULL for the operator. A
+    tenant sees only its own (``Caller.may_see``); rows from before keys existed are the
+    operator's."""
     for table in ("files", "vector_stores", "responses", "fine_tuning_jobs", "synth_jobs"):
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN owner TEXT"))
         conn.execute(text(f"CREATE INDEX {table}_owner ON {table} (owner)"))
+
+
+def m013_conversations(conn: Connection) -> None:
+    """``/v1/conversations``: a row per conversation and a row per item, in order; and
+    the status of background responses."""
+    conn.execute(
+        text(
+            """
+            CREATE TABLE conversations (
+                id TEXT PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                metadata TEXT NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TABLE conversation_items (
+                conversation_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                item TEXT NOT NULL,
+                PRIMARY KEY (conversation_id, seq)
+            )
+            """
+        )
+    )
+    conn.execute(
+        text("CREATE INDEX conversation_items_id ON conversation_items (conversation_id, id)")
+    )
+    # Background responses (``background: true``) and their status: see store/background.py.
+    conn.execute(
+        text("CREATE TABLE background_responses (id TEXT PRIMARY KEY, status TEXT NOT NULL)")
+    )
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -335,6 +371,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m006_guard_vault,
     m011_synth_jobs,
     m012_owners,
+    m013_conversations,
 ]
 
 

@@ -13,9 +13,17 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator
 
 from ember.api.ember_extension import EmberOptions, FileSearchTool
+from ember.api.responses.mcp import (
+    McpApprovalRequestInput,
+    McpApprovalResponseInput,
+    McpCallInput,
+    McpListToolsInput,
+    McpTool,
+)
 from ember.api.wire import WireModel
 from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
 from ember.errors import InvalidRequestError, UnsupportedParameterError
+from ember.services.agent import FileSearchRequest, McpToolRequest
 from ember.services.responses import (
     Item,
     ResponseRequest,
@@ -122,8 +130,24 @@ InputItem = Annotated[
     Annotated[MessageInput, Tag("item-message")]
     | Annotated[FunctionCallInput, Tag("item-function_call")]
     | Annotated[FunctionCallOutputInput, Tag("item-function_call_output")]
+    | Annotated[McpApprovalResponseInput, Tag("item-mcp_approval_response")]
+    | Annotated[McpCallInput, Tag("item-mcp_call")]
+    | Annotated[McpListToolsInput, Tag("item-mcp_list_tools")]
+    | Annotated[McpApprovalRequestInput, Tag("item-mcp_approval_request")]
     | Annotated[_Other, Tag("item-other")],
-    _tagged("item", ("message", "function_call", "function_call_output"), default="message"),
+    _tagged(
+        "item",
+        (
+            "message",
+            "function_call",
+            "function_call_output",
+            "mcp_approval_response",
+            "mcp_call",
+            "mcp_list_tools",
+            "mcp_approval_request",
+        ),
+        default="message",
+    ),
 ]
 
 
@@ -148,8 +172,9 @@ class FunctionTool(WireModel):
 Tool = Annotated[
     Annotated[FunctionTool, Tag("tool-function")]
     | Annotated[FileSearchTool, Tag("tool-file_search")]
+    | Annotated[McpTool, Tag("tool-mcp")]
     | Annotated[_Other, Tag("tool-other")],
-    _tagged("tool", ("function", "file_search")),
+    _tagged("tool", ("function", "file_search", "mcp")),
 ]
 
 
@@ -157,6 +182,7 @@ class ToolChoiceObject(WireModel):
     model_config = ConfigDict(extra="allow")
     type: str
     name: str | None = None
+    server_label: str | None = None
 
 
 class FormatText(WireModel):
@@ -202,6 +228,11 @@ class TextConfig(WireModel):
         return None
 
 
+class ConversationRef(WireModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+
+
 class CreateResponseRequest(WireModel):
     """The body of ``POST /v1/responses``; fields Ember has no use for are ignored."""
 
@@ -224,7 +255,8 @@ class CreateResponseRequest(WireModel):
     user: str | None = None
     # Accepted so that they are refused by name rather than silently ignored.
     background: bool | None = None
-    conversation: str | dict[str, Any] | None = None
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    conversation: str | ConversationRef | None = None
     prompt: dict[str, Any] | None = None
     truncation: Literal["auto", "disabled"] | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
@@ -244,17 +276,15 @@ class CreateResponseRequest(WireModel):
 
     def _refuse_unsupported(self) -> None:
         refused = {
-            "background": "Background responses are not supported.",
-            "conversation": "Conversations are not supported; use previous_response_id.",
             "prompt": "Stored prompt templates are not supported.",
         }
         for param, message in refused.items():
             if getattr(self, param):
                 raise UnsupportedParameterError(message, param=param)
-        if self.truncation == "auto":
+        if self.background and self.stream:
             raise UnsupportedParameterError(
-                "truncation 'auto' is not supported; shorten the input instead.",
-                param="truncation",
+                "A background response cannot be streamed; poll GET /v1/responses/{id}.",
+                param="stream",
             )
         if self.top_logprobs:
             raise UnsupportedParameterError(
@@ -286,12 +316,8 @@ class CreateResponseRequest(WireModel):
         """The ``file_search`` tool, when the request asks for a grounded answer."""
         tools = self.tools or []
         found = [t for t in tools if isinstance(t, FileSearchTool)]
-        if not found:
-            return None
-        if len(found) != len(tools):
-            raise UnsupportedParameterError(
-                "file_search cannot be combined with other tools yet.", param="tools"
-            )
+        if not found or len(found) != len(tools) or self.conversation is not None:
+            return None  # with other tools, file_search is one tool of the agent loop
         found[0].check_filters(tools.index(found[0]))
         return found[0]
 
@@ -308,17 +334,71 @@ class CreateResponseRequest(WireModel):
     def _tools(self) -> tuple[ToolSpec, ...]:
         specs: list[ToolSpec] = []
         for index, tool in enumerate(self.tools or ()):
+            if isinstance(tool, McpTool | FileSearchTool):
+                continue  # server-side tools: _server_tools
             if not isinstance(tool, FunctionTool):
                 raise UnsupportedParameterError(
-                    f"Tools of type '{tool.type}' are not supported; only 'function' tools are.",
+                    f"Tools of type '{tool.type}' are not supported; 'function', 'mcp' and "
+                    "'file_search' tools are.",
                     param=f"tools[{index}].type",
                 )
             specs.append(tool.to_domain())
         return tuple(specs)
 
-    def _tool_choice(self, tools: tuple[ToolSpec, ...]) -> str:
+    def _server_tools(self) -> tuple[tuple[McpToolRequest, ...], FileSearchRequest | None]:
+        mcp: list[McpToolRequest] = []
+        file_search: FileSearchRequest | None = None
+        for index, tool in enumerate(self.tools or ()):
+            if isinstance(tool, McpTool):
+                mcp.append(tool.to_domain(index))
+            elif isinstance(tool, FileSearchTool):
+                if file_search is not None:
+                    raise InvalidRequestError("Give one file_search tool.", param=f"tools[{index}]")
+                tool.check_filters(index)
+                if tool.filters is not None:
+                    raise UnsupportedParameterError(
+                        "file_search filters are supported only when it is the only tool.",
+                        param=f"tools[{index}].filters",
+                    )
+                file_search = FileSearchRequest(
+                    vector_store_ids=tuple(tool.vector_store_ids),
+                    max_num_results=tool.max_num_results or 5,
+                    echo=tool.echo(),
+                )
+        return tuple(mcp), file_search
+
+    def _tools_echo(self) -> list[Item]:
+        echoed: list[Item] = []
+        for tool in self.tools or ():
+            if isinstance(tool, FunctionTool):
+                spec = tool.to_domain()
+                echoed.append(
+                    {
+                        "type": "function",
+                        "name": spec.name,
+                        "description": spec.description,
+                        "parameters": spec.parameters,
+                        "strict": spec.strict,
+                    }
+                )
+            elif isinstance(tool, McpTool | FileSearchTool):
+                echoed.append(tool.echo())
+        return echoed
+
+    def _tool_choice(self, tools: tuple[ToolSpec, ...], server: bool = False) -> str:
         wire = self.tool_choice
         choice: str = "auto"
+        if isinstance(wire, ToolChoiceObject) and wire.type == "mcp":
+            if not server:
+                raise InvalidRequestError(
+                    "tool_choice of type 'mcp' needs an mcp tool.", param="tool_choice"
+                )
+            if not wire.server_label:
+                raise InvalidRequestError(
+                    "tool_choice of type 'mcp' needs 'server_label'.",
+                    param="tool_choice.server_label",
+                )
+            return wire.name or "required"
         if isinstance(wire, ToolChoiceObject):
             if wire.type != "function":
                 raise UnsupportedParameterError(
@@ -331,17 +411,19 @@ class CreateResponseRequest(WireModel):
             choice = wire.name
         elif wire is not None:
             choice = wire
-        if choice not in ("auto", "none") and not tools:
+        if choice not in ("auto", "none") and not tools and not server:
             raise InvalidRequestError("tool_choice is set but no tools are.", param="tool_choice")
         return choice
 
     def to_domain(self) -> ResponseRequest:
         self._refuse_unsupported()
         tools = self._tools()
-        choice = self._tool_choice(tools)
+        mcp_tools, file_search = self._server_tools()
+        server = bool(mcp_tools) or file_search is not None
+        choice = self._tool_choice(tools, server)
         text = self.text or TextConfig()
         constraint = text.to_domain()
-        if tools and constraint is not None and choice != "none":
+        if (tools or server) and constraint is not None and choice != "none":
             raise UnsupportedParameterError(
                 "Using tools and a JSON text.format together is not supported.",
                 param="text.format",
@@ -364,4 +446,16 @@ class CreateResponseRequest(WireModel):
             metadata=dict(self.metadata or {}),
             store=self.store is not False,
             user=self.user,
+            mcp_tools=mcp_tools,
+            file_search=file_search,
+            max_tool_calls=self.max_tool_calls,
+            tools_echo=self._tools_echo() if server else None,
+            tool_choice_echo=self.tool_choice.model_dump(exclude_none=True)
+            if isinstance(self.tool_choice, ToolChoiceObject) and self.tool_choice.type == "mcp"
+            else None,
+            truncation=self.truncation == "auto",
+            background=self.background is True,
+            conversation_id=self.conversation
+            if isinstance(self.conversation, str) or self.conversation is None
+            else self.conversation.id,
         )

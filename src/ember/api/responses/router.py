@@ -31,6 +31,8 @@ async def create_response(
         grounded, label = await grounded_response(services, body, tool, caller=caller(raw))
         return JSONResponse(grounded, headers={HEADER: label})
     prepared = await services.responses.prepare(body.to_domain(), caller=caller(raw))
+    if body.background:
+        return JSONResponse(services.background.start(prepared))
     if body.stream:
         return event_stream(
             response_stream(services.responses, prepared),
@@ -48,6 +50,11 @@ async def retrieve_response(response_id: str, services: Services = Depends(get_s
 @router.delete("/v1/responses/{response_id}", response_model=None)
 async def delete_response(response_id: str, services: Services = Depends(get_services)) -> Any:
     return JSONResponse(services.responses.delete(response_id))
+
+
+@router.post("/v1/responses/{response_id}/cancel", response_model=None)
+async def cancel_response(response_id: str, services: Services = Depends(get_services)) -> Any:
+    return JSONResponse(await services.background.cancel(response_id))
 
 
 @router.get("/v1/responses/{response_id}/input_items", response_model=None)

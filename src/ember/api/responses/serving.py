@@ -50,6 +50,12 @@ def stream_events(event: ResponseEvent) -> list[dict[str, Any]]:
     if isinstance(event, ItemAdded):
         added = {"type": "response.output_item.added", "output_index": event.output_index}
         events: list[dict[str, Any]] = [{**added, "item": event.item}]
+        progress = _IN_PROGRESS.get(event.item["type"])
+        where = {"item_id": event.item["id"], "output_index": event.output_index}
+        if progress is not None:
+            events.append({"type": progress, **where})
+        if event.item["type"] == "file_search_call":
+            events.append({"type": "response.file_search_call.searching", **where})
         if event.item["type"] == "message":
             events.append(
                 {
@@ -79,9 +85,32 @@ def stream_events(event: ResponseEvent) -> list[dict[str, Any]]:
     return [{"type": kind, "response": event.response}]
 
 
+# The event that says a server-side item started, by item type.
+_IN_PROGRESS = {
+    "mcp_call": "response.mcp_call.in_progress",
+    "mcp_list_tools": "response.mcp_list_tools.in_progress",
+    "file_search_call": "response.file_search_call.in_progress",
+}
+
+
 def _item_content_done(event: ItemDone) -> list[dict[str, Any]]:
     item = event.item
     where = {"item_id": item["id"], "output_index": event.output_index}
+    kind = item["type"]
+    if kind == "mcp_call":
+        failed = item.get("error") is not None
+        return [
+            {"type": "response.mcp_call_arguments.delta", **where, "delta": item["arguments"]},
+            {"type": "response.mcp_call_arguments.done", **where, "arguments": item["arguments"]},
+            {"type": f"response.mcp_call.{'failed' if failed else 'completed'}", **where},
+        ]
+    if kind == "mcp_list_tools":
+        failed = item.get("error") is not None
+        return [{"type": f"response.mcp_list_tools.{'failed' if failed else 'completed'}", **where}]
+    if kind == "file_search_call":
+        return [{"type": "response.file_search_call.completed", **where}]
+    if kind == "mcp_approval_request":
+        return []
     if item["type"] == "function_call":
         return [
             {

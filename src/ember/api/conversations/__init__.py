@@ -1,0 +1,1 @@
+"""``/v1/conversations``: conversations and their items."""

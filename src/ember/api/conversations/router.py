@@ -1,0 +1,84 @@
+"""``/v1/conversations`` (create, retrieve, update, delete) and its ``items``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from ember.api.conversations.protocol import (
+    AddItemsRequest,
+    CreateConversationRequest,
+    UpdateConversationRequest,
+    items_of,
+)
+from ember.api.deps import get_services
+from ember.services.container import Services
+
+router = APIRouter()
+
+
+@router.post("/v1/conversations", response_model=None)
+async def create_conversation(
+    body: CreateConversationRequest, services: Services = Depends(get_services)
+) -> Any:
+    items = items_of(body.items or [])
+    return JSONResponse(services.conversations.create(dict(body.metadata or {}), items))
+
+
+@router.get("/v1/conversations/{conversation_id}", response_model=None)
+async def retrieve_conversation(
+    conversation_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.conversations.get(conversation_id))
+
+
+@router.post("/v1/conversations/{conversation_id}", response_model=None)
+async def update_conversation(
+    conversation_id: str,
+    body: UpdateConversationRequest,
+    services: Services = Depends(get_services),
+) -> Any:
+    return JSONResponse(services.conversations.update(conversation_id, dict(body.metadata)))
+
+
+@router.delete("/v1/conversations/{conversation_id}", response_model=None)
+async def delete_conversation(
+    conversation_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.conversations.delete(conversation_id))
+
+
+@router.post("/v1/conversations/{conversation_id}/items", response_model=None)
+async def add_items(
+    conversation_id: str, body: AddItemsRequest, services: Services = Depends(get_services)
+) -> Any:
+    items = items_of(body.items)
+    return JSONResponse(services.conversations.add_items(conversation_id, items))
+
+
+@router.get("/v1/conversations/{conversation_id}/items", response_model=None)
+async def list_items(
+    conversation_id: str,
+    after: str | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    services: Services = Depends(get_services),
+) -> Any:
+    page = services.conversations.list_items(conversation_id, limit=limit, order=order, after=after)
+    return JSONResponse(page)
+
+
+@router.get("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
+async def retrieve_item(
+    conversation_id: str, item_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.conversations.item(conversation_id, item_id))
+
+
+@router.delete("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
+async def delete_item(
+    conversation_id: str, item_id: str, services: Services = Depends(get_services)
+) -> Any:
+    return JSONResponse(services.conversations.delete_item(conversation_id, item_id))

@@ -1,0 +1,145 @@
+"""Background responses (``background: true``): the agent loop as a job of the server.
+
+:meth:`BackgroundResponses.start` stores the response ``queued`` and runs it in a task;
+``GET /v1/responses/{id}`` reads what the store holds (``in_progress`` until the loop
+ends, then the finished response, which the loop stores itself);
+:meth:`BackgroundResponses.cancel` stops the task and stores it ``cancelled``. A server that
+stops with background responses running fails them when it starts again
+(:meth:`BackgroundResponses.recover`): a poller sees ``failed`` with a ``server_error``, never
+an ``in_progress`` that lasts for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ember.errors import EmberError, InvalidRequestError, NotFoundError
+from ember.services.responses import Item, PreparedResponse, ResponseService
+from ember.store import Store
+from ember.store.background import UNFINISHED
+from ember.store.database import StoredResponse
+
+logger = logging.getLogger(__name__)
+
+
+class BackgroundResponses:
+    def __init__(self, responses: ResponseService, store: Store) -> None:
+        self.responses = responses
+        self.store = store
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+
+    def start(self, prepared: PreparedResponse) -> Item:
+        """Store the response ``queued``, start its loop, and return it."""
+        if not prepared.request.store:
+            raise InvalidRequestError(
+                "A background response must be stored; leave out store: false.", param="store"
+            )
+        body = self.responses.response_object(prepared, [], status="queued")
+        self._save(prepared, body)
+        self.store.background.set(prepared.id, "queued")
+        task = asyncio.get_running_loop().create_task(self._drive(prepared))
+        self._tasks[prepared.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(prepared.id, None))
+        return body
+
+    async def _drive(self, prepared: PreparedResponse) -> None:
+        status = "failed"
+        try:
+            self.store.background.set(prepared.id, "in_progress")
+            self._save(prepared, self.responses.response_object(prepared, [], status="in_progress"))
+            async for event in self.responses.run(prepared):  # the loop stores the result
+                if hasattr(event, "response") and event.response.get("status") not in (
+                    "in_progress",
+                    "queued",
+                ):
+                    status = event.response["status"]
+        except asyncio.CancelledError:
+            if self._closing:
+                status = "failed"
+                self._save(prepared, self.responses.response_object(prepared, [], status="queued"))
+                self._fail(prepared.id, "The server stopped while this response was running.")
+            else:
+                status = "cancelled"
+                body = self.responses.response_object(prepared, [], status="cancelled")
+                self._save(prepared, body)
+            raise
+        except Exception as exc:
+            if not isinstance(exc, EmberError):
+                logger.exception("background response %s failed", prepared.id)
+            message = exc.message if isinstance(exc, EmberError) else "The server failed."
+            self._fail(prepared.id, message)
+        finally:
+            self.store.background.set(prepared.id, status)
+
+    async def cancel(self, response_id: str) -> Item:
+        stored = self.store.get_response(response_id)
+        if stored is None:
+            raise NotFoundError(f"No response found with id '{response_id}'.", param="response_id")
+        if not stored.response.get("background"):
+            raise InvalidRequestError(
+                "Only background responses can be cancelled.", param="response_id"
+            )
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif self.store.background.status(response_id) in UNFINISHED:
+            self._fail(response_id, "cancelled")
+        found = self.store.get_response(response_id)
+        assert found is not None
+        return found.response
+
+    def recover(self) -> list[str]:
+        """Fail the background responses a previous server left unfinished."""
+        ids = self.store.background.unfinished()
+        for response_id in ids:
+            self._fail(
+                response_id,
+                "The server stopped while this background response was running; create it again.",
+            )
+        return ids
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _fail(self, response_id: str, message: str) -> None:
+        stored = self.store.get_response(response_id)
+        if stored is None:
+            return
+        body = dict(stored.response)
+        if message == "cancelled":
+            body.update(status="cancelled")
+        else:
+            body.update(status="failed", error={"code": "server_error", "message": message})
+        body["completed_at"] = None
+        self.store.save_response(
+            StoredResponse(
+                id=stored.id,
+                model=stored.model,
+                created_at=stored.created_at,
+                previous_response_id=stored.previous_response_id,
+                conversation=stored.conversation,
+                response=body,
+            )
+        )
+        self.store.background.set(response_id, body["status"])
+
+    def _save(self, prepared: PreparedResponse, body: Item) -> None:
+        self.store.save_response(
+            StoredResponse(
+                id=prepared.id,
+                model=body["model"],
+                created_at=prepared.created_at,
+                previous_response_id=prepared.request.previous_response_id,
+                conversation=prepared.conversation,
+                response=body,
+            )
+        )

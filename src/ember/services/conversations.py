@@ -1,0 +1,125 @@
+"""``/v1/conversations``: conversations and their items, kept in the store.
+
+A conversation is an ordered list of items in their Responses wire shape (messages, function
+calls and outputs, MCP items). ``POST /v1/responses`` with ``conversation`` reads them as the
+response's input history and appends the response's input and output items to it
+(:meth:`ConversationLog.append`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from ember.errors import InvalidRequestError, NotFoundError
+from ember.store.conversations import ConversationTables
+
+Item = dict[str, Any]
+MAX_ITEMS_PER_ADD = 20
+
+
+class ConversationLog:
+    def __init__(self, tables: ConversationTables) -> None:
+        self.tables = tables
+
+    def create(self, metadata: dict[str, str], items: Sequence[Item]) -> Item:
+        if len(items) > MAX_ITEMS_PER_ADD:
+            raise InvalidRequestError(
+                f"At most {MAX_ITEMS_PER_ADD} items can be added at once.", param="items"
+            )
+        conversation_id = f"conv_{secrets.token_hex(24)}"
+        created_at = int(time.time())
+        self.tables.create(conversation_id, created_at, metadata)
+        self.tables.add_items(conversation_id, items)
+        return _conversation(conversation_id, created_at, metadata)
+
+    def get(self, conversation_id: str, *, param: str = "conversation_id") -> Item:
+        found = self.tables.get(conversation_id)
+        if found is None:
+            raise _not_found(conversation_id, param)
+        return _conversation(conversation_id, *found)
+
+    def update(self, conversation_id: str, metadata: dict[str, str]) -> Item:
+        if not self.tables.set_metadata(conversation_id, metadata):
+            raise _not_found(conversation_id, "conversation_id")
+        return self.get(conversation_id)
+
+    def delete(self, conversation_id: str) -> Item:
+        if not self.tables.delete(conversation_id):
+            raise _not_found(conversation_id, "conversation_id")
+        return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+    def items_of(self, conversation_id: str) -> list[Item]:
+        """Every item, oldest first (the history a response continues)."""
+        self.get(conversation_id, param="conversation")
+        return self.tables.items(conversation_id)
+
+    def append(self, conversation_id: str, items: Sequence[Item]) -> None:
+        self.tables.add_items(conversation_id, items)
+
+    def add_items(self, conversation_id: str, items: Sequence[Item]) -> Item:
+        self.get(conversation_id)
+        if len(items) > MAX_ITEMS_PER_ADD:
+            raise InvalidRequestError(
+                f"At most {MAX_ITEMS_PER_ADD} items can be added at once.", param="items"
+            )
+        self.tables.add_items(conversation_id, items)
+        return _page(list(items), limit=len(items) or 1)
+
+    def list_items(
+        self,
+        conversation_id: str,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+    ) -> Item:
+        items = self.items_of_checked(conversation_id)
+        if order == "desc":
+            items.reverse()
+        if after is not None:
+            ids = [item.get("id") for item in items]
+            items = items[ids.index(after) + 1 :] if after in ids else []
+        return _page(items, limit=limit)
+
+    def item(self, conversation_id: str, item_id: str) -> Item:
+        for item in self.items_of_checked(conversation_id):
+            if item.get("id") == item_id:
+                return item
+        raise NotFoundError(f"No item found with id '{item_id}'.", param="item_id")
+
+    def delete_item(self, conversation_id: str, item_id: str) -> Item:
+        conversation = self.get(conversation_id)
+        if not self.tables.delete_item(conversation_id, item_id):
+            raise NotFoundError(f"No item found with id '{item_id}'.", param="item_id")
+        return conversation
+
+    def items_of_checked(self, conversation_id: str) -> list[Item]:
+        self.get(conversation_id)
+        return self.tables.items(conversation_id)
+
+
+def _conversation(conversation_id: str, created_at: int, metadata: dict[str, str]) -> Item:
+    return {
+        "id": conversation_id,
+        "object": "conversation",
+        "created_at": created_at,
+        "metadata": metadata,
+    }
+
+
+def _page(items: list[Item], *, limit: int) -> Item:
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+
+
+def _not_found(conversation_id: str, param: str) -> NotFoundError:
+    return NotFoundError(f"No conversation found with id '{conversation_id}'.", param=param)
