@@ -39,6 +39,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/route/test_remote.py",
+        "tests/test_console.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",
         "tests/test_hostile_input.py",

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ember import __version__
 from ember.api.chat.router import router as chat_router
 from ember.api.completions.router import router as completions_router
+from ember.api.console.router import router as console_router
 from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
 from ember.api.errors import error_body, install_error_handlers
@@ -203,4 +204,5 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built: Services = request.app.state.services
         return Response(built.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    app.include_router(console_router)  # the web console: `/` and `/console/<asset>` only
     return app
