@@ -9,7 +9,7 @@ import { renderMarkdown } from "./markdown.js";
 const DRAFT = "ember.chatDraft";
 const MODEL = "ember.chatModel";
 // The conversation outlives a visit to another page (not a reload: it is not stored).
-const state = { messages: [], stores: new Set(), controller: null };
+const state = { messages: [], stores: new Set(), controller: null, redraw: () => {}, buttons: null };
 
 export async function render(main) {
   const models = h("select", { id: "chat-model" });
@@ -37,7 +37,12 @@ export async function render(main) {
     h("fieldset", { class: "grounding" }, h("legend", {}, t("chat.ground")), storesBox),
     log, errors, form, viewer.dialog);
 
-  const draw = () => drawMessages(log, viewer);
+  // A stream outlives a visit to another page: it redraws whichever chat view is current.
+  const draw = () => state.redraw();
+  state.redraw = () => drawMessages(log, viewer);
+  state.buttons = { send, stop };
+  send.disabled = Boolean(state.controller);
+  stop.disabled = !state.controller;
   draw();
 
   prompt.addEventListener("input", () => sessionStorage.setItem(DRAFT, prompt.value));
@@ -107,10 +112,10 @@ export async function render(main) {
     } finally {
       answer.streaming = false;
       state.controller = null;
-      send.disabled = false;
-      stop.disabled = true;
+      state.buttons.send.disabled = false;
+      state.buttons.stop.disabled = true;
       draw();
-      prompt.focus();
+      if (prompt.isConnected) prompt.focus();
     }
   });
 
@@ -123,6 +128,8 @@ async function loadModels(select, errors) {
     const list = await api("/v1/models");
     const ids = list.data.map((m) => m.id).sort();
     const wanted = sessionStorage.getItem(MODEL);
+    // A fine-tuning checkpoint is served by name without being listed: keep the one chosen.
+    if (wanted && !ids.includes(wanted)) ids.push(wanted);
     clear(select, ids.map((id) => h("option", { value: id }, id)));
     select.value = ids.includes(wanted) ? wanted : ids.includes("default") ? "default" : ids[0];
   } catch (err) {

@@ -14,7 +14,7 @@ export async function render(main) {
   clear(main, h("h1", {}, t("nav.tuning")),
     h("section", { class: "panel" }, h("h2", {}, t("tune.jobs")), list), detail);
   const refresh = async () => {
-    if (!main.isConnected) return;
+    if (!list.isConnected) return; // the user went to another page
     try {
       const jobs = await api("/v1/fine_tuning/jobs?limit=50");
       drawJobs(list, jobs.data, refresh);
