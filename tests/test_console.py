@@ -9,7 +9,9 @@ documents and citations, which need the real models, are in ``test_console_groun
 from __future__ import annotations
 
 import gzip
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -77,6 +79,7 @@ def test_console_is_served_beside_the_api(console_server: RunningServer) -> None
     assert httpx.get(f"{base}/v1/models", headers=headers).json()["object"] == "list"
     assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
     assert httpx.get(f"{base}/metrics").status_code == 200
+    assert httpx.get(f"{base}/v1/ember/audit", headers=headers).status_code == 401  # admin only
     assert httpx.get(f"{base}/docs").status_code == 200
     schema = httpx.get(f"{base}/openapi.json").json()
     assert "/v1/chat/completions" in schema["paths"] and "/" not in schema["paths"]
@@ -207,8 +210,8 @@ def test_chat_page_by_keyboard_alone(console: ConsolePage) -> None:
         order.append(page.evaluate(focused))
         if order[-1] == "prompt":
             break
-    assert order[:6] == ["Chat", "Documents", "Keys", "Usage", "Fine-tuning", "Models"]
-    assert order[6:] == ["lang", "signout", "chat-model", "new-chat", "prompt"]
+    pages = ["Chat", "Documents", "Keys", "Usage", "Audit", "Fine-tuning", "Models"]
+    assert order == [*pages, "lang", "signout", "chat-model", "new-chat", "prompt"]
     page.keyboard.type("typed by keyboard")
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("second line")
@@ -297,3 +300,37 @@ def test_fine_tuning_page_without_jobs(console: ConsolePage) -> None:
     page = console.page
     page.click("#nav a[href='#/tuning']")
     expect(page.locator("#job-list")).to_contain_text("No fine-tuning jobs yet")
+
+
+def test_audit_tail_filter_export_and_verify_after_tampering(
+    console: ConsolePage, console_server: RunningServer
+) -> None:
+    client = openai.OpenAI(base_url=console_server.v1, api_key=KEY, max_retries=0)
+    client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "audit me"}])
+    page = console.page
+    page.click("#nav a[href='#/audit']")
+    page.fill("#admin-key", ADMIN)
+    page.press("#admin-key", "Enter")
+    rows = page.locator("#audit-table tbody tr")
+    expect(rows.first).to_contain_text("chat.completions")
+    page.click("#audit-verify")
+    expect(page.locator("#audit-verdict")).to_contain_text("The chain is intact")
+    page.fill("#audit-filter", "no-such-tenant")
+    expect(page.locator("#audit-table")).to_have_text("No records.")
+    page.fill("#audit-filter", "")
+    with page.expect_download() as download:
+        page.click("#audit-export")
+    exported = Path(download.value.path()).read_text().splitlines()
+    assert len(exported) == rows.count()
+    newest = json.loads(exported[0])
+    # Edit the newest record in the database behind the server's back.
+    with sqlite3.connect(console_server.home / "ember.db") as db:
+        db.execute("UPDATE audit_log SET model = 'forged' WHERE seq = ?", (newest["seq"],))
+    page.click("#audit-verify")
+    expect(page.locator("#audit-verdict")).to_contain_text(
+        f"The chain is broken at record {newest['seq']}"
+    )
+    forged = page.locator(f"#audit-table tr[data-seq='{newest['seq']}']")
+    expect(forged).to_have_class("bad")
+    expect(forged).to_contain_text("forged")
+    console.screenshot("audit-broken")

@@ -1,6 +1,7 @@
 // The console's shell: sign-in, language, and the pages behind the hash routes.
 
 import { ApiError, api, session, setUnauthorizedHandler } from "./api.js";
+import * as audit from "./audit.js";
 import * as chat from "./chat.js";
 import * as documents from "./documents.js";
 import { clear, errorNode, h } from "./dom.js";
@@ -14,6 +15,7 @@ const PAGES = {
   documents: documents.render,
   keys: renderKeys,
   usage: renderUsage,
+  audit: audit.render,
   tuning: tuning.render,
   models: models.render,
 };

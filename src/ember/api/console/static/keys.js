@@ -5,7 +5,7 @@ import { api, session } from "./api.js";
 import { clear, errorNode, formatTime, h, svg } from "./dom.js";
 import { t } from "./i18n.js";
 
-function adminKeyField(onChange) {
+export function adminKeyField(onChange) {
   const input = h("input", {
     id: "admin-key", type: "password", autocomplete: "off", value: session.adminKey,
   });
