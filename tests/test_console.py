@@ -334,3 +334,16 @@ def test_audit_tail_filter_export_and_verify_after_tampering(
     expect(forged).to_have_class("bad")
     expect(forged).to_contain_text("forged")
     console.screenshot("audit-broken")
+
+
+def test_a_revoked_key_returns_to_sign_in(browser: Browser, console_server: RunningServer) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    created = httpx.post(f"{console_server.v1}/ember/keys", json={"name": "short"}, headers=admin)
+    with open_console(browser, console_server.base_url, key=created.json()["key"]) as console:
+        page = console.page
+        revoked = httpx.delete(f"{console_server.v1}/ember/keys/short", headers=admin)
+        assert revoked.status_code == 200
+        page.click("#nav a[href='#/documents']")
+        expect(page.locator("#signin .error")).to_have_text("Incorrect API key provided.")
+        expect(page.locator("#nav")).to_be_hidden()
+        console.assert_clean()
