@@ -64,8 +64,11 @@ export async function render(main) {
   });
   models.addEventListener("change", () => sessionStorage.setItem(MODEL, models.value));
 
+  // The lists load while the user types; a message sent before they arrive waits for them.
+  const ready = Promise.all([loadModels(models, errors), loadStores(storesBox, errors)]);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    await ready;
     const text = prompt.value;
     if (!text.trim() || state.controller || !models.value) return;
     clear(errors);
@@ -119,7 +122,7 @@ export async function render(main) {
     }
   });
 
-  await Promise.all([loadModels(models, errors), loadStores(storesBox, errors)]);
+  await ready;
   prompt.focus();
 }
 
