@@ -127,6 +127,7 @@ async function drawDetail(detail, store, refreshStores) {
         h("td", {}, f.last_error ? f.last_error.message : ""),
         h("td", {}, h("button", {
           type: "button", class: "danger",
+          "aria-label": `${t("docs.remove")} ${state.filenames.get(f.id) || f.id}`,
           onclick: async () => {
             try {
               await api(`/v1/vector_stores/${store.id}/files/${f.id}`, { method: "DELETE" });

@@ -22,7 +22,10 @@ export async function render(main) {
       if (job) await drawJob(detail, job, refresh);
       else clear(detail, h("p", { class: "hint" }, jobs.data.length ? t("tune.pick") : ""));
       clearTimeout(state.timer);
-      if (jobs.data.some((j) => LIVE.has(j.status))) state.timer = setTimeout(refresh, 2000);
+      // A paused job is followed too: its pause checkpoint lands after the status changes,
+      // and it may be resumed from elsewhere.
+      const moving = (j) => LIVE.has(j.status) || j.status === "paused";
+      if (jobs.data.some(moving)) state.timer = setTimeout(refresh, 2000);
     } catch (err) {
       clear(list, errorNode(err));
     }
