@@ -20,6 +20,15 @@ key=$(field key)
 cmake_args=$(field cmake_args)
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
+
+# The console's browser tests (--dev) drive Debian's chromium through Playwright, whose own
+# browser download cannot be relied on: install it with apt when it is missing.
+if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
 stamp=".venv/.ember-install-$(cat "$lock" requirements/no-deps.lock pyproject.toml scripts/install.sh |
   sha256sum | cut -c1-12)-$key"
 [ -f "$stamp" ] && exit 0

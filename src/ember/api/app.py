@@ -22,8 +22,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ember import __version__
+from ember.api.audit.router import router as audit_router
 from ember.api.chat.router import router as chat_router
 from ember.api.completions.router import router as completions_router
+from ember.api.console.router import router as console_router
 from ember.api.conversations.router import router as conversations_router
 from ember.api.deps import require_api_key
 from ember.api.embeddings.router import router as embeddings_router
@@ -194,6 +196,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         app.include_router(router, dependencies=secured)
     app.include_router(keys_admin_router)  # its own dependency: the admin key
     app.include_router(usage_router)  # admin key: every key's usage; a key: its own
+    app.include_router(audit_router)  # admin key: the audit chain's tail and verification
 
     @app.get("/healthz", tags=["ember"])
     async def healthz(request: Request) -> dict[str, Any]:
@@ -209,4 +212,5 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built: Services = request.app.state.services
         return Response(built.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    app.include_router(console_router)  # the web console: `/` and `/console/<asset>` only
     return app

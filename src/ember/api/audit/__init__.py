@@ -1,0 +1,1 @@
+"""``/v1/ember/audit``: the audit chain over HTTP (admin key)."""

@@ -1,0 +1,101 @@
+"""The console's Fine-tuning page in a real browser, on a real LoRA job of a tiny model.
+
+A job created from a script (the openai client) shows in the console; its loss curve grows
+while the page refreshes itself; Pause (which checkpoints), Resume and Cancel work from the
+page, and the checkpoint offers "chat with this model".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import openai
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.adapt.tiny_llama import build_tiny_llama
+from tests.conftest import RunningServer, client_for, start_server, stop_server
+from tests.console_browser import chromium, open_console
+
+TINY = "tiny-llama"
+TRAINING = [
+    {
+        "messages": [
+            {"role": "user", "content": f"What is {i} plus {i}?"},
+            {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."},
+        ]
+    }
+    for i in range(30)
+]
+
+
+@pytest.fixture(scope="module")
+def tune_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    model = build_tiny_llama(tmp_path_factory.mktemp("models") / TINY)
+    config = f"""
+preload = []
+n_threads = 1
+context_length = 2048
+fine_tuning_threads = 1
+
+[models.{TINY}]
+path = "{model}"
+engine = "transformers"
+"""
+    running = start_server(tmp_path_factory.mktemp("console-tune"), config)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+def points(count: int) -> re.Pattern[str]:
+    return re.compile(rf"^{count}$")
+
+
+def test_loss_curve_grows_and_the_job_is_paused_resumed_and_cancelled(
+    browser: Browser, tune_server: RunningServer
+) -> None:
+    client: openai.OpenAI = client_for(tune_server)
+    data = "\n".join(json.dumps(line) for line in TRAINING).encode()
+    training = client.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model=TINY,
+        training_file=training.id,
+        suffix="sums",
+        seed=3,
+        extra_body={"ember": {"seq_len": 64, "checkpoint_every": 50, "max_steps": 400}},
+    )
+    with open_console(browser, tune_server.base_url) as console:
+        page = console.page
+        page.click("#nav a[href='#/tuning']")
+        page.get_by_role("button", name=job.id).click()
+        curve = page.locator("#loss-curve circle")
+        expect(curve.nth(2)).to_be_attached(timeout=120_000)  # three steps, drawn live
+        page.get_by_role("button", name="Pause").click()
+        detail = page.locator("#job-detail")
+        expect(detail.locator("p").first).to_have_text(re.compile("paused$"), timeout=60_000)
+        # A pause checkpoints: the checkpoint is listed, and can be chatted with.
+        expect(page.locator("#checkpoints tbody tr")).to_have_count(1, timeout=60_000)
+        expect(page.locator("#checkpoints")).to_contain_text(
+            f"ft:{TINY}:sums:{job.id.removeprefix('ftjob-')}:ckpt-step-"
+        )
+        paused_at = curve.count()
+        console.screenshot("tuning-paused")
+        page.get_by_role("button", name="Resume").click()
+        expect(curve.nth(paused_at + 2)).to_be_attached(timeout=120_000)  # growing again
+        page.get_by_role("button", name="Cancel").click()
+        expect(detail.locator("p").first).to_have_text(re.compile("cancelled$"), timeout=60_000)
+        expect(page.locator("#events")).to_contain_text("Resumed from the checkpoint at step")
+        console.screenshot("tuning")
+        page.locator("#checkpoints button").first.click()
+        expect(page.locator("#chat-model")).to_have_value(re.compile(r":ckpt-step-\d+$"))
+        console.assert_clean()
+    client.close()
