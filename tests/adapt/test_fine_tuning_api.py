@@ -452,11 +452,11 @@ def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
 def test_kill_9_and_server_restart_resume_the_same_loss_curve(
     home: Path, server: RunningServer, server_config: str, client: openai.OpenAI
 ) -> None:
-    reference = create(client, upload(client, jsonl(TRAINING)), max_steps=80)
+    reference = create(client, upload(client, jsonl(TRAINING)), max_steps=400)
     wait_status(client, reference.id, "succeeded")
     expected = losses(client, reference.id)
 
-    job = create(client, upload(client, jsonl(TRAINING)), max_steps=80)
+    job = create(client, upload(client, jsonl(TRAINING)), max_steps=400)
     wait_for(lambda: latest_step(client, job.id) >= 7, "step 7")
     pid = worker_pid(home, job.id)
     assert pid is not None
