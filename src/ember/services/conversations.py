@@ -77,12 +77,7 @@ class ConversationLog:
         after: str | None = None,
     ) -> Item:
         items = self.items_of_checked(conversation_id)
-        if order == "desc":
-            items.reverse()
-        if after is not None:
-            ids = [item.get("id") for item in items]
-            items = items[ids.index(after) + 1 :] if after in ids else []
-        return _page(items, limit=limit)
+        return item_page(items, limit=limit, order=order, after=after)
 
     def item(self, conversation_id: str, item_id: str) -> Item:
         for item in self.items_of_checked(conversation_id):
@@ -108,6 +103,18 @@ def _conversation(conversation_id: str, created_at: int, metadata: dict[str, str
         "created_at": created_at,
         "metadata": metadata,
     }
+
+
+def item_page(
+    items: Sequence[Item], *, limit: int, order: Literal["asc", "desc"], after: str | None
+) -> Item:
+    """One page (a ``list`` object) of ``items`` in ``order``, after the item ``after``: a
+    conversation's items, or the input items of a response."""
+    ordered = list(reversed(items)) if order == "desc" else list(items)
+    if after is not None:
+        ids = [item.get("id") for item in ordered]
+        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
+    return _page(ordered, limit=limit)
 
 
 def _page(items: list[Item], *, limit: int) -> Item:

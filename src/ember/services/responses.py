@@ -48,6 +48,7 @@ from ember.services.agent import (
     McpToolRequest,
     tool_result_text,
 )
+from ember.services.conversations import item_page
 from ember.services.generation_types import (
     ChatRequest,
     ChoiceEnd,
@@ -591,20 +592,8 @@ class ResponseService:
         after: str | None = None,
     ) -> Item:
         """One page of the items that made up the response's input (a ``list`` object)."""
-        items = list(self._stored(response_id).conversation)
-        if order == "desc":
-            items.reverse()
-        if after is not None:
-            ids = [item.get("id") for item in items]
-            items = items[ids.index(after) + 1 :] if after in ids else []
-        page = items[:limit]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
-        }
+        items = self._stored(response_id).conversation
+        return item_page(items, limit=limit, order=order, after=after)
 
     def _stored(self, response_id: str, *, param: str = "response_id") -> StoredResponse:
         stored = self.store.get_response(response_id)
