@@ -9,12 +9,13 @@ documents do not cover, and is stopped in the middle of a long answer.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.console_browser import ConsolePage, chromium, open_console
@@ -121,8 +122,15 @@ def test_upload_search_ask_and_open_the_cited_passage(
     console.screenshot("chat-abstained")
 
 
+def greedy(route: Route) -> None:
+    """Send the console's chat request at temperature 0: the same long answer every run."""
+    body = json.loads(route.request.post_data or "{}")
+    route.continue_(post_data=json.dumps({**body, "temperature": 0, "max_tokens": 1200}))
+
+
 def test_stop_ends_a_long_answer(console: ConsolePage) -> None:
     page = console.page
+    page.route("**/v1/chat/completions", greedy)
     page.fill("#prompt", "Count from 1 to 400, one number per line.")
     page.press("#prompt", "Enter")
     answer = page.locator(".msg.assistant").last

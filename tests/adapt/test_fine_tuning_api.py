@@ -81,7 +81,7 @@ def upload(client: openai.OpenAI, data: bytes, purpose: str = "fine-tune") -> st
     return client.files.create(file=("train.jsonl", io.BytesIO(data)), purpose=purpose).id  # type: ignore[arg-type]
 
 
-def create(client: openai.OpenAI, file_id: str, **ember: Any) -> Any:
+def create(client: openai.OpenAI, file_id: str, n_epochs: int = 10, **ember: Any) -> Any:
     options = {"seq_len": 64, "checkpoint_every": 5, "max_steps": 20, **ember}
     return client.fine_tuning.jobs.create(
         model=TINY,
@@ -92,7 +92,7 @@ def create(client: openai.OpenAI, file_id: str, **ember: Any) -> Any:
             "type": "supervised",
             "supervised": {
                 "hyperparameters": {
-                    "n_epochs": 10,
+                    "n_epochs": n_epochs,
                     "batch_size": 2,
                     "learning_rate_multiplier": 25,
                 }
@@ -353,7 +353,9 @@ def test_a_dpo_job_trains_checkpoints_and_serves(client: openai.OpenAI) -> None:
 
 
 def test_pause_resume_and_cancel(home: Path, client: openai.OpenAI) -> None:
-    job = create(client, upload(client, jsonl(TRAINING)), max_steps=400, checkpoint_every=50)
+    job = create(
+        client, upload(client, jsonl(TRAINING)), n_epochs=40, max_steps=400, checkpoint_every=50
+    )
     wait_for(lambda: latest_step(client, job.id) >= 2, "training to start")
     paused = client.fine_tuning.jobs.pause(job.id)
     assert paused.status == "paused"
@@ -452,11 +454,11 @@ def test_cli_follows_and_exports_and_the_gguf_is_served_by_llama_cpp(
 def test_kill_9_and_server_restart_resume_the_same_loss_curve(
     home: Path, server: RunningServer, server_config: str, client: openai.OpenAI
 ) -> None:
-    reference = create(client, upload(client, jsonl(TRAINING)), max_steps=400)
+    reference = create(client, upload(client, jsonl(TRAINING)), n_epochs=40, max_steps=400)
     wait_status(client, reference.id, "succeeded")
     expected = losses(client, reference.id)
 
-    job = create(client, upload(client, jsonl(TRAINING)), max_steps=400)
+    job = create(client, upload(client, jsonl(TRAINING)), n_epochs=40, max_steps=400)
     wait_for(lambda: latest_step(client, job.id) >= 7, "step 7")
     pid = worker_pid(home, job.id)
     assert pid is not None
