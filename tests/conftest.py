@@ -22,6 +22,8 @@ import httpx
 import openai
 import pytest
 
+from tests.postgres import PostgresServer, start_postgres
+
 # The test modules that load no real model: the fast lane (`make test-fast`, pytest -m "not
 # model"). Every other module is marked `model`, so a new module is in the full suite only
 # until it is listed here.
@@ -170,3 +172,24 @@ def client_for(server: RunningServer, api_key: str = "not-needed") -> openai.Ope
 @pytest.fixture(scope="session")
 def client(server: RunningServer) -> openai.OpenAI:
     return client_for(server)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL with pgvector for the session (see tests/postgres.py)."""
+    yield from start_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Ember's database, once on each backend: a SQLite file path, or the URL of a fresh
+    PostgreSQL database. Tests that take it run on both from the same code."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "ember.db")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)

@@ -183,9 +183,10 @@ def test_iter_audit_pages_after_a_seq(home: Path) -> None:
         store.close()
 
 
-def test_concurrent_appends_keep_one_unbroken_chain(tmp_path: Path) -> None:
-    # Two Store objects stand for two processes (server and CLI); each has its own pool.
-    stores = [Store(tmp_path / "ember.db"), Store(tmp_path / "ember.db")]
+def test_concurrent_appends_keep_one_unbroken_chain(database: str) -> None:
+    # Two Store objects stand for two processes (server and CLI, or two replicas); each has
+    # its own pool. On PostgreSQL the chain is locked by table; on SQLite by the write lock.
+    stores = [Store(database), Store(database)]
     errors: list[BaseException] = []
 
     def append_many(worker: int) -> None:

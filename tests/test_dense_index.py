@@ -101,8 +101,8 @@ def _add_file(store: Store, store_id: str, file_id: str, texts: list[str], vecto
 
 
 @pytest.mark.parametrize("kind", ["exact", "hnsw"])
-def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
-    store = Store(tmp_path / "ember.db")
+def test_retriever_stays_in_step_with_the_database(database: str, kind: str) -> None:
+    store = Store(database)
     try:
         store.vectors.create_store(
             {"id": "vs_a", "name": "a", "created_at": 0, "last_active_at": 0, "expires_at": None}
@@ -132,13 +132,49 @@ def test_retriever_stays_in_step_with_sqlite(tmp_path: Path, kind: str) -> None:
         hits = retriever.search(["vs_a"], texts[45], vectors[45], k=5)
         assert hits and all(h.file_id == "file-a" for h in hits)
 
-        # A fresh retriever (a restarted server) rebuilds from SQLite alone.
+        # A fresh retriever (a restarted server, another replica) rebuilds from the database.
         again = Retriever(store.chunks, vector_index=kind)  # type: ignore[arg-type]
         hits = again.search(["vs_a"], texts[7], vectors[7], k=1, mode="vector")
         assert hits[0].text == texts[7]
         # score_threshold applies to the cosine score.
         strict = again.search(["vs_a"], texts[7], vectors[7], k=5, score_threshold=0.99)
         assert [h.chunk_id for h in strict] == [hits[0].chunk_id]
+    finally:
+        store.close()
+
+
+def test_the_database_finds_nearest_chunks_within_one_store(database: str) -> None:
+    """The vector tables themselves (sqlite-vec; pgvector with its HNSW index): nearest
+    chunks stay inside the asked store, distances are cosine, deleting removes vectors."""
+    store = Store(database)
+    try:
+        for store_id in ("vs_a", "vs_b"):
+            store.vectors.create_store(
+                {"id": store_id, "name": store_id, "created_at": 0, "last_active_at": 0}
+                | {"expires_at": None}
+            )
+        vectors = unit(80, 11)
+        texts = [f"passage {i}" for i in range(80)]
+        _add_file(store, "vs_a", "file-a", texts[:40], vectors[:40])
+        _add_file(store, "vs_b", "file-b", texts[40:], vectors[40:])
+        ids_a = sorted(c["id"] for c in store.chunks.file_chunks("vs_a", "file-a"))
+        for probe in (3, 17, 45):
+            hits = store.chunks.nearest("vs_a", vectors[probe], 5)
+            assert len(hits) == 5 and all(chunk in ids_a for chunk, _ in hits)
+            want = exact_top(vectors[:40], np.array(ids_a), vectors[probe], 5)
+            assert [chunk for chunk, _ in hits] == want
+            assert [d for _, d in hits] == sorted(d for _, d in hits)
+        first = store.chunks.distances(vectors[3], ids_a[:4])
+        expected = [1 - float(vectors[i] @ vectors[3]) for i in range(4)]
+        assert [first[i] for i in ids_a[:4]] == pytest.approx(expected, abs=1e-5)
+        among = store.chunks.nearest("vs_a", vectors[3], 2, chunk_ids=ids_a[2:10])
+        assert [chunk for chunk, _ in among] == [ids_a[3], *[c for c, _ in among[1:]]]
+        stored_ids, stored = store.chunks.store_vectors("vs_b", DIM)
+        assert len(stored_ids) == 40 and np.allclose(stored, vectors[40:], atol=1e-6)
+
+        store.vectors.delete_file("vs_a", "file-a")
+        assert store.chunks.nearest("vs_a", vectors[3], 5) == []
+        assert len(store.chunks.nearest("vs_b", vectors[3], 5)) == 5
     finally:
         store.close()
 

@@ -1,8 +1,9 @@
 """The log writer: request-log rows and audit links written by one thread, group commit.
 
-Checked on a real SQLite file: order and tamper evidence survive batching and writers in
-other threads and stores (processes' stand-ins), a graceful close loses nothing queued, and
-readers in the same process always see what was submitted before.
+Checked on a real SQLite file and a real PostgreSQL database: order and tamper evidence
+survive batching and writers in other threads and stores (processes' stand-ins), a graceful
+close loses nothing queued, and readers in the same process always see what was submitted
+before.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def log(store: Store, n: int) -> None:
     )
 
 
-def test_batches_keep_submission_order_and_a_valid_chain(tmp_path: Path) -> None:
-    store = Store(tmp_path / "ember.db")
+def test_batches_keep_submission_order_and_a_valid_chain(database: str) -> None:
+    store = Store(database)
     futures = [store.queue_audit(entry(n)) for n in range(1, 301)]
     for n in range(300):
         log(store, n)
@@ -51,8 +52,8 @@ def test_batches_keep_submission_order_and_a_valid_chain(tmp_path: Path) -> None
     store.close()
 
 
-def test_concurrent_writers_in_two_stores_never_fork_the_chain(tmp_path: Path) -> None:
-    stores = [Store(tmp_path / "ember.db"), Store(tmp_path / "ember.db")]
+def test_concurrent_writers_in_two_stores_never_fork_the_chain(database: str) -> None:
+    stores = [Store(database), Store(database)]
 
     def work(worker: int) -> None:
         store = stores[worker % 2]
@@ -89,8 +90,8 @@ def test_a_graceful_close_writes_everything_queued(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_a_bad_record_fails_alone_and_the_writer_goes_on(tmp_path: Path) -> None:
-    store = Store(tmp_path / "ember.db")
+def test_a_bad_record_fails_alone_and_the_writer_goes_on(database: str) -> None:
+    store = Store(database)
     good = [store.queue_audit(entry(1))]
     bad = store.writer.submit(request_log={"tenant": "t"})  # no created_at: NOT NULL
     good += [store.queue_audit(entry(n)) for n in range(2, 21)]
@@ -99,7 +100,7 @@ def test_a_bad_record_fails_alone_and_the_writer_goes_on(tmp_path: Path) -> None
     try:
         bad.result(timeout=30)
     except Exception as exc:  # the database refused the row
-        assert "NOT NULL" in str(exc)
+        assert "not null" in str(exc).lower().replace("-", " ")
     else:
         raise AssertionError("a row the table cannot take was reported as written")
     assert store.verify_audit().checked == 20

@@ -225,6 +225,12 @@ class Settings(BaseSettings):
         description="Where Ember keeps its database, downloaded models and joined embedded "
         "models (`EMBER_HOME`, default `~/.ember`).",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="The database (`EMBER_DATABASE_URL`): unset, a SQLite file in the home "
+        "(`ember.db`, no setup); or `postgresql://user:password@host:port/dbname` with the "
+        "pgvector extension available, which several `ember serve` replicas can share.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `ember serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `ember serve` uses.")
     default_model: str = Field(
@@ -542,7 +548,13 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file used when no ``database_url`` is set."""
         return self.home / "ember.db"
+
+    @property
+    def database(self) -> str:
+        """The database to open: ``database_url``, or the SQLite file in the home."""
+        return self.database_url or str(self.database_path)
 
     @property
     def models_dir(self) -> Path:

@@ -1,11 +1,12 @@
-"""Conversation vaults across turns: stored encrypted in a real SQLite database, found by the
-next turn, expired and purged; the key file is private."""
+"""Conversation vaults across turns: stored encrypted in a real SQLite and a real PostgreSQL
+database, found by the next turn, expired and purged; the key file is private."""
 
 from __future__ import annotations
 
 import asyncio
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ OTHER = "13987654321"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "ember.db")
+def store(database: str) -> Iterator[Store]:
+    opened = Store(database)
+    yield opened
+    opened.close()
 
 
 def test_key_file_is_private_and_stable(tmp_path: Path) -> None:
@@ -41,8 +44,11 @@ def test_vault_is_sealed_at_rest(tmp_path: Path, store: Store) -> None:
     vault = PiiVault()
     assert vault.placeholder("PHONE", PHONE) == "<PHONE_1>"
     vaults.save("conv", vault)
-    raw = (tmp_path / "ember.db").read_bytes()
-    assert PHONE.encode() not in raw
+    with store.engine.begin() as conn:
+        sealed = bytes(conn.exec_driver_sql("SELECT sealed FROM guard_vault").scalar_one())
+    assert PHONE.encode() not in sealed and b"PHONE" not in sealed
+    if store.engine.dialect.name == "sqlite":  # nor anywhere in the file
+        assert PHONE.encode() not in (tmp_path / "ember.db").read_bytes()
     loaded = vaults.load("conv")
     assert loaded is not None
     assert loaded.placeholder("PHONE", PHONE) == "<PHONE_1>"

@@ -130,7 +130,7 @@ def run(job_id: str, settings: Settings) -> int:
     import torch
 
     torch.set_num_threads(settings.fine_tuning_threads)
-    store = Store(settings.database_path)
+    store = Store(settings.database)
     job = store.get_fine_tuning_job(job_id)
     if job is None or job.status not in ("queued", "running"):
         return 0

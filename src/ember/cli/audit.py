@@ -47,7 +47,7 @@ def _store() -> Iterator[Store]:
     """The store for one command; an EmberError ends it with one red line."""
     store: Store | None = None
     try:
-        store = Store(load_settings().database_path)
+        store = Store(load_settings().database)
         yield store
     except EmberError as exc:
         _stderr().print(f"Error: {exc.message}", style="red", markup=False, soft_wrap=True)

@@ -24,7 +24,7 @@ err_console = Console(stderr=True)
 
 
 def _store() -> Store:
-    return Store(load_settings().database_path)
+    return Store(load_settings().database)
 
 
 def _fail(exc: EmberError) -> typer.Exit:
@@ -51,7 +51,7 @@ def create(
 ) -> None:
     """Create a key and print it (the only time it is shown; only a salted hash is kept)."""
     settings = load_settings()
-    store = Store(settings.database_path)
+    store = Store(settings.database)
     try:
         key, record = create_key(
             store,

@@ -57,7 +57,7 @@ def _services() -> Iterator[tuple[Settings, Store]]:
     store: Store | None = None
     try:
         settings = load_settings()
-        store = Store(settings.database_path)
+        store = Store(settings.database)
         yield settings, store
     except EmberError as exc:
         _stderr().print(f"Error: {exc.message}", style="red", markup=False, soft_wrap=True)

@@ -289,7 +289,7 @@ def export(
         raise typer.Exit(2)
     with api_errors():
         settings = load_settings()
-        store = Store(settings.database_path)
+        store = Store(settings.database)
         try:
             with _stderr().status(f"Exporting {job_id} as {format}"):
                 result = export_job(

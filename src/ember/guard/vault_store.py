@@ -96,8 +96,10 @@ class VaultStore:
         with self.engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT OR REPLACE INTO guard_vault "
-                    "(conversation_key, sealed, created_at, expires_at) VALUES (:k, :s, :c, :e)"
+                    "INSERT INTO guard_vault (conversation_key, sealed, created_at, expires_at)"
+                    " VALUES (:k, :s, :c, :e) ON CONFLICT (conversation_key) DO UPDATE SET"
+                    " sealed = excluded.sealed, created_at = excluded.created_at,"
+                    " expires_at = excluded.expires_at"
                 ),
                 {"k": conversation, "s": sealed, "c": now, "e": now + self.ttl_s},
             )

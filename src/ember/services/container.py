@@ -74,7 +74,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.home.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.database_path)
+        store = Store(settings.database)
         registry = ModelRegistry(settings, store)
         manager = ModelManager(settings)
         metrics = Metrics()

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import sqlean
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ember.core.types import SamplingParams
@@ -47,7 +48,7 @@ from ember.services.doctor_build import (
 )
 from ember.services.doctor_check import Check, reinstall_command
 from ember.settings import Settings
-from ember.store import Store
+from ember.store import Store, create_store_engine, database_url
 
 # -- embedded models -----------------------------------------------------------------------
 
@@ -178,7 +179,10 @@ def check_embedded_model(spec: ModelSpec, settings: Settings, *, verify: bool = 
 
 
 def check_store(settings: Settings, *, thorough: bool = True) -> Check:
-    """SQLite's own check of the database (read-only, safe beside a running server)."""
+    """SQLite's own check of the database (read-only, safe beside a running server), or
+    for PostgreSQL that the server answers and Ember's schema is there."""
+    if settings.database_url:
+        return _check_server_database(settings.database_url)
     path = settings.database_path
     if not path.exists():
         return Check("store", True, f"no database yet at {path} (created at the first start)")
@@ -204,12 +208,49 @@ def check_store(settings: Settings, *, thorough: bool = True) -> Check:
     )
 
 
+def _check_server_database(url: str) -> Check:
+    shown = make_url(database_url(url)).render_as_string(hide_password=True)
+    try:
+        engine = create_store_engine(url)
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(text("SHOW server_version")).scalar()
+                vector = conn.execute(
+                    text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+                ).first()
+                created = conn.execute(text("SELECT to_regclass('_migrations')")).scalar()
+                applied = (
+                    conn.execute(text("SELECT COUNT(*) FROM _migrations")).scalar()
+                    if created
+                    else 0
+                )
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        return Check(
+            "store",
+            False,
+            f"{shown}: {type(cause).__name__}: {str(cause).strip()}",
+            "check EMBER_DATABASE_URL and that the database server is running",
+        )
+    if vector is None:
+        return Check(
+            "store",
+            False,
+            f"{shown}: PostgreSQL {version} has no pgvector extension, which Ember keeps "
+            "chunk vectors in",
+            "install pgvector on the database server (https://github.com/pgvector/pgvector)",
+        )
+    return Check("store", True, f"{shown}: PostgreSQL {version}, {applied} migrations applied")
+
+
 def check_audit(settings: Settings) -> Check | None:
     """The audit log's hash chain (None when there is no database yet)."""
-    if not settings.database_path.exists():
+    if not settings.database_url and not settings.database_path.exists():
         return None
     try:
-        store = Store(settings.database_path)
+        store = Store(settings.database)
         try:
             result = store.verify_audit()
         finally:

@@ -1,7 +1,13 @@
 """Persistence: SQLAlchemy tables, migrations and the :class:`Store` facade."""
 
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
-from ember.store.database import ModelRecord, Store, StoredResponse
+from ember.store.database import (
+    ModelRecord,
+    Store,
+    StoredResponse,
+    create_store_engine,
+    database_url,
+)
 from ember.store.files import FileRecord
 
 __all__ = [
@@ -12,4 +18,6 @@ __all__ = [
     "ModelRecord",
     "Store",
     "StoredResponse",
+    "create_store_engine",
+    "database_url",
 ]

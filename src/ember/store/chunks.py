@@ -3,10 +3,10 @@
 * ``chunks``: a file's chunks by ``position`` (unique per store and file), with page,
   heading, token count, BM25 terms and a content hash. Chunking is deterministic, so a
   resumed ingestion inserts only the positions that are missing.
-* ``chunk_vectors_<dim>``: a sqlite-vec ``vec0`` table (cosine distance, partitioned by
-  store) whose rowid is the chunk's id; created on first use for the embedder's dimension.
-  A batch of chunks and their vectors is written in one transaction, and only while the
-  file's ingestion (``ember.store.vectors``) is still ``in_progress``.
+* ``chunk_vectors_<dim>``: the chunks' vectors, keyed by chunk id, in sqlite-vec or pgvector
+  (``ember.store.vector_index``); created on first use for the embedder's dimension. A
+  batch of chunks and their vectors is written in one transaction, and only while the file's
+  ingestion (``ember.store.vectors``) is still ``in_progress``.
 
 Search reads only chunks of ``completed`` files, through a per-thread DB-API connection
 where it can (see :meth:`ChunkTables.chunks`).
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
+from ember.store.vector_index import vector_index, vector_table
+
 
 @dataclass(frozen=True)
 class NewChunk:
@@ -35,12 +37,6 @@ class NewChunk:
     content_hash: str
 
 
-def _vec_table(dimensions: int) -> str:
-    if not 1 <= int(dimensions) <= 8192:
-        raise ValueError("bad vector dimension")
-    return f"chunk_vectors_{int(dimensions)}"
-
-
 def as_dicts(result: Any) -> list[dict[str, Any]]:
     """SQLAlchemy result rows as plain dicts."""
     return [dict(row._mapping) for row in result]
@@ -51,6 +47,7 @@ class ChunkTables:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.index = vector_index(engine)
         self._vec_tables: set[int] = set()
         self._watcher: Any = None
         self._watcher_lock = threading.Lock()
@@ -99,15 +96,9 @@ class ChunkTables:
     # -- written by ingestion, deleted with their file or store ------------------------
 
     def _ensure_vec_table(self, conn: Connection, dimensions: int) -> str:
-        table = _vec_table(dimensions)
+        table = vector_table(dimensions)
         if dimensions not in self._vec_tables:
-            conn.execute(
-                text(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
-                    "vector_store_id TEXT PARTITION KEY,"
-                    f" embedding FLOAT[{int(dimensions)}] distance_metric=cosine)"
-                )
-            )
+            self.index.create(conn, dimensions)
             self._vec_tables.add(dimensions)
         return table
 
@@ -119,14 +110,7 @@ class ChunkTables:
         return [(store, d) for store in stores for d in dimensions]
 
     def _vector_tables(self, conn: Connection) -> list[str]:
-        return list(
-            conn.execute(
-                text(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    " AND name GLOB 'chunk_vectors_[0-9]*' AND sql LIKE 'CREATE VIRTUAL%'"
-                )
-            ).scalars()
-        )
+        return self.index.tables(conn)
 
     def delete_chunks(self, conn: Connection, where: str, params: dict[str, Any]) -> None:
         """Delete the chunks matching ``where`` and their vectors, in ``conn``'s transaction."""
@@ -135,9 +119,7 @@ class ChunkTables:
             return
         for table in self._vector_tables(conn):
             for start in range(0, len(ids), 500):
-                part = ids[start : start + 500]
-                marks = ",".join(str(int(i)) for i in part)
-                conn.execute(text(f"DELETE FROM {table} WHERE rowid IN ({marks})"))
+                self.index.delete(conn, table, ids[start : start + 500])
         conn.execute(text(f"DELETE FROM chunks WHERE {where}"), params)
 
     def positions(self, store_id: str, file_id: str) -> set[int]:
@@ -190,17 +172,7 @@ class ChunkTables:
                         "hash": chunk.content_hash,
                     },
                 ).scalar_one()
-                conn.execute(
-                    text(
-                        f"INSERT INTO {table} (rowid, vector_store_id, embedding)"
-                        " VALUES (:id, :vs, :embedding)"
-                    ),
-                    {
-                        "id": chunk_id,
-                        "vs": store_id,
-                        "embedding": np.asarray(vector, dtype="<f4").tobytes(),
-                    },
-                )
+                self.index.insert(conn, table, chunk_id, store_id, vector)
         return True
 
     # -- read by search ---------------------------------------------------------------
@@ -234,14 +206,11 @@ class ChunkTables:
 
     def store_vectors(self, store_id: str, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, vectors) of every vector stored for a store, ordered by chunk id."""
-        table = _vec_table(dimensions)
+        table = vector_table(dimensions)
         with self.engine.begin() as conn:
             if table not in self._vector_tables(conn):
                 return np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32)
-            rows = conn.execute(
-                text(f"SELECT rowid, embedding FROM {table} WHERE vector_store_id = :vs"),
-                {"vs": store_id},
-            ).all()
+            rows = self.index.vectors(conn, table, store_id)
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -255,8 +224,7 @@ class ChunkTables:
         self, store_id: str, query: np.ndarray, k: int, *, chunk_ids: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine distance) of the ``k`` nearest chunks of completed files."""
-        table = _vec_table(int(query.shape[0]))
-        blob = np.asarray(query, dtype="<f4").tobytes()
+        table = vector_table(int(query.shape[0]))
         with self.engine.begin() as conn:
             if int(query.shape[0]) not in self._vec_tables:
                 if table not in self._vector_tables(conn):
@@ -265,38 +233,15 @@ class ChunkTables:
             if chunk_ids is not None:
                 if not chunk_ids:
                     return []
-                marks = ",".join(str(int(i)) for i in chunk_ids)
-                rows = conn.execute(
-                    text(
-                        f"SELECT rowid, vec_distance_cosine(embedding, :q) AS d FROM {table}"
-                        f" WHERE rowid IN ({marks}) ORDER BY d LIMIT :k"
-                    ),
-                    {"q": blob, "k": k},
-                ).all()
-            else:
-                rows = conn.execute(
-                    text(
-                        f"SELECT v.rowid, v.distance FROM {table} v WHERE v.embedding MATCH :q"
-                        " AND k = :k AND v.vector_store_id = :vs"
-                    ),
-                    {"q": blob, "k": k, "vs": store_id},
-                ).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+                return self.index.nearest_among(conn, table, query, chunk_ids, k)
+            return self.index.nearest(conn, table, store_id, query, k)
 
     def distances(self, query: np.ndarray, chunk_ids: Sequence[int]) -> dict[int, float]:
         if not chunk_ids:
             return {}
-        table = _vec_table(int(query.shape[0]))
-        marks = ",".join(str(int(i)) for i in chunk_ids)
+        table = vector_table(int(query.shape[0]))
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                text(
-                    f"SELECT rowid, vec_distance_cosine(embedding, :q) FROM {table}"
-                    f" WHERE rowid IN ({marks})"
-                ),
-                {"q": np.asarray(query, dtype="<f4").tobytes()},
-            ).all()
-        return {int(r[0]): float(r[1]) for r in rows}
+            return dict(self.index.distances(conn, table, query, chunk_ids))
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks by id, with their file's name and attributes."""

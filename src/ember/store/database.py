@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import sqlean
 import sqlite_vec
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ember.store import audit, fine_tuning, keys
@@ -99,21 +99,45 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def database_url(url_or_path: str | Path) -> str:
+    """The SQLAlchemy URL of a database given as a path (SQLite) or a URL.
+
+    ``postgresql://`` and ``postgres://`` mean psycopg 3, the driver Ember installs.
+    """
+    url = str(url_or_path)
+    if "://" not in url:
+        return f"sqlite:///{Path(url)}"
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_store_engine(url_or_path: str | Path) -> Engine:
+    """A SQLAlchemy engine for Ember's database: SQLite (a file) or PostgreSQL."""
+    url = make_url(database_url(url_or_path))
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # sqlean is sqlite3 with extension loading compiled in (see _set_sqlite_pragmas).
+        engine = create_engine(url, module=sqlean.dbapi2)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"unsupported database {url.get_backend_name()!r}: use a SQLite file path or a"
+            " postgresql:// URL"
+        )
+    # pre_ping: a connection the database dropped (a restart, a failover) is replaced
+    # before use instead of failing the request that drew it.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
 class Store:
     """All reads and writes of Ember's database."""
 
     def __init__(self, url_or_path: str | Path) -> None:
-        url = str(url_or_path)
-        if "://" not in url:
-            path = Path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
-        sqlite = url.startswith("sqlite")
-        # sqlean is sqlite3 with extension loading compiled in (see _set_sqlite_pragmas).
-        options: dict[str, Any] = {"module": sqlean.dbapi2} if sqlite else {}
-        self.engine: Engine = create_engine(url, future=True, **options)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        self.engine: Engine = create_store_engine(url_or_path)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.chunks = ChunkTables(self.engine)
@@ -238,7 +262,7 @@ class Store:
             "tenant": tenant,
             "target": target,
             "cost_usd": cost_usd,
-            "cache_hit": cache_hit,
+            "cache_hit": int(cache_hit),
             "route_reason": route_reason,
         }
         return self.writer.submit(request_log=row)

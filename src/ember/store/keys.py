@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ember.store.tables import ApiKeyRow, RequestLogRow
@@ -111,7 +111,7 @@ def spent_since(session: Session, tenant: str, since: float) -> tuple[float, int
         ).where(
             RequestLogRow.tenant == tenant,
             RequestLogRow.created_at >= since,
-            RequestLogRow.cache_hit.is_(False),
+            RequestLogRow.cache_hit == 0,
         )
     ).one()
     return float(row[0]), int(row[1])
@@ -137,7 +137,7 @@ def usage_report(
         func.sum(RequestLogRow.prompt_tokens),
         func.sum(RequestLogRow.completion_tokens),
         func.sum(RequestLogRow.cost_usd),
-        func.sum(cast(RequestLogRow.cache_hit, Integer)),
+        func.sum(RequestLogRow.cache_hit),
         func.avg(RequestLogRow.latency_ms),
     )
     if since is not None:

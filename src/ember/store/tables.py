@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy import Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -51,7 +51,7 @@ class RequestLogRow(Base):
     tenant: Mapped[str | None] = mapped_column(String, nullable=True)
     target: Mapped[str | None] = mapped_column(String, nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_hit: Mapped[int] = mapped_column(Integer, default=0)  # 0 or 1, as stored
     route_reason: Mapped[str | None] = mapped_column(String, nullable=True)
 
 

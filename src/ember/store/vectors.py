@@ -281,7 +281,7 @@ class VectorTables:
             conn.execute(
                 text(
                     "UPDATE vector_store_files SET status = :status, last_error = :error,"
-                    " usage_bytes = (SELECT COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0)"
+                    " usage_bytes = (SELECT COALESCE(SUM(OCTET_LENGTH(text)), 0)"
                     " FROM chunks WHERE vector_store_id = :vs AND file_id = :file)"
                     f" WHERE vector_store_id = :vs AND file_id = :file{guard}"
                 ),
