@@ -8,20 +8,24 @@ exercised by its own tests.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import openai
 import pytest
+from sqlalchemy import text
 
+from ember.store import create_store_engine
 from tests.postgres import PostgresServer, start_postgres
 
 # The test modules that load no real model: the fast lane (`make test-fast`, pytest -m "not
@@ -112,6 +116,25 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def sql(self, statement: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """One SQL statement on the server's own database (its SQLite file or the PostgreSQL
+        database its ``ember.toml`` names), committed; the rows it returns."""
+        engine = create_store_engine(home_database(self.home))
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(statement), params or {})
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+
+def home_database(home: Path) -> str:
+    """The database of the Ember home ``home``: the PostgreSQL URL its ``ember.toml`` names,
+    or its SQLite file."""
+    config = home / "ember.toml"
+    settings = tomllib.loads(config.read_text()) if config.exists() else {}
+    return str(settings.get("database_url") or home / "ember.db")
+
 
 def start_server(
     home: Path, config: str, *, extra_env: dict[str, str] | None = None
@@ -191,5 +214,21 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = server.create_database()
     try:
         yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """For a module's server: the ``ember.toml`` line choosing its database, once for each
+    backend (empty: the SQLite file in its home; else a fresh PostgreSQL database). Put it
+    before the config's tables."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    try:
+        yield f"database_url = {json.dumps(server.url(name))}\n"
     finally:
         server.drop_database(name)

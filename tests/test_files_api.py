@@ -23,8 +23,8 @@ max_file_bytes = {MAX_FILE_BYTES}
 
 
 @pytest.fixture(scope="module")
-def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("ember-files"), CONFIG)
+def files_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("ember-files"), backend + CONFIG)
     yield running
     stop_server(running)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -68,9 +67,9 @@ def cloud() -> Iterator[FakeProvider]:
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, cloud: FakeProvider
+    tmp_path_factory: pytest.TempPathFactory, cloud: FakeProvider, backend: str
 ) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("keys"), keys_config(cloud))
+    running = start_server(tmp_path_factory.mktemp("keys"), backend + keys_config(cloud))
     yield running
     for opened in [*_clients.values(), *_admins]:
         opened.close()
@@ -126,9 +125,8 @@ def test_keys_are_required_once_one_exists_and_stored_hashed(server: RunningServ
     assert client(server, key).models.list().data
     with pytest.raises(openai.AuthenticationError):
         client(server, key[:-1] + ("A" if key[-1] != "A" else "B")).models.list()
-    with sqlite3.connect(server.home / "ember.db") as db:
-        rows = db.execute("SELECT * FROM api_keys").fetchall()
-        salt, digest = db.execute("SELECT salt, hash FROM api_keys WHERE name='first'").fetchone()
+    rows = server.sql("SELECT * FROM api_keys")
+    [(salt, digest)] = server.sql("SELECT salt, hash FROM api_keys WHERE name = 'first'")
     secret = key.split("-", 3)[3]
     assert not any(secret in str(value) for row in rows for value in row)
     assert hashlib.sha256((salt + secret).encode()).hexdigest() == digest
@@ -245,8 +243,7 @@ def test_key_policy_model_list_and_tenant_in_the_audit_log(
     with pytest.raises(openai.PermissionDeniedError) as denied:
         ask(narrow, server, model="hybrid")
     assert denied.value.code == "model_not_allowed"
-    with sqlite3.connect(server.home / "ember.db") as db:
-        tenants = {row[0] for row in db.execute("SELECT tenant FROM audit_log")}
+    tenants = {row[0] for row in server.sql("SELECT tenant FROM audit_log")}
     assert {"strict-team", "blocker"} <= tenants
 
 

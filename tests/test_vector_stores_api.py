@@ -7,7 +7,6 @@ filters, thresholds, statuses and errors are checked against it.
 from __future__ import annotations
 
 import io
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ LANG = {"panda.md": "zh", "tea.html": "zh", "cities.csv": "zh"}
 
 
 @pytest.fixture(scope="module")
-def vs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("ember-vs"), CONFIG)
+def vs_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("ember-vs"), backend + CONFIG)
     yield running
     stop_server(running)
 
@@ -263,11 +262,10 @@ def test_an_expired_store_keeps_its_data_but_cannot_be_used_or_revived(
         vector_store_id=store.id, file_id=corpus["ids"]["rust.txt"], poll_interval_ms=200
     )
     # A day without activity, as the server's clock will see it.
-    with sqlite3.connect(vs_server.home / "ember.db") as db:
-        db.execute(
-            "UPDATE vector_stores SET expires_at = ?, last_active_at = ? WHERE id = ?",
-            (int(time.time()) - 5, int(time.time()) - 86405, store.id),
-        )
+    vs_server.sql(
+        "UPDATE vector_stores SET expires_at = :expires, last_active_at = :active WHERE id = :id",
+        {"expires": int(time.time()) - 5, "active": int(time.time()) - 86405, "id": store.id},
+    )
     expired = vs_client.vector_stores.retrieve(store.id)
     assert expired.status == "expired" and expired.file_counts.completed == 1
     with pytest.raises(openai.BadRequestError) as caught:
@@ -345,12 +343,9 @@ def test_store_crud_and_errors(vs_client: openai.OpenAI, corpus: dict[str, Any])
 def test_chunks_and_vectors_stay_in_the_database(
     vs_server: RunningServer, corpus: dict[str, Any]
 ) -> None:
-    import sqlean
-
-    db = sqlean.connect(str(vs_server.home / "ember.db"))
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-    db.close()
-    assert "chunks" in tables and "chunk_vectors_384" in tables
+    count = "SELECT COUNT(*) FROM {}"
+    assert vs_server.sql(count.format("chunks"))[0][0] > 0
+    assert vs_server.sql(count.format("chunk_vectors_384")) == vs_server.sql(count.format("chunks"))
     assert not [
         p for p in Path(vs_server.home).iterdir() if p.suffix in (".bin", ".index", ".parquet")
     ]

@@ -20,7 +20,7 @@ import pytest
 
 from ember.store import Store
 from tests.adapt.tiny_llama import build_tiny_llama
-from tests.conftest import RunningServer, client_for, start_server, stop_server
+from tests.conftest import RunningServer, client_for, home_database, start_server, stop_server
 
 TINY = "tiny-llama"
 DEADLINE_S = 240
@@ -40,13 +40,13 @@ engine = "transformers"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
     return tmp_path_factory.mktemp("ft-home")
 
 
 @pytest.fixture(scope="module")
-def server_config(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return config(build_tiny_llama(tmp_path_factory.mktemp("models") / TINY))
+def server_config(tmp_path_factory: pytest.TempPathFactory, backend: str) -> str:
+    return backend + config(build_tiny_llama(tmp_path_factory.mktemp("models") / TINY))
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def latest_step(client: openai.OpenAI, job_id: str) -> int:
 
 
 def worker_pid(home: Path, job_id: str) -> int | None:
-    store = Store(home / "ember.db")
+    store = Store(home_database(home))
     try:
         job = store.get_fine_tuning_job(job_id)
         return job.worker_pid if job else None

@@ -117,6 +117,13 @@ def spent_since(session: Session, tenant: str, since: float) -> tuple[float, int
     return float(row[0]), int(row[1])
 
 
+def _utc_day(session: Session, seconds: Any) -> Any:
+    """``YYYY-MM-DD`` (UTC) of a Unix time column, in the session's SQL dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM-DD")
+    return func.date(seconds, "unixepoch")
+
+
 def usage_report(
     session: Session,
     group_by: list[UsageGroup],
@@ -128,7 +135,7 @@ def usage_report(
         "key": func.coalesce(RequestLogRow.tenant, ""),
         "model": RequestLogRow.model,
         "target": func.coalesce(RequestLogRow.target, ""),
-        "day": func.date(RequestLogRow.created_at, "unixepoch"),
+        "day": _utc_day(session, RequestLogRow.created_at),
     }
     keys = [columns[name].label(name) for name in group_by]
     query = select(
