@@ -8,6 +8,7 @@ nothing), and bounds an unbounded answer when the key has a budget.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ember.core.request_context import OutputFilter, RequestContext
@@ -50,7 +51,9 @@ class KeyStage:
         prompt = estimate_tokens(ctx.messages)
         in_price, out_price = self.router.max_prices(ctx.model)
         usd = (prompt * in_price + completion * out_price) / 1e6
-        ctx.reservation = self.ledger.reserve(key, usd=usd, tokens=prompt + completion)
+        ctx.reservation = await asyncio.to_thread(
+            self.ledger.reserve, key, usd=usd, tokens=prompt + completion
+        )
 
     def output_filter(self, ctx: RequestContext) -> OutputFilter | None:
         return None
@@ -59,10 +62,13 @@ class KeyStage:
         reservation = ctx.reservation
         if not isinstance(reservation, Reservation):
             return
+        if reservation.id is None:
+            return
         if ctx.cache.hit:
-            self.ledger.settle(reservation, usd=0.0, tokens=0)
+            usd, tokens = 0.0, 0
         else:
-            self.ledger.settle(reservation, usd=ctx.route.cost_usd, tokens=ctx.usage.total_tokens)
+            usd, tokens = ctx.route.cost_usd, ctx.usage.total_tokens
+        await asyncio.to_thread(self.ledger.settle, reservation, usd=usd, tokens=tokens)
 
 
 def _has_budget(key: Any) -> bool:

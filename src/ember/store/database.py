@@ -1,7 +1,7 @@
 """Ember's store: the only owner of the database.
 
-One SQLite file (``$EMBER_HOME/ember.db``) in WAL mode, reached through SQLAlchemy 2 so that
-PostgreSQL can replace it later without touching callers. Callers use :class:`Store`'s
+One SQLite file (``$EMBER_HOME/ember.db``) in WAL mode by default, or a PostgreSQL database
+with pgvector, reached through SQLAlchemy 2 from the same code. Callers use :class:`Store`'s
 methods; nobody else opens a session or writes SQL.
 
 Schema (see ``ember.store.migrations`` for how it got there):
@@ -25,8 +25,13 @@ Schema (see ``ember.store.migrations`` for how it got there):
   bytes live under ``$EMBER_HOME/files/``.
 * ``vector_stores``, ``vector_store_files``, ``vector_store_file_batches``: the stores and
   the ingestion journal; ``ember.store.vectors`` owns them (``Store.vectors``).
-* ``chunks`` and the sqlite-vec ``chunk_vectors_<dim>`` tables: ``ember.store.chunks``
-  owns them (``Store.chunks``).
+* ``chunks`` and the ``chunk_vectors_<dim>`` tables (sqlite-vec or pgvector):
+  ``ember.store.chunks`` owns them (``Store.chunks``).
+* ``key_reservations``: what each key has reserved and spent, the rows behind budgets and
+  rate limits (``ember.store.ledger``, ``Store.ledger``).
+
+The same schema lives in PostgreSQL when ``database_url`` names one: several replicas then
+share it (``ember.store.migrations`` explains how the schema is written for both).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from ember.store.background import BackgroundTable
 from ember.store.chunks import ChunkTables
 from ember.store.conversations import ConversationTables
 from ember.store.files import FileRecord
+from ember.store.ledger import LedgerTables
 from ember.store.migrations import migrate
 from ember.store.synth import SynthJobTables
 from ember.store.tables import ApiKeyRow, ModelRow, RequestLogRow, ResponseRow
@@ -145,6 +151,7 @@ class Store:
         self.synth = SynthJobTables(self.engine)
         self.conversations = ConversationTables(self.engine)
         self.background = BackgroundTable(self.engine)
+        self.ledger = LedgerTables(self.engine)
         # Request-log rows and audit links: written by one thread, a batch per transaction.
         self.writer = LogWriter(self.session)
 
@@ -314,11 +321,6 @@ class Store:
             return len(
                 session.scalars(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None))).all()
             )
-
-    def spent_since(self, tenant: str, since: float) -> tuple[float, int]:
-        self.writer.flush()
-        with self.session() as session:
-            return keys.spent_since(session, tenant, since)
 
     def usage_report(
         self,

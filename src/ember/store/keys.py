@@ -100,23 +100,6 @@ class UsageRow:
     avg_latency_ms: float = 0.0
 
 
-def spent_since(session: Session, tenant: str, since: float) -> tuple[float, int]:
-    """USD and tokens a tenant spent since ``since`` (cache hits cost nothing)."""
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(RequestLogRow.cost_usd), 0.0),
-            func.coalesce(
-                func.sum(RequestLogRow.prompt_tokens + RequestLogRow.completion_tokens), 0
-            ),
-        ).where(
-            RequestLogRow.tenant == tenant,
-            RequestLogRow.created_at >= since,
-            RequestLogRow.cache_hit == 0,
-        )
-    ).one()
-    return float(row[0]), int(row[1])
-
-
 def _utc_day(session: Session, seconds: Any) -> Any:
     """``YYYY-MM-DD`` (UTC) of a Unix time column, in the session's SQL dialect."""
     if session.get_bind().dialect.name == "postgresql":

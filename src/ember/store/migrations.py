@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
 
+from ember.store.ledger import carry_spending
+
 # SQLite's column types and key clause, and what PostgreSQL calls them. SQLite's INTEGER is
 # 64-bit; PostgreSQL's is 32-bit, too small for byte counts and millisecond times.
 _POSTGRES_TYPES = [
@@ -377,6 +379,26 @@ def m013_conversations(conn: Connection) -> None:
     ddl(conn, "CREATE TABLE background_responses (id TEXT PRIMARY KEY, status TEXT NOT NULL)")
 
 
+def m015_key_reservations(conn: Connection) -> None:
+    """Budgets and rate limits held in the database, so that replicas sharing it share
+    them (``ember.store.ledger``); seeded with this month's spending from the request log."""
+    ddl(
+        conn,
+        """
+        CREATE TABLE key_reservations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL,
+            at REAL NOT NULL,
+            usd REAL NOT NULL,
+            tokens INTEGER NOT NULL,
+            carried INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+    )
+    ddl(conn, "CREATE INDEX key_reservations_tenant ON key_reservations (tenant, at)")
+    carry_spending(conn, time.time())
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -388,6 +410,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m011_synth_jobs,
     m012_owners,
     m013_conversations,
+    m015_key_reservations,
 ]
 
 
