@@ -54,7 +54,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_doctor.py",
         "tests/test_faults.py",
         "tests/test_hostile_input.py",
-        "tests/test_ledger.py",
+        "tests/test_shared_limits_and_leases.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
         "tests/test_mcp_cli.py",

@@ -231,6 +231,26 @@ class Settings(BaseSettings):
         "(`ember.db`, no setup); or `postgresql://user:password@host:port/dbname` with the "
         "pgvector extension available, which several `ember serve` replicas can share.",
     )
+    shared_dir: Path | None = Field(
+        default=None,
+        description="Where uploaded files' bytes and fine-tuning checkpoints live "
+        "(`EMBER_SHARED_DIR`; default: the home). Replicas that share a database must share "
+        "this directory too (a network mount), so that any of them can read any file and "
+        "resume any job.",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="This server's name among replicas sharing a database (`EMBER_REPLICA_ID`):"
+        " it holds leases on background jobs and labels `/metrics`. Default: host name and "
+        "process id.",
+    )
+    lease_ttl_s: float = Field(
+        default=15.0,
+        ge=1.0,
+        description="How long a replica's claim on a background job (fine-tuning, ingestion, "
+        "synthetic data, a background response) lasts unless renewed; renewed three times "
+        "per lifetime. A replica that dies loses its jobs to another after this long.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `ember serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `ember serve` uses.")
     default_model: str = Field(
@@ -562,11 +582,11 @@ class Settings(BaseSettings):
 
     @property
     def files_dir(self) -> Path:
-        return self.home / "files"
+        return (self.shared_dir or self.home) / "files"
 
     @property
     def fine_tuning_dir(self) -> Path:
-        return self.home / "fine_tuning"
+        return (self.shared_dir or self.home) / "fine_tuning"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,7 +536,22 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ember.adapt.worker JOB_ID", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _stop_with_parent()
     return run(args[0], load_settings())
+
+
+def _stop_with_parent(every_s: float = 1.0) -> None:
+    """SIGTERM this worker (checkpoint, then exit) when the server that started it dies, so
+    that a killed replica's job is resumed by another replica and never runs twice."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        logger.warning("the server that started this worker is gone: checkpointing, exiting")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

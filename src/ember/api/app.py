@@ -150,10 +150,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         threading.Thread(
             target=built.vector_stores.retriever.warm, name="retriever-warm", daemon=True
         ).start()
+        built.leases.start()  # renews this replica's claims on background jobs
         built.ingestion.start()  # resumes files left in progress by an earlier run
         built.fine_tuning.start()  # resumes a job a previous server was running
         built.synth.start()  # resumes synthetic-data jobs left unfinished
         built.background.recover()  # background responses of a stopped server fail
+        built.background.watch()
         try:
             yield
         finally:

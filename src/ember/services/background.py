@@ -6,7 +6,10 @@ ends, then the finished response, which the loop stores itself);
 :meth:`BackgroundResponses.cancel` stops the task and stores it ``cancelled``. A server that
 stops with background responses running fails them when it starts again
 (:meth:`BackgroundResponses.recover`): a poller sees ``failed`` with a ``server_error``, never
-an ``in_progress`` that lasts for ever.
+an ``in_progress`` that lasts for ever. Among replicas sharing a database, each response is
+leased to the replica running it (``ember.services.leases``): a starting replica fails only
+the responses no live replica holds, and every sweep fails those of a replica that died and
+stops the local ones that another replica cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import logging
 
 from ember.errors import EmberError, InvalidRequestError, NotFoundError
+from ember.services.leases import LeaseKeeper
 from ember.services.responses import Item, PreparedResponse, ResponseService
 from ember.store import Store
 from ember.store.background import UNFINISHED
@@ -23,11 +27,16 @@ from ember.store.database import StoredResponse
 
 logger = logging.getLogger(__name__)
 
+LEASE_KIND = "background"
+
 
 class BackgroundResponses:
-    def __init__(self, responses: ResponseService, store: Store) -> None:
+    def __init__(
+        self, responses: ResponseService, store: Store, leases: LeaseKeeper | None = None
+    ) -> None:
         self.responses = responses
         self.store = store
+        self.leases = leases
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
 
@@ -40,6 +49,8 @@ class BackgroundResponses:
         body = self.responses.response_object(prepared, [], status="queued")
         self._save(prepared, body)
         self.store.background.set(prepared.id, "queued")
+        if self.leases is not None:
+            self.leases.claim(LEASE_KIND, prepared.id)
         task = asyncio.get_running_loop().create_task(self._drive(prepared))
         self._tasks[prepared.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(prepared.id, None))
@@ -73,6 +84,8 @@ class BackgroundResponses:
             self._fail(prepared.id, message)
         finally:
             self.store.background.set(prepared.id, status)
+            if self.leases is not None:
+                self.leases.release(LEASE_KIND, prepared.id)
 
     async def cancel(self, response_id: str) -> Item:
         stored = self.store.get_response(response_id)
@@ -93,14 +106,33 @@ class BackgroundResponses:
         assert found is not None
         return found.response
 
+    def watch(self) -> None:
+        """At every lease sweep: recover, and stop what another replica cancelled."""
+        if self.leases is not None:
+            self.leases.on_sweep(self._sweep)
+
+    def _sweep(self) -> None:
+        self.recover()
+        for response_id, task in list(self._tasks.items()):
+            if self.store.background.status(response_id) == "cancelled":
+                task.cancel()
+
     def recover(self) -> list[str]:
-        """Fail the background responses a previous server left unfinished."""
-        ids = self.store.background.unfinished()
-        for response_id in ids:
+        """Fail the background responses left unfinished by a server that stopped (a
+        previous run of this one, or a replica that died)."""
+        ids = []
+        for response_id in self.store.background.unfinished():
+            if response_id in self._tasks:
+                continue
+            if self.leases is not None and not self.leases.claim(LEASE_KIND, response_id):
+                continue  # a live replica runs it
+            ids.append(response_id)
             self._fail(
                 response_id,
                 "The server stopped while this background response was running; create it again.",
             )
+            if self.leases is not None:
+                self.leases.release(LEASE_KIND, response_id)
         return ids
 
     async def close(self) -> None:

@@ -31,6 +31,7 @@ from ember.services.grounding import GroundingService
 from ember.services.guard_stage import GuardStage
 from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.key_stage import KeyStage
+from ember.services.leases import LeaseKeeper, default_replica_id
 from ember.services.metrics import Metrics
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.planner import Planner
@@ -70,6 +71,7 @@ class Services:
     toolbox: AgentToolbox
     conversations: ConversationLog
     background: BackgroundResponses
+    leases: LeaseKeeper
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -107,7 +109,10 @@ class Services:
         async def embedder() -> Embedder:
             return await load_embedder(registry, manager, "default-embedding")
 
-        ingestion = IngestionWorker(Ingestor(store.vectors, store.chunks, files), embedder)
+        leases = LeaseKeeper(
+            store, settings.replica_id or default_replica_id(), ttl_s=settings.lease_ttl_s
+        )
+        ingestion = IngestionWorker(Ingestor(store.vectors, store.chunks, files), embedder, leases)
         vector_stores = VectorStoreService(
             store.vectors,
             files,
@@ -130,7 +135,7 @@ class Services:
             max_steps=settings.max_tool_steps,
             conversations=conversations,
         )
-        background = BackgroundResponses(responses, store)
+        background = BackgroundResponses(responses, store, leases)
         return cls(
             settings=settings,
             store=store,
@@ -166,16 +171,24 @@ class Services:
             ledger=ledger,
             cache=cache,
             keys=KeyRing(store, settings),
-            fine_tuning=FineTuningService(settings, store, registry, files),
+            fine_tuning=FineTuningService(settings, store, registry, files, leases),
             synth=SynthJobService(
-                store.synth, registry, text, files, vector_stores, producer=settings.aigc_producer
+                store.synth,
+                registry,
+                text,
+                files,
+                vector_stores,
+                producer=settings.aigc_producer,
+                leases=leases,
             ),
             toolbox=toolbox,
             conversations=conversations,
             background=background,
+            leases=leases,
         )
 
     async def close(self) -> None:
+        await self.leases.stop()
         await self.background.close()
         await self.toolbox.close()
         await self.synth.stop()

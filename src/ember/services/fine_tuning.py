@@ -8,6 +8,11 @@ runnable job, notices a worker that died (``kill -9``, out of memory) and starts
 and a restarted server does the same for the job it was running: the worker resumes from
 its last checkpoint. Cancel kills the worker and deletes the job's files; pause asks the
 worker to checkpoint and stop; resume queues the job again.
+
+Replicas sharing a database each supervise: a job runs where its lease is held
+(``ember.services.leases``). A worker whose server dies checkpoints and exits (it watches
+its parent), the lease lapses, and another replica's supervisor takes the job over from
+that checkpoint (checkpoints live under ``shared_dir``, which replicas must share).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ember.errors import (
 )
 from ember.models.registry import ModelRegistry
 from ember.services.files import FileService
+from ember.services.leases import LeaseKeeper
 from ember.settings import Settings
 from ember.store import Store
 from ember.store.fine_tuning import CheckpointRecord, EventRecord, JobRecord
@@ -47,6 +53,7 @@ from ember.store.fine_tuning import CheckpointRecord, EventRecord, JobRecord
 logger = logging.getLogger(__name__)
 
 RUNNABLE = ("running", "queued")
+LEASE_KIND = "fine_tuning"
 ACTIVE = ("validating_files", "queued", "running", "paused")
 MAX_RESTARTS = 3
 _POLL_SECONDS = 0.5
@@ -87,12 +94,18 @@ class FineTuningService:
     """The jobs' use cases and the supervisor of their worker process."""
 
     def __init__(
-        self, settings: Settings, store: Store, registry: ModelRegistry, files: FileService
+        self,
+        settings: Settings,
+        store: Store,
+        registry: ModelRegistry,
+        files: FileService,
+        leases: LeaseKeeper,
     ) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
         self.files = files
+        self.leases = leases
         self._worker: subprocess.Popen[bytes] | None = None
         self._adopted_pid: int | None = None  # a worker left running by a previous server
         self._worker_job: str | None = None
@@ -319,6 +332,8 @@ class FineTuningService:
                 await asyncio.to_thread(self._worker.wait, 60)
             except subprocess.TimeoutExpired:
                 self._worker.kill()
+        if self._worker_job is not None:  # handed back: another replica may go on at once
+            await asyncio.to_thread(self.leases.release, LEASE_KIND, self._worker_job)
 
     async def _supervise(self) -> None:
         while True:
@@ -335,9 +350,18 @@ class FineTuningService:
         if self._worker_job is not None:
             self._reap(self._worker_job)
         for job in self.store.fine_tuning_jobs_in(list(RUNNABLE)):
+            if not self.leases.claim(LEASE_KIND, job.id):
+                continue  # another live replica runs it
             if job.status == "running" and _is_worker(job.worker_pid, job.id):
                 self._adopted_pid, self._worker_job = job.worker_pid, job.id
                 return
+            if job.status == "running":
+                self.store.add_fine_tuning_event(
+                    job.id,
+                    f"Replica {self.leases.replica_id} takes the job over (the process running "
+                    "it stopped); resuming from the last checkpoint",
+                    level="warn",
+                )
             self._spawn(job)
             return
 
@@ -351,6 +375,7 @@ class FineTuningService:
     def _reap(self, job_id: str) -> None:
         code = self._worker.returncode if self._worker is not None else None
         self._worker, self._adopted_pid, self._worker_job = None, None, None
+        self.leases.release(LEASE_KIND, job_id)
         job = self.store.get_fine_tuning_job(job_id)
         if job is None or job.status != "running":
             return  # finished, failed, paused or cancelled: the worker said so itself
@@ -405,6 +430,8 @@ class FineTuningService:
         elif self._adopted_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._adopted_pid, signal.SIGKILL)
+        if self._worker_job is not None:
+            self.leases.release(LEASE_KIND, self._worker_job)
         self._worker, self._adopted_pid, self._worker_job = None, None, None
 
 

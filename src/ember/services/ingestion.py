@@ -9,6 +9,9 @@ missing positions are embedded and written, so nothing is duplicated or lost.
 
 The server runs :class:`IngestionWorker` in the background (it resumes every unfinished
 file at start); ``ember ingest`` runs the same worker in the foreground with a progress bar.
+Replicas sharing a database each run one: a file is ingested by the replica holding its
+lease (``ember.services.leases``); a file whose replica died is taken over at the next sweep
+and resumed from the chunks already written.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from ember.ground.lexical import terms
 from ember.ground.parsers import parse
 from ember.services.embedder import Embedder
 from ember.services.files import FileService
+from ember.services.leases import LeaseKeeper
 from ember.store.chunks import ChunkTables, NewChunk
 from ember.store.vectors import VectorTables
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 16
+LEASE_KIND = "ingestion"
 #: Called with (vector store id, file id, chunks written, chunks in the file).
 Progress = Callable[[str, str, int, int], None]
 
@@ -177,16 +182,21 @@ class IngestionWorker:
         self,
         ingestor: Ingestor,
         embedder: Callable[[], Any],
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.ingestor = ingestor
         self._embedder = embedder  # async () -> Embedder; loads the model on first use
+        self.leases = leases  # None: the only ingester (``ember ingest``)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Run in the background (server); resumes unfinished files at once."""
+        """Run in the background (server); resumes unfinished files at once, and looks again
+        at every lease sweep for files that another replica left."""
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self._wake.set()
+        if self.leases is not None:
+            self.leases.on_sweep(self.notify)
 
     def notify(self) -> None:
         self._wake.set()
@@ -215,11 +225,24 @@ class IngestionWorker:
         finished = 0
         while True:
             pending = self.ingestor.tables.in_progress_files()
-            if not pending:
-                return finished
-            embedder = await self._embedder()
+            worked = False
             for store_id, file_id in pending:
                 if self.ingestor.stopping.is_set():
                     return finished
-                await asyncio.to_thread(self.ingestor.ingest, embedder, store_id, file_id, progress)
+                key = f"{store_id}/{file_id}"
+                if self.leases is not None and not await asyncio.to_thread(
+                    self.leases.claim, LEASE_KIND, key
+                ):
+                    continue  # another live replica ingests it
+                try:
+                    embedder = await self._embedder()
+                    await asyncio.to_thread(
+                        self.ingestor.ingest, embedder, store_id, file_id, progress
+                    )
+                finally:
+                    if self.leases is not None:
+                        await asyncio.to_thread(self.leases.release, LEASE_KIND, key)
                 finished += 1
+                worked = True
+            if not worked:
+                return finished

@@ -7,6 +7,8 @@ storing each passage's pairs as it goes (``ember.store.synth``), so a restarted 
 resumes where it stopped. At the end the pairs are checked and deduplicated
 (``ember.adapt.synth``) and written as OpenAI chat JSONL into a ``fine-tune`` file, ready
 for ``/v1/fine_tuning/jobs``. Jobs run one at a time, beside the server's other traffic.
+Replicas sharing a database run a job where its lease is held (``ember.services.leases``);
+a job whose replica died is taken over at a later sweep and resumed passage by passage.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ from ember.guard.aigc import implicit_label
 from ember.models.registry import ModelRegistry
 from ember.services.files import FileService
 from ember.services.generation_types import ChatRequest, ContentDelta
+from ember.services.leases import LeaseKeeper
 from ember.services.text_generation import TextGenerationService
 from ember.services.vector_stores import VectorStoreService
 from ember.store.synth import UNFINISHED, SynthJobTables
 
 logger = logging.getLogger(__name__)
+
+LEASE_KIND = "synth"
 _MAX_PASSAGES = 2000
 _MAX_PER_PASSAGE = 10
 
@@ -67,7 +72,9 @@ class SynthJobService:
         vector_stores: VectorStoreService,
         *,
         producer: str,
+        leases: LeaseKeeper | None = None,
     ) -> None:
+        self.leases = leases
         self.tables = tables
         self.registry = registry
         self.text = text
@@ -75,6 +82,7 @@ class SynthJobService:
         self.vector_stores = vector_stores
         self.producer = producer
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._current: str | None = None
 
@@ -124,7 +132,7 @@ class SynthJobService:
             "aigc": None,
         }
         self.tables.create(job, chosen, owner=caller.owner)
-        self._queue.put_nowait(job["id"])
+        self._enqueue(job["id"])
         return job
 
     def get(self, job_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
@@ -154,10 +162,21 @@ class SynthJobService:
     # -- the worker -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Queue the jobs an earlier server left unfinished, then work the queue."""
-        for job_id in self.tables.unfinished():
-            self._queue.put_nowait(job_id)
+        """Queue the jobs an earlier server left unfinished, then work the queue; at every
+        lease sweep, queue again those no live replica holds."""
+        self._sweep()
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        if self.leases is not None:
+            self.leases.on_sweep(self._sweep)
+
+    def _sweep(self) -> None:
+        for job_id in self.tables.unfinished():
+            self._enqueue(job_id)
+
+    def _enqueue(self, job_id: str) -> None:
+        if job_id not in self._queued and job_id != self._current:
+            self._queued.add(job_id)
+            self._queue.put_nowait(job_id)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -169,6 +188,8 @@ class SynthJobService:
     async def _loop(self) -> None:
         while True:
             job_id = await self._queue.get()
+            self._queued.discard(job_id)
+            self._current = job_id
             try:
                 await self.run(job_id)
             except asyncio.CancelledError:
@@ -184,9 +205,22 @@ class SynthJobService:
                     f"The job failed with {type(exc).__name__} while generating or saving its "
                     "question-answer pairs; the server log has the details.",
                 )
+            finally:
+                self._current = None
 
     async def run(self, job_id: str) -> None:
-        """Work one job to its end (or until it is cancelled)."""
+        """Work one job to its end (or until it is cancelled), if no other replica does."""
+        if self.leases is None:
+            await self._run(job_id)
+            return
+        if not await asyncio.to_thread(self.leases.claim, LEASE_KIND, job_id):
+            return  # another live replica runs it
+        try:
+            await self._run(job_id)
+        finally:
+            await asyncio.to_thread(self.leases.release, LEASE_KIND, job_id)
+
+    async def _run(self, job_id: str) -> None:
         job = self.tables.update(job_id, {"status": "running"}, only_if_status=UNFINISHED)
         if job is None:
             return  # cancelled while queued

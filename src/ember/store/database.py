@@ -29,6 +29,8 @@ Schema (see ``ember.store.migrations`` for how it got there):
   ``ember.store.chunks`` owns them (``Store.chunks``).
 * ``key_reservations``: what each key has reserved and spent, the rows behind budgets and
   rate limits (``ember.store.ledger``, ``Store.ledger``).
+* ``job_leases``: which replica runs which background job, until when
+  (``ember.store.leases``, ``Store.leases``).
 
 The same schema lives in PostgreSQL when ``database_url`` names one: several replicas then
 share it (``ember.store.migrations`` explains how the schema is written for both).
@@ -57,6 +59,7 @@ from ember.store.background import BackgroundTable
 from ember.store.chunks import ChunkTables
 from ember.store.conversations import ConversationTables
 from ember.store.files import FileRecord
+from ember.store.leases import LeaseTables
 from ember.store.ledger import LedgerTables
 from ember.store.migrations import migrate
 from ember.store.synth import SynthJobTables
@@ -152,6 +155,7 @@ class Store:
         self.conversations = ConversationTables(self.engine)
         self.background = BackgroundTable(self.engine)
         self.ledger = LedgerTables(self.engine)
+        self.leases = LeaseTables(self.engine)
         # Request-log rows and audit links: written by one thread, a batch per transaction.
         self.writer = LogWriter(self.session)
 

@@ -399,6 +399,23 @@ def m015_key_reservations(conn: Connection) -> None:
     carry_spending(conn, time.time())
 
 
+def m016_job_leases(conn: Connection) -> None:
+    """Who runs each piece of background work, until when (``ember.store.leases``)."""
+    ddl(
+        conn,
+        """
+        CREATE TABLE job_leases (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (kind, key)
+        )
+        """,
+    )
+    ddl(conn, "CREATE INDEX job_leases_holder ON job_leases (holder)")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_audit_log,
@@ -411,6 +428,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m012_owners,
     m013_conversations,
     m015_key_reservations,
+    m016_job_leases,
 ]
 
 

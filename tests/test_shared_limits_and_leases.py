@@ -1,6 +1,6 @@
-"""Budgets and rate limits held in the database: exact under concurrency, shared between
-two Store objects (two replicas' stand-ins) on SQLite and on PostgreSQL, and carried over
-from the request log when a home is upgraded."""
+"""Budgets, rate limits and job leases held in the database: exact under concurrency,
+shared between two Store objects (two replicas' stand-ins) on SQLite and on PostgreSQL;
+spending carried over from the request log when a home is upgraded."""
 
 from __future__ import annotations
 
@@ -111,3 +111,39 @@ def test_spending_before_the_upgrade_counts_in_budgets(database: str) -> None:
         assert ledger.reserve(key("old", budget_usd_day=1.0), usd=0.3, tokens=1).id
     finally:
         store.close()
+
+
+def test_a_lease_has_one_holder_until_it_lapses(database: str) -> None:
+    one, two = Store(database), Store(database)
+    try:
+        claims: list[str] = []
+
+        def claim(holder: str, store: Store) -> None:
+            if store.leases.claim("fine_tuning", "ftjob-1", holder, ttl_s=5, now=1000.0):
+                claims.append(holder)
+
+        threads = [
+            threading.Thread(target=claim, args=(f"replica-{n}", (one, two)[n % 2]))
+            for n in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(claims) == 1  # exactly one replica runs the job
+        holder = claims[0]
+        assert two.leases.holder("fine_tuning", "ftjob-1", now=1001.0) == holder
+        assert one.leases.claim("fine_tuning", "ftjob-1", holder, ttl_s=5, now=1002.0)  # ours
+        assert not two.leases.claim("fine_tuning", "ftjob-1", "other", ttl_s=5, now=1006.0)
+        assert one.leases.renew(holder, ttl_s=5, now=1006.0) == 1  # renewed until 1011
+        assert not two.leases.claim("fine_tuning", "ftjob-1", "other", ttl_s=5, now=1010.0)
+        # The holder died: nobody renews; after the lease lapses another replica takes over.
+        assert two.leases.claim("fine_tuning", "ftjob-1", "other", ttl_s=5, now=1012.0)
+        assert one.leases.renew(holder, ttl_s=5, now=1012.0) == 0
+        one.leases.release("fine_tuning", "ftjob-1", holder)  # not the holder: no effect
+        assert two.leases.holder("fine_tuning", "ftjob-1", now=1013.0) == "other"
+        two.leases.release("fine_tuning", "ftjob-1", "other")
+        assert one.leases.holder("fine_tuning", "ftjob-1", now=1013.0) is None
+    finally:
+        one.close()
+        two.close()
