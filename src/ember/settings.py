@@ -168,8 +168,8 @@ class RouteConfig(BaseModel):
     balance: Literal["order", "load"] = Field(
         default="order",
         description="`order`: the first rank in the configured order (or drawn by weight); "
-        "`load`: the target of the first rank with the fewest requests in flight (per "
-        "weight), then the lowest measured latency.",
+        "`load`: the remote target of the first rank with the fewest requests in flight "
+        "(per unit of weight), then the lowest measured latency; local targets after them.",
     )
     retries: int = Field(default=1, ge=0, le=5, description="Retries per target.")
 

@@ -176,6 +176,14 @@ def test_load_balance_stays_inside_the_first_rank() -> None:
     assert list(plan.targets) == [C, B, A]
 
 
+def test_load_balance_puts_local_targets_after_the_remote_ones() -> None:
+    route = RouteConfig(targets=["local/small", "a/m", "b/m"], balance="load")
+    plan = plan_route(route, [LOCAL, A, B], sensitive=False, load={"a/m": 3, "b/m": 1})
+    assert list(plan.targets) == [B, A, LOCAL]
+    sensitive = plan_route(route, [LOCAL, A, B], sensitive=True)
+    assert list(sensitive.targets) == [LOCAL]
+
+
 def test_idle_equal_targets_share_the_first_pick() -> None:
     route = RouteConfig(targets=["a/m", "b/m", "c/m"], balance="load")
     rng = random.Random(5)

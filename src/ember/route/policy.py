@@ -117,7 +117,11 @@ def plan_route(
         first_rank = [t for t, r in zip(eligible, ranks, strict=True) if r == best]
         rest = ordered[len(first_rank) :]
         if route.balance == "load":
-            ordered = [*_least_loaded(route, first_rank, health, load, rng), *rest]
+            # Only remote calls are counted in flight: local targets follow the balanced ones.
+            remote = [t for t in first_rank if not t.local]
+            local = [t for t in first_rank if t.local]
+            balanced = _least_loaded(route, remote, health, load, rng) if remote else []
+            ordered = [*balanced, *local, *rest]
             reasons.append("least load")
         elif route.weights:
             weights = [max(route.weights.get(t.name, 0.0), 0.0) for t in first_rank]
