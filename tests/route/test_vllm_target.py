@@ -12,7 +12,7 @@ from ember.core.request_context import RequestContext
 from ember.core.types import ChatMessage, SamplingParams
 from ember.errors import InvalidRequestError
 from ember.route.probe import health_url
-from ember.route.provider import UpstreamError
+from ember.route.provider import UpstreamError, is_error_event
 from ember.route.remote import RemoteGeneration, _client_error
 from ember.route.router import Router
 from ember.settings import ProviderConfig, RouteConfig, Settings
@@ -213,3 +213,15 @@ def test_a_provider_4xx_body_in_either_shape(
         code,
         400,
     )
+
+
+@pytest.mark.parametrize(
+    ("event", "failed"),
+    [
+        ({"object": "error", "message": "engine dead", "type": "InternalServerError"}, True),
+        ({"error": {"message": "boom", "type": "server_error"}}, True),
+        ({"object": "chat.completion.chunk", "choices": []}, False),
+    ],
+)
+def test_an_error_event_mid_stream_in_either_shape(event: dict[str, object], failed: bool) -> None:
+    assert is_error_event(event) is failed
