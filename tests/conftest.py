@@ -47,6 +47,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/guard/test_vault_store.py",
         "tests/route/test_policy.py",
         "tests/route/test_remote.py",
+        "tests/route/test_vllm_target.py",
         "tests/test_background_responses.py",
         "tests/test_conversations_api.py",
         "tests/test_console.py",
@@ -63,6 +64,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_tenant_isolation.py",
         "tests/test_tool_calls.py",
         "tests/test_units.py",
+        "tests/test_vllm_gateway.py",
     }
 )
 ROOT = Path(__file__).resolve().parents[1]

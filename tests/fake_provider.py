@@ -46,15 +46,16 @@ class FakeProvider:
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
-        self.app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/models", self.models, methods=["GET"]),
-            ]
-        )
+        self.app = Starlette(routes=self.routes())
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+        ]
 
     # -- control -------------------------------------------------------------------------
 

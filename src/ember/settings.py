@@ -133,6 +133,13 @@ class ProviderConfig(BaseModel):
         gt=0,
         description="How long an open breaker waits before it lets one probe through.",
     )
+    health_check_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds between active health checks (`GET /health` beside the base "
+        "URL, then `GET {base_url}/models`); a target that fails one, or whose model is not "
+        "listed, ranks last until one passes. 0: off.",
+    )
 
 
 class RouteConfig(BaseModel):
@@ -157,6 +164,12 @@ class RouteConfig(BaseModel):
     )
     weights: dict[str, float] = Field(
         default_factory=dict, description="Target -> weight for choosing the first target."
+    )
+    balance: Literal["order", "load"] = Field(
+        default="order",
+        description="`order`: the first rank in the configured order (or drawn by weight); "
+        "`load`: the remote target of the first rank with the fewest requests in flight "
+        "(per unit of weight), then the lowest measured latency; local targets after them.",
     )
     retries: int = Field(default=1, ge=0, le=5, description="Retries per target.")
 

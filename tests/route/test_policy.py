@@ -26,8 +26,12 @@ class Clock:
         return self.now
 
 
-def measured(ms: float | None, *, open_breaker: bool = False) -> TargetHealth:
+def measured(
+    ms: float | None, *, open_breaker: bool = False, check_failed: bool = False
+) -> TargetHealth:
     health = TargetHealth(ewma_ms=ms)
+    if check_failed:
+        health.record_check(False, "pricey's /health answered 503")
     if open_breaker:
         health.clock = Clock()
         for _ in range(health.failure_threshold):
@@ -97,6 +101,17 @@ CASES = [
         "sensitive",
     ),
     ("nothing eligible", {"max_input_price": 0.0}, True, {}, [LOCAL], "sensitive"),
+    (
+        "a failed health check ranks last, after an open breaker",
+        {},
+        False,
+        {
+            "pricey/m": measured(10.0, check_failed=True),
+            "cheap/m": measured(10.0, open_breaker=True),
+        },
+        [TRUSTED, LOCAL, CHEAP, PRICEY],
+        "breaker open, health check failed",
+    ),
 ]
 
 
@@ -117,6 +132,63 @@ def test_routing_decisions(
     plan = plan_route(route, ALL, sensitive=sensitive, health=health, rng=random.Random(1))
     assert list(plan.targets) == expected, name
     assert reason in plan.reason
+
+
+A, B, C = (Target(f"{n}/m", n, "m", local=False) for n in "abc")
+
+LOAD_CASES = [
+    # (name, weights, in flight, latency EWMA ms, expected order)
+    ("fewest in flight first", {}, {"a/m": 2, "b/m": 1}, {}, [C, B, A]),
+    ("equal load: the fastest first", {}, {}, {"a/m": 90.0, "b/m": 30.0, "c/m": 60.0}, [B, C, A]),
+    ("load before latency", {}, {"b/m": 1}, {"a/m": 90.0, "b/m": 30.0, "c/m": 60.0}, [C, A, B]),
+    ("an unmeasured target is tried first", {}, {}, {"a/m": 90.0, "b/m": 30.0}, [C, B, A]),
+    ("load per weight", {"a/m": 3.0, "b/m": 1.0, "c/m": 1.0}, {"a/m": 2, "b/m": 1}, {}, [C, A, B]),
+    ("unweighted targets last", {"b/m": 1.0}, {"b/m": 5}, {}, [B, A, C]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "weights", "in_flight", "latency", "expected"),
+    LOAD_CASES,
+    ids=[case[0] for case in LOAD_CASES],
+)
+def test_load_balance_orders_the_first_rank(
+    name: str,
+    weights: dict[str, float],
+    in_flight: dict[str, int],
+    latency: dict[str, float],
+    expected: list[Target],
+) -> None:
+    route = RouteConfig(targets=["a/m", "b/m", "c/m"], balance="load", weights=weights)
+    health = {t.name: measured(latency.get(t.name)) for t in (A, B, C)}
+    plan = plan_route(
+        route, [A, B, C], sensitive=False, health=health, load=in_flight, rng=random.Random(1)
+    )
+    assert list(plan.targets) == expected, name
+    assert "least load" in plan.reason
+
+
+def test_load_balance_stays_inside_the_first_rank() -> None:
+    """An idle target whose breaker is open is still the fail-over, not the first pick."""
+    route = RouteConfig(targets=["a/m", "b/m", "c/m"], balance="load")
+    health = {"a/m": measured(10.0, open_breaker=True), "b/m": measured(10.0)}
+    plan = plan_route(route, [A, B, C], sensitive=False, health=health, load={"b/m": 4, "c/m": 3})
+    assert list(plan.targets) == [C, B, A]
+
+
+def test_load_balance_puts_local_targets_after_the_remote_ones() -> None:
+    route = RouteConfig(targets=["local/small", "a/m", "b/m"], balance="load")
+    plan = plan_route(route, [LOCAL, A, B], sensitive=False, load={"a/m": 3, "b/m": 1})
+    assert list(plan.targets) == [B, A, LOCAL]
+    sensitive = plan_route(route, [LOCAL, A, B], sensitive=True)
+    assert list(sensitive.targets) == [LOCAL]
+
+
+def test_idle_equal_targets_share_the_first_pick() -> None:
+    route = RouteConfig(targets=["a/m", "b/m", "c/m"], balance="load")
+    rng = random.Random(5)
+    firsts = [plan_route(route, [A, B, C], sensitive=False, rng=rng).targets[0] for _ in range(900)]
+    assert all(250 < firsts.count(t) < 350 for t in (A, B, C))
 
 
 def test_no_eligible_target_gives_an_empty_plan() -> None:

@@ -156,6 +156,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built.synth.start()  # resumes synthetic-data jobs left unfinished
         built.background.recover()  # background responses of a stopped server fail
         built.background.watch()
+        built.router.start()  # active health checks of the providers that ask for them
         try:
             yield
         finally:

@@ -1,7 +1,12 @@
-"""Per-target health: an EWMA of measured latency and a circuit breaker.
+"""Per-target health: an EWMA of measured latency, a circuit breaker and the verdict of the
+last active health check.
 
 The breaker opens after ``failure_threshold`` consecutive failures; after ``cooldown_s`` it
-lets one probe through (half-open): a success closes it, a failure opens it again.
+lets one probe through (half-open): a success closes it, a failure opens it again. The
+active check (``ember.route.probe``, for providers with ``health_check_s``) is a separate
+signal: a failed check takes the target out of rotation until a check passes, and a check
+that passes after a failed one closes the breaker too, so a server that came back is used
+at once rather than after the breaker's cooldown.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class TargetHealth:
     failures: int = 0
     opened_at: float = 0.0
     probing: bool = False
+    checked_ok: bool = True  # no active check yet counts as passing
+    check_detail: str = ""  # why the last active check failed, in Ember's words
     clock: object = field(default=time.monotonic, repr=False)
 
     def _now(self) -> float:
@@ -62,3 +69,12 @@ class TargetHealth:
             self.state = "open"
             self.opened_at = self._now()
             self.probing = False
+
+    def record_check(self, ok: bool, detail: str = "") -> None:
+        """The verdict of an active health check (``ember.route.probe``)."""
+        if ok and not self.checked_ok:
+            self.failures = 0
+            self.state = "closed"
+            self.probing = False
+        self.checked_ok = ok
+        self.check_detail = "" if ok else detail

@@ -1,7 +1,8 @@
 """A client for remote OpenAI-compatible providers (aiohttp, async, streaming SSE).
 
 Every failure becomes an :class:`UpstreamError` that says whether another attempt (or another
-target) may succeed: 429, 5xx, timeouts, connection errors and broken streams are retryable;
+target) may succeed: 429, 5xx, timeouts, connection errors and broken streams are retryable,
+and so is 404 (the target does not serve the model: vLLM without it, a wrong ``base_url``);
 other 4xx are the request's fault and are passed to the client as they are. Its message names
 the provider and the status; the provider's own error text stays in its ``body``.
 """
@@ -68,10 +69,22 @@ def _status_error(name: str, status: int, retry_after: str | None, text: str) ->
     return UpstreamError(
         f"{name} answered {status}",
         status=status,
-        retryable=status == 429 or status >= 500,
+        retryable=status in (404, 429) or status >= 500,
         retry_after=parse_retry_after(retry_after),
         body=body if isinstance(body, dict) else None,
     )
+
+
+def auth_headers(config: ProviderConfig) -> dict[str, str]:
+    """The provider's ``Authorization`` header, from the variable ``api_key_env`` names."""
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def is_error_event(chunk: dict[str, Any]) -> bool:
+    """An SSE event that reports a failure: OpenAI's ``{"error": ...}`` or vLLM's older
+    ``{"object": "error", ...}``."""
+    return "error" in chunk or chunk.get("object") == "error"
 
 
 class RemoteProvider:
@@ -85,8 +98,7 @@ class RemoteProvider:
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
-        key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.headers = auth_headers(config)
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         # Each phase (connecting, every read) may take up to timeout_s, as with httpx.
         self.timeout = aiohttp.ClientTimeout(
@@ -158,7 +170,7 @@ class RemoteProvider:
                             raise UpstreamError(f"{self.name} sent malformed SSE") from exc
                         if not isinstance(chunk, dict):
                             raise UpstreamError(f"{self.name} sent malformed SSE")
-                        if "error" in chunk:
+                        if is_error_event(chunk):
                             raise UpstreamError(f"{self.name} failed mid-stream")
                         yield chunk
                     if not done:

@@ -9,15 +9,18 @@ first token a failure cannot move to another target: the stream ends with an SSE
 A provider's tool calls arrive as JSON and leave as :class:`~ember.core.types.ToolCall`
 values on the chunks (``GenerationChunk.tool_calls``), never as text to be parsed again.
 The errors a client sees name the target and what went wrong (a status, a timeout), never
-the provider's own text, except a 4xx other than 429, which is the request's fault and is
-passed on as the provider said it.
+the provider's own text, except a 4xx other than 404 and 429, which is the request's fault
+and is passed on as the provider said it (in OpenAI's error shape or vLLM's), never failed
+over. While a call is open on a target it counts in ``Router.in_flight``, which the
+``load`` balance reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -76,7 +79,7 @@ def estimate_tokens(messages: list[ChatMessage]) -> int:
 @dataclass
 class _Opened:
     target: Target
-    chunks: AsyncIterator[GenerationChunk]
+    chunks: AsyncGenerator[GenerationChunk, None]
     first: GenerationChunk | None
 
 
@@ -109,9 +112,9 @@ class RemoteGeneration:
             others = [t for t in self.plan.targets if t != opened.target]
             opened = await self._first_token(params, [opened.target, *others])
         self._used = True
-        if opened.first is not None:
-            yield opened.first
         try:
+            if opened.first is not None:
+                yield opened.first
             async for chunk in opened.chunks:
                 yield chunk
         except UpstreamError as exc:
@@ -120,6 +123,8 @@ class RemoteGeneration:
                 f"The provider for '{opened.target.name}' failed after the answer had started: "
                 f"{exc.message}."
             ) from exc
+        finally:
+            await opened.chunks.aclose()  # ends the call's count in flight, even if abandoned
 
     async def _first_token(self, params: SamplingParams, targets: list[Target]) -> _Opened:
         route = self.router.settings.routes[self.ctx.model]
@@ -173,7 +178,18 @@ class RemoteGeneration:
 
     async def _call(
         self, target: Target, params: SamplingParams, started: float
-    ) -> AsyncIterator[GenerationChunk]:
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        self.router.in_flight[target.name] += 1
+        try:
+            async with aclosing(self._generate(target, params)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            self.router.in_flight[target.name] -= 1
+
+    async def _generate(
+        self, target: Target, params: SamplingParams
+    ) -> AsyncGenerator[GenerationChunk, None]:
         provider = self.router.providers[target.provider]
         payload = upstream_payload(target.model, self.ctx.messages, params, self.response_format)
         if self.tools:
@@ -239,10 +255,15 @@ class RemoteGeneration:
 
 
 def _client_error(exc: UpstreamError) -> EmberError:
-    """A 4xx other than 429: the request's own fault, passed on as the provider said it."""
-    detail = (exc.body or {}).get("error") or {}
+    """A 4xx other than 404 and 429: the request's own fault, passed on as the provider said
+    it. OpenAI nests the error (``{"error": {...}}``); vLLM before 0.10 sends it bare
+    (``{"object": "error", "message", "type", "param", "code": 400}``, a numeric code)."""
+    body = exc.body or {}
+    nested = body.get("error")
+    detail: dict[str, Any] = nested if isinstance(nested, dict) else body
+    message, param, code = detail.get("message"), detail.get("param"), detail.get("code")
     return InvalidRequestError(
-        str(detail.get("message") or exc.message),
-        param=detail.get("param"),
-        code=detail.get("code") or "upstream_rejected",
+        message if isinstance(message, str) and message else exc.message,
+        param=param if isinstance(param, str) else None,
+        code=code if isinstance(code, str) and code else "upstream_rejected",
     )

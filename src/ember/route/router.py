@@ -1,18 +1,23 @@
 """The router: a routed model name → a plan of targets.
 
-``Router`` knows the routes, their targets, the providers' clients and every target's health;
-``ember.services.planner`` asks it for a plan once the guard has seen the request, and
-``ember.route.remote`` generates on the plan's remote targets.
+``Router`` knows the routes, their targets, the providers' clients, every target's health
+and the requests in flight on each; ``ember.services.planner`` asks it for a plan once the
+guard has seen the request, and ``ember.route.remote`` generates on the plan's remote targets
+(counting itself in ``in_flight`` while it does). The active health checks
+(``ember.route.probe``) run from ``start`` until ``close``.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ember.errors import ContentPolicyViolationError, EmberError, InvalidRequestError
 from ember.route.health import TargetHealth
 from ember.route.policy import RoutePlan, Target, plan_route
+from ember.route.probe import HealthChecks
 from ember.route.provider_kinds import open_provider
 from ember.settings import RouteConfig, Settings
 
@@ -33,7 +38,7 @@ def is_sensitive(ctx: RequestContext) -> bool:
 
 
 class Router:
-    """Routes, their targets, the providers' clients and every target's health."""
+    """Routes, their targets, the providers' clients, every target's health and load."""
 
     def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
         self.settings = settings
@@ -46,6 +51,12 @@ class Router:
             name: [self._target(spec) for spec in route.targets]
             for name, route in settings.routes.items()
         }
+        self.in_flight: Counter[str] = Counter()  # remote requests open, by target name
+        self.checks = HealthChecks(
+            settings.providers,
+            (t for targets in self.targets.values() for t in targets),
+            self.health,
+        )
 
     def _target(self, spec: str) -> Target:
         provider, sep, model = spec.partition("/")
@@ -87,12 +98,28 @@ class Router:
     def plan(self, model: str, *, sensitive: bool) -> RoutePlan:
         route: RouteConfig = self.settings.routes[model]
         return plan_route(
-            route, self.targets[model], sensitive=sensitive, health=self.health, rng=self.rng
+            route,
+            self.targets[model],
+            sensitive=sensitive,
+            health=self.health,
+            load=self.in_flight,
+            rng=self.rng,
         )
 
+    def start(self) -> None:
+        """Start the active health checks (inside the server's event loop)."""
+        self.checks.start()
+
     async def close(self) -> None:
+        await self.checks.close()
         for provider in self.providers.values():
             await provider.close()
+
+    def status(self) -> Iterator[tuple[str, TargetHealth, int]]:
+        """Every remote target's health and requests in flight, for ``/metrics``."""
+        for name, health in sorted(self.health.items()):
+            if not name.startswith(f"{LOCAL}/"):
+                yield name, health, self.in_flight[name]
 
     def refuse_empty(self, model: str, *, sensitive: bool) -> EmberError:
         if sensitive:

@@ -95,6 +95,7 @@ class Services:
             else None
         )
         router = Router(settings)
+        metrics.watch_targets(router.status)
         ledger = Ledger(store)
         cache = ResponseCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)
         stages.append(KeyStage(settings, ledger, router))  # before the guard: per-key policy

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from ember.core.request_context import RequestContext
     from ember.engines.base import BatchStats
+    from ember.route.health import TargetHealth
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -84,6 +85,10 @@ class Metrics:
     def watch_batches(self, stats: Callable[[], Iterable[tuple[str, BatchStats]]]) -> None:
         """Expose the batching engines' scheduler state, read at every scrape."""
         self.registry.register(BatchCollector(stats))
+
+    def watch_targets(self, stats: Callable[[], Iterable[tuple[str, TargetHealth, int]]]) -> None:
+        """Expose the remote route targets' health and load, read at every scrape."""
+        self.registry.register(TargetCollector(stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -157,3 +162,39 @@ class BatchCollector(Collector):
             hit_rate.add_metric([model], stats.cache_hits / max(1, stats.cache_lookups))
             cached.add_metric([model], stats.cache_tokens)
         yield from (queued, active, rate, generated, read, steps, lookups, reused, hit_rate, cached)
+
+
+class TargetCollector(Collector):
+    """Per remote route target: in rotation or not, breaker, requests in flight, latency."""
+
+    def __init__(self, stats: Callable[[], Iterable[tuple[str, TargetHealth, int]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "ember_route_target_up",
+            "1 when the target's last active health check passed (or none ran), else 0.",
+            labels=["target"],
+        )
+        breaker = GaugeMetricFamily(
+            "ember_route_target_breaker_open",
+            "1 while the target's circuit breaker is open or probing.",
+            labels=["target"],
+        )
+        in_flight = GaugeMetricFamily(
+            "ember_route_target_in_flight",
+            "Requests this replica has open on the target.",
+            labels=["target"],
+        )
+        latency = GaugeMetricFamily(
+            "ember_route_target_latency_seconds",
+            "The target's measured latency to the first token (EWMA).",
+            labels=["target"],
+        )
+        for target, health, count in self._stats():
+            up.add_metric([target], 1.0 if health.checked_ok else 0.0)
+            breaker.add_metric([target], 0.0 if health.state == "closed" else 1.0)
+            in_flight.add_metric([target], count)
+            if health.ewma_ms is not None:
+                latency.add_metric([target], health.ewma_ms / 1000)
+        yield from (up, breaker, in_flight, latency)
