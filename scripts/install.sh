@@ -21,13 +21,20 @@ cmake_args=$(field cmake_args)
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 
-# The console's browser tests (--dev) drive Debian's chromium through Playwright, whose own
-# browser download cannot be relied on: install it with apt when it is missing.
-if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+# The tests (--dev) need two Debian packages: chromium, which the console's browser tests
+# drive through Playwright (whose own browser download cannot be relied on), and haproxy,
+# the load balancer in front of the replica tests (tests/test_replicas.py). Install with apt
+# what is missing.
+if [ "${1:-}" = "--dev" ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  if [ ${#missing[@]} -gt 0 ]; then
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
 fi
 stamp=".venv/.ember-install-$(cat "$lock" requirements/no-deps.lock pyproject.toml scripts/install.sh |
   sha256sum | cut -c1-12)-$key"

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +42,7 @@ from ember.api.openapi_links import add_links
 from ember.api.responses.router import router as responses_router
 from ember.api.synth.router import router as synth_router
 from ember.api.vector_stores.router import router as vector_stores_router
-from ember.errors import PayloadTooLargeError
+from ember.errors import PayloadTooLargeError, ServiceUnavailableError
 from ember.services.container import Services
 from ember.settings import Settings
 
@@ -157,9 +158,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         built.background.recover()  # background responses of a stopped server fail
         built.background.watch()
         built.router.start()  # active health checks of the providers that ask for them
+        app.state.draining = False
         try:
             yield
         finally:
+            app.state.draining = True  # /readyz says 503 while the rest shuts down
             await built.close()
 
     app = FastAPI(
@@ -209,6 +212,30 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             "version": __version__,
             "models_loaded": [entry.spec.id for entry in built.manager.loaded()],
         }
+
+    @app.get("/readyz", tags=["ember"])
+    async def readyz(request: Request) -> JSONResponse:
+        """For a load balancer: 200 when this replica can take requests (the database answers
+        with every migration applied, the preloaded models are loaded, it is not stopping),
+        else 503 in the OpenAI error shape, naming what is not ready."""
+        built: Services = request.app.state.services
+        loaded = {entry.spec.id for entry in built.manager.loaded()}
+        waiting = [
+            name for name in settings.preload if built.registry.resolve(name).id not in loaded
+        ]
+        checks: dict[str, str] = {"models": "ok" if not waiting else f"loading {waiting}"}
+        try:
+            missing = await asyncio.to_thread(built.store.pending_migrations)
+            checks["database"] = "ok" if not missing else f"migrations not applied: {missing}"
+        except SQLAlchemyError as exc:
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        if getattr(request.app.state, "draining", False):
+            checks["server"] = "stopping"
+        problems = [f"{name}: {state}" for name, state in checks.items() if state != "ok"]
+        if not problems:
+            return JSONResponse({"status": "ready", "checks": checks})
+        error = ServiceUnavailableError("Not ready: " + "; ".join(problems) + ".", code="not_ready")
+        return JSONResponse({**error_body(error), "checks": checks}, status_code=503)
 
     @app.get("/metrics", tags=["ember"])
     async def metrics(request: Request) -> Response:

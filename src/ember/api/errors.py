@@ -28,7 +28,7 @@ from ember.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from ember.store.writer import database_locked
+from ember.store.writer import database_locked, database_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,15 @@ def install_error_handlers(app: FastAPI) -> None:
                     "Try again shortly.",
                     code="database_locked",
                     headers={"Retry-After": "2"},
+                )
+            )
+        if database_unreachable(exc):  # PostgreSQL away: the pool reconnects when it is back
+            logger.warning("database unreachable on %s %s", request.method, request.url.path)
+            return error_response(
+                ServiceUnavailableError(
+                    "The database cannot be reached; nothing was changed. Try again shortly.",
+                    code="database_unavailable",
+                    headers={"Retry-After": "5"},
                 )
             )
         return await _unexpected(request, exc)

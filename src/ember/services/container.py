@@ -79,7 +79,10 @@ class Services:
         store = Store(settings.database)
         registry = ModelRegistry(settings, store)
         manager = ModelManager(settings)
-        metrics = Metrics()
+        replica_id = settings.replica_id or default_replica_id()
+        # Replicas (a shared database, or a name given) label every sample with their id.
+        replicated = settings.replica_id is not None or settings.database_url is not None
+        metrics = Metrics(replica_id if replicated else None)
         metrics.watch_batches(manager.batch_stats)
         stages: list[RequestStage] = []
         if settings.log_synchronous_commit:  # completes after every stage: waits for the commit
@@ -110,9 +113,7 @@ class Services:
         async def embedder() -> Embedder:
             return await load_embedder(registry, manager, "default-embedding")
 
-        leases = LeaseKeeper(
-            store, settings.replica_id or default_replica_id(), ttl_s=settings.lease_ttl_s
-        )
+        leases = LeaseKeeper(store, replica_id, ttl_s=settings.lease_ttl_s)
         ingestion = IngestionWorker(Ingestor(store.vectors, store.chunks, files), embedder, leases)
         vector_stores = VectorStoreService(
             store.vectors,

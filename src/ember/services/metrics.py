@@ -25,7 +25,8 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 12
 class Metrics:
     """Counters and histograms exposed on ``GET /metrics``."""
 
-    def __init__(self) -> None:
+    def __init__(self, replica: str | None = None) -> None:
+        self.replica = replica  # every sample is labelled with it (replicas behind one LB)
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "ember_http_requests",
@@ -91,7 +92,26 @@ class Metrics:
         self.registry.register(TargetCollector(stats))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        text = generate_latest(self.registry)
+        return text if self.replica is None else with_label(text, "replica", self.replica)
+
+
+def with_label(exposition: bytes, name: str, value: str) -> bytes:
+    """Prometheus text exposition with ``name="value"`` added to every sample."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    label = f'{name}="{escaped}"'.encode()
+    lines = []
+    for line in exposition.split(b"\n"):
+        if line and not line.startswith(b"#"):
+            brace, space = line.find(b"{"), line.find(b" ")
+            if brace != -1 and brace < space:  # name{labels} value
+                rest = line[brace + 1 :]
+                comma = b"" if rest.startswith(b"}") else b","
+                line = line[: brace + 1] + label + comma + rest
+            else:  # name value
+                line = line[:space] + b"{" + label + b"}" + line[space:]
+        lines.append(line)
+    return b"\n".join(lines)
 
 
 class BatchCollector(Collector):

@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import sqlean
 import sqlite_vec
-from sqlalchemy import Engine, create_engine, event, make_url, select
+from sqlalchemy import Engine, create_engine, event, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ember.store import audit, fine_tuning, keys
@@ -61,7 +61,7 @@ from ember.store.conversations import ConversationTables
 from ember.store.files import FileRecord
 from ember.store.leases import LeaseTables
 from ember.store.ledger import LedgerTables
-from ember.store.migrations import migrate
+from ember.store.migrations import MIGRATIONS, migrate
 from ember.store.synth import SynthJobTables
 from ember.store.tables import ApiKeyRow, ModelRow, RequestLogRow, ResponseRow
 from ember.store.vectors import VectorTables
@@ -163,6 +163,13 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations the code has and the database has not applied (another replica of a
+        newer version may be migrating it); raises when the database cannot be reached."""
+        with self.engine.connect() as conn:
+            applied = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
+        return [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
 
     def close(self) -> None:
         self.writer.close()  # commits every queued request record first

@@ -176,6 +176,30 @@ def database_locked(exc: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection timeout",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "no such file or directory",  # PostgreSQL's socket directory gone with its server
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database server being away (down, restarting, unreachable):
+    transient, answered 503 until the pool reconnects by itself."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(sign in text for sign in _UNREACHABLE)
+
+
 def write_batch(session: Session, batch: list[Pending]) -> None:
     """Chain the batch's audit entries (in order) and insert its request-log rows."""
     entries = [item.audit for item in batch if item.audit is not None]
