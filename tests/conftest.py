@@ -50,6 +50,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/route/test_vllm_target.py",
         "tests/test_background_responses.py",
         "tests/test_conversations_api.py",
+        "tests/test_database_faults.py",
         "tests/test_console.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",

@@ -220,14 +220,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         else 503 in the OpenAI error shape, naming what is not ready."""
         built: Services = request.app.state.services
         loaded = {entry.spec.id for entry in built.manager.loaded()}
-        waiting = [
-            name for name in settings.preload if built.registry.resolve(name).id not in loaded
-        ]
-        checks: dict[str, str] = {"models": "ok" if not waiting else f"loading {waiting}"}
+        checks: dict[str, str] = {}
         try:
+            waiting = [
+                name for name in settings.preload if built.registry.resolve(name).id not in loaded
+            ]
+            checks["models"] = "ok" if not waiting else f"loading {waiting}"
             missing = await asyncio.to_thread(built.store.pending_migrations)
             checks["database"] = "ok" if not missing else f"migrations not applied: {missing}"
         except SQLAlchemyError as exc:
+            checks.setdefault("models", "unknown")
             checks["database"] = f"unreachable ({type(exc).__name__})"
         if getattr(request.app.state, "draining", False):
             checks["server"] = "stopping"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import sqlean
 from sqlalchemy import make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ember.core.types import SamplingParams
 from ember.engines.base import TextEngine
@@ -209,9 +209,15 @@ def check_store(settings: Settings, *, thorough: bool = True) -> Check:
 
 
 def _check_server_database(url: str) -> Check:
-    shown = make_url(database_url(url)).render_as_string(hide_password=True)
+    fix = "set EMBER_DATABASE_URL (or database_url) to postgresql://user:password@host:port/db"
     try:
+        shown = make_url(database_url(url)).render_as_string(hide_password=True)
+        if "://" not in url:
+            raise ValueError("database_url must be a URL such as postgresql://host/db")
         engine = create_store_engine(url)
+    except (ValueError, ArgumentError) as exc:
+        return Check("store", False, f"{url!r}: {exc}", fix)
+    try:
         try:
             with engine.connect() as conn:
                 version = conn.execute(text("SHOW server_version")).scalar()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ember.adapt.auto import BASE_LEARNING_RATE
 from ember.adapt.data import parse_jsonl
 from ember.adapt.preference import parse_preferences
@@ -339,6 +341,8 @@ class FineTuningService:
         while True:
             try:
                 await asyncio.to_thread(self.tick)
+            except SQLAlchemyError as exc:  # the database is away: look again next time
+                logger.warning("fine-tuning supervisor: %s", str(exc).split("\n")[0])
             except Exception:  # the supervisor must outlive any one bad job
                 logger.exception("fine-tuning supervisor")
             await asyncio.sleep(_POLL_SECONDS)

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ember.errors import EmberError, NotFoundError, UnsupportedFileError
 from ember.ground.chunking import Chunker
 from ember.ground.lexical import terms
@@ -217,6 +219,8 @@ class IngestionWorker:
                 await self.run_pending()
             except asyncio.CancelledError:
                 raise
+            except SQLAlchemyError as exc:  # the database is away: the next sweep goes on
+                logger.warning("ingestion worker: %s", str(exc).split("\n")[0])
             except Exception:  # keep the worker alive; the file's row says what failed
                 logger.exception("ingestion worker error")
 
