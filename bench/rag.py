@@ -160,7 +160,12 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         positives.append(pos)
         negatives.append(neg - pos)
 
-    settings = Settings(home=work / "home", n_threads=args.threads, preload=[])
+    settings = Settings(
+        home=work / "home",
+        n_threads=args.threads,
+        preload=[],
+        database_url=args.database_url,
+    )
     services = Services.build(settings)
     try:
         store_id = services.vector_stores.create(name="rgb")["id"]
@@ -783,6 +788,11 @@ def main(argv: list[str] | None = None) -> int:
         help="questions whose hybrid top 10 the LLM reranker judges (0: skip)",
     )
     parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument(
+        "--database-url",
+        help="run Ember's side on this PostgreSQL database (pgvector) instead of SQLite: "
+        "the same hit@5 is expected on both",
+    )
     parser.add_argument(
         "--no-scale",
         action="store_true",
