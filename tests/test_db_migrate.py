@@ -262,7 +262,7 @@ def _free_url() -> str:
         ("just-a-name", "must be a PostgreSQL URL"),
         ("mysql://u@h/db", "must be a PostgreSQL URL"),
         ("postgresql://u@h:port/db", "not a database URL"),
-        ("UNREACHABLE", "cannot connect to postgresql+psycopg://postgres@127.0.0.1:"),
+        ("UNREACHABLE", "cannot connect to postgresql://postgres@127.0.0.1:"),
         ("MISSING_DATABASE", 'database "ember_no_such_db" does not exist'),
     ],
 )
@@ -348,3 +348,12 @@ def test_a_migrate_killed_half_way_resumes_without_duplicates(tmp_path: Path, ta
             assert conn.execute(text("SELECT COUNT(*) FROM chunk_vectors_16")).scalar() == 900
     finally:
         copy.close()
+
+
+def test_db_commands_have_help_and_are_documented() -> None:
+    cli_doc = (ROOT / "docs" / "CLI.md").read_text()
+    for command in (["db"], ["db", "migrate"], ["db", "verify"]):
+        result = CliRunner().invoke(app, [*command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, result.output
+        assert f"ember {' '.join(command)}" in cli_doc
+    assert "## Moving a home to PostgreSQL" in cli_doc

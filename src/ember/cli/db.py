@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
@@ -172,16 +174,30 @@ def _migrate(path: Path, to: str, batch: int) -> bool:
         out.print(f"Source: {path} (SQLite)", markup=False)
         out.print(f"Target: {shown_url(to)}", markup=False)
 
+        bar = RichProgress(
+            TextColumn("  {task.description:<40}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=out,
+            transient=True,
+            disable=not out.is_terminal,
+        )
+        tasks: dict[str, TaskID] = {}
+
         def report(progress: Progress) -> None:
+            if progress.item not in tasks:
+                tasks[progress.item] = bar.add_task(progress.item, total=progress.total)
+            bar.update(tasks[progress.item], completed=progress.copied)
             if not progress.done:
                 return
-            resumed = (
-                f" (resumed at {progress.resumed_from})"
-                if 0 < progress.resumed_from < progress.total
-                else ""
-            )
-            out.print(
-                f"  {progress.item:<40} {progress.copied:>9} / {progress.total} copied{resumed}",
+            bar.remove_task(tasks[progress.item])
+            note = ""
+            if progress.resumed_from == progress.copied > 0:
+                note = " (copied by an earlier run)"
+            elif progress.resumed_from:
+                note = f" (resumed at {progress.resumed_from})"
+            bar.console.print(
+                f"  {progress.item:<40} {progress.copied:>9} / {progress.total} copied{note}",
                 markup=False,
             )
 
@@ -191,7 +207,8 @@ def _migrate(path: Path, to: str, batch: int) -> bool:
         resuming = transfer.resuming()
         transfer.prepare()
         out.print("Resuming the copy:" if resuming else "Copying:", markup=False)
-        transfer.run()
+        with bar:
+            transfer.run()
         out.print("Verifying:", markup=False)
         ok = _report(compare(source, target))
         if ok:

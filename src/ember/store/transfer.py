@@ -90,7 +90,9 @@ ProgressCallback = Callable[[Progress], None]
 def shown_url(url: str) -> str:
     """A database URL fit to print: its password hidden."""
     try:
-        return make_url(database_url(url)).render_as_string(hide_password=True)
+        return make_url(url if "://" in url else database_url(url)).render_as_string(
+            hide_password=True
+        )
     except (ArgumentError, ValueError):
         return url
 

@@ -113,6 +113,10 @@ def _short(digest: str) -> str:
     return digest[:12]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def compare(source: Store, target: Store) -> list[Check]:
     """Compare the source (SQLite) with the target: every table, vector, the audit chain
     and a search per vector store."""
@@ -136,21 +140,21 @@ def _compare(source: Store, target: Store) -> list[Check]:
                 Check(
                     "table",
                     spec.name,
-                    f"{s_rows} rows {_short(s_sum)}",
-                    f"{t_rows} rows {_short(t_sum)}",
+                    f"{_count(s_rows, 'row')} {_short(s_sum)}",
+                    f"{_count(t_rows, 'row')} {_short(t_sum)}",
                     (s_rows, s_sum) == (t_rows, t_sum),
                 )
             )
     searches: list[Check] = []
-    for vectors_spec, _count in source_vectors(source.chunks):
+    for vectors_spec, _n in source_vectors(source.chunks):
         s_rows, s_sum, vectors = _vectors_digest(source, vectors_spec)
         t_rows, t_sum, _ = _vectors_digest(target, vectors_spec)
         checks.append(
             Check(
                 "vectors",
                 f"{vectors_spec.table} {vectors_spec.store_id}",
-                f"{s_rows} vectors {_short(s_sum)}",
-                f"{t_rows} vectors {_short(t_sum)}",
+                f"{_count(s_rows, 'vector')} {_short(s_sum)}",
+                f"{_count(t_rows, 'vector')} {_short(t_sum)}",
                 (s_rows, s_sum) == (t_rows, t_sum),
             )
         )
@@ -173,7 +177,7 @@ def _compare(source: Store, target: Store) -> list[Check]:
 
     def audit_text(result: Any) -> str:
         state = "verifies" if result.ok else f"broken at {result.first_bad_seq}"
-        return f"{result.checked} records, {state}, head {_short(result.head_hash)}"
+        return f"{_count(result.checked, 'record')}, {state}, head {_short(result.head_hash)}"
 
     checks.append(
         Check(
