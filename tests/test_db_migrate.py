@@ -6,6 +6,7 @@ killed with SIGKILL half way resumes without duplicates; bad targets are one cle
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
+import openai
 import pytest
 from sqlalchemy import inspect, text
 from typer.testing import CliRunner, Result
@@ -36,7 +39,7 @@ from ember.store.fine_tuning import JobRecord
 from ember.store.keys import KeyRecord
 from ember.store.transfer import PROGRESS_TABLE
 from ember.store.transfer_check import compare
-from tests.conftest import free_port
+from tests.conftest import fake_config, free_port, start_server, stop_server
 from tests.postgres import PostgresServer
 
 DIM = 16
@@ -113,7 +116,9 @@ def build_home(home: Path, *, requests: int = 25, chunks: int = 40) -> Path:
                 cache_hit=bool(n % 3),
             )
         store.add_fine_tuning_job(
-            JobRecord("ftjob-1", 10, "succeeded", None, None, "ft:m:x:1", {"id": "ftjob-1"}, {})
+            JobRecord(
+                "ftjob-1", 10, "cancelled", None, None, None, {"id": "ftjob-1"}, {"base": "m"}
+            )
         )
         store.add_fine_tuning_event("ftjob-1", "started", level="info")
         store.add_fine_tuning_checkpoint("ftjob-1", 10, "/ckpt/10", {"loss": 0.125})
@@ -357,3 +362,74 @@ def test_db_commands_have_help_and_are_documented() -> None:
         assert result.exit_code == 0 and "Usage" in result.output, result.output
         assert f"ember {' '.join(command)}" in cli_doc
     assert "## Moving a home to PostgreSQL" in cli_doc
+
+
+def test_verify_of_an_empty_database_and_a_row_postgresql_cannot_hold(
+    tmp_path: Path, target: str
+) -> None:
+    home = tmp_path / "home"
+    build_home(home, requests=1, chunks=2)
+    result = ember_db(home, "verify", "--against", target)
+    assert result.exit_code == 1 and "holds no Ember database" in result.stderr
+    engine = create_store_engine(target)
+    try:
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == []  # verify wrote nothing
+    finally:
+        engine.dispose()
+    # A text PostgreSQL cannot hold (a NUL character): the table and batch are named.
+    store = Store(home / "ember.db")
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE responses SET model = :m"), {"m": "a\x00b"})
+    finally:
+        store.close()
+    result = ember_db(home, "migrate", "--to", target)
+    assert result.exit_code == 1 and "copying responses failed" in result.stderr
+    assert "NUL" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_home_of_a_newer_ember_is_refused(tmp_path: Path, target: str) -> None:
+    home = tmp_path / "home"
+    build_home(home, requests=1, chunks=2)
+    store = Store(home / "ember.db")
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO _migrations VALUES ('m999_future', 0)"))
+    finally:
+        store.close()
+    for extra in ([], ["--dry-run"]):
+        result = ember_db(home, "migrate", "--to", target, *extra)
+        assert result.exit_code == 1 and "newer Ember" in result.stderr, result.output
+        assert "m999_future" in result.stderr
+    engine = create_store_engine(target)
+    try:
+        assert inspect(engine).get_table_names() == []  # refused before the target was touched
+    finally:
+        engine.dispose()
+
+
+def test_the_server_runs_on_the_migrated_database(tmp_path: Path, target: str) -> None:
+    home = tmp_path / "home"
+    build_home(home, requests=3, chunks=12)
+    assert ember_db(home, "migrate", "--to", target).exit_code == 0
+    admin, operator = "sk-admin-migrate", "sk-operator-migrate"
+    config = fake_config(
+        f'admin_key = "{admin}"\napi_keys = ["{operator}"]\ndatabase_url = {json.dumps(target)}'
+    )
+    server = start_server(home, config)
+    try:
+        client = openai.OpenAI(base_url=server.v1, api_key=operator, max_retries=0, timeout=60)
+        assert {f.id for f in client.files.list()} == {"file-0", "file-1", "file-2"}
+        assert {s.id for s in client.vector_stores.list()} == {"vs_a", "vs_b"}
+        assert client.vector_stores.files.list("vs_a").data[0].status == "completed"
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+        uploaded = client.files.create(file=("new.txt", b"new"), purpose="assistants")
+        assert uploaded.id not in {"file-0", "file-1", "file-2"}
+        verify = httpx.get(
+            f"{server.v1}/ember/audit/verify", headers={"Authorization": f"Bearer {admin}"}
+        ).json()
+        # the chain copied from SQLite goes on in PostgreSQL, one record per request
+        assert verify["ok"] and verify["checked"] >= 6, verify
+    finally:
+        stop_server(server)

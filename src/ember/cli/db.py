@@ -25,6 +25,7 @@ from ember.store.transfer import (
     Transfer,
     check_target_url,
     open_target,
+    pending_migrations,
     probe_target,
     shown_url,
     survey,
@@ -167,6 +168,12 @@ def _dry_run(path: Path, to: str) -> None:
 
 def _migrate(path: Path, to: str, batch: int) -> bool:
     out = _stdout()
+    engine = create_store_engine(path)
+    try:
+        with engine.connect() as conn:
+            pending_migrations(conn)  # a newer Ember's home: refused before the target is touched
+    finally:
+        engine.dispose()
     target = open_target(to)
     source: Store | None = None
     try:
@@ -234,6 +241,10 @@ def verify(
         path = settings.database_path
         if not path.is_file():
             raise NotFoundError(f"there is no SQLite database at {path}")
+        if not probe_target(against):  # verify writes nothing: not even Ember's tables
+            raise NotFoundError(
+                f"{shown_url(against)} holds no Ember database: nothing to compare with"
+            )
         target = open_target(against)
         try:
             source = Store(path)

@@ -123,7 +123,11 @@ def probe_target(url: str) -> bool:
     """Connect to the target; whether it already holds Ember tables. Raises a clear error
     when it cannot be reached or lacks pgvector. Writes nothing."""
     try:
-        engine = create_store_engine(check_target_url(url))
+        # A host that drops packets would hold the probe for minutes: give up after 10 s.
+        probe_url = make_url(check_target_url(url))
+        if "connect_timeout" not in probe_url.query:
+            probe_url = probe_url.update_query_dict({"connect_timeout": "10"})
+        engine = create_store_engine(probe_url.render_as_string(hide_password=False))
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise InvalidRequestError(f"{shown_url(url)!r} is not a usable database URL") from exc
     try:
@@ -225,13 +229,26 @@ def count_rows(conn: Connection, table: str) -> int:
     return int(conn.execute(text(f"SELECT COUNT(*) FROM {_quote(conn, table)}")).scalar_one())
 
 
+def pending_migrations(conn: Connection) -> list[str]:
+    """The migrations this version of Ember has and the source lacks; refuses a source
+    migrated by a newer Ember (its tables may have columns this version cannot copy)."""
+    applied = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
+    known = [m.__name__ for m in MIGRATIONS]
+    unknown = sorted(applied - set(known))
+    if unknown:
+        raise ConflictError(
+            f"this home was last used by a newer Ember (its migrations {', '.join(unknown)}"
+            " are unknown here): upgrade Ember, then migrate"
+        )
+    return [name for name in known if name not in applied]
+
+
 def survey(engine: Engine) -> Survey:
     """What the SQLite database behind ``engine`` holds; reads only."""
     with engine.connect() as conn:
+        pending = pending_migrations(conn)
         tables, skipped = source_tables(conn)
         counts = [(spec, count_rows(conn, spec.name)) for spec in tables]
-        applied = set(conn.execute(text("SELECT name FROM _migrations")).scalars())
-    pending = [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
     return Survey(counts, source_vectors(ChunkTables(engine)), pending, skipped)
 
 
@@ -256,6 +273,7 @@ class Transfer:
         self.batch = max(1, int(batch))
         self.on_progress = on_progress or (lambda _progress: None)
         with source.engine.connect() as conn:
+            pending_migrations(conn)
             self.tables, self.skipped = source_tables(conn)
         self.vectors = [spec for spec, _count in source_vectors(source.chunks)]
 
@@ -322,6 +340,13 @@ class Transfer:
                 " source holds tables this version of Ember does not create (a plugin's?)"
             )
         with self.target.engine.connect() as conn:
+            for spec in self.tables:
+                columns = {c["name"] for c in inspect(conn).get_columns(spec.name)}
+                if set(spec.columns) - columns:
+                    raise ConflictError(
+                        f"the target's table {spec.name} lacks the columns"
+                        f" {', '.join(sorted(set(spec.columns) - columns))} of the source's"
+                    )
             counts = [(spec.name, count_rows(conn, spec.name)) for spec in self.tables]
             counts += [(t, count_rows(conn, t)) for t in self.target.chunks.index.tables(conn)]
         return [(name, count) for name, count in counts if count]
