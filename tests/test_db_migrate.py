@@ -312,9 +312,18 @@ def _progress(url: str) -> dict[str, tuple[int, bool]]:
         engine.dispose()
 
 
-def test_a_migrate_killed_half_way_resumes_without_duplicates(tmp_path: Path, target: str) -> None:
+@pytest.mark.parametrize(
+    ("requests", "chunks", "item", "total"),
+    [
+        (6000, 600, "table:request_log", 6000),  # killed in a table
+        (10, 3000, "vectors:chunk_vectors_16:vs_a", 3000),  # killed in a store's vectors
+    ],
+)
+def test_a_migrate_killed_half_way_resumes_without_duplicates(
+    tmp_path: Path, target: str, requests: int, chunks: int, item: str, total: int
+) -> None:
     home = tmp_path / "home"
-    source = build_home(home, requests=6000, chunks=600)
+    source = build_home(home, requests=requests, chunks=chunks)
     env = {
         **os.environ,
         "EMBER_HOME": str(home),
@@ -330,7 +339,7 @@ def test_a_migrate_killed_half_way_resumes_without_duplicates(tmp_path: Path, ta
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if _progress(target).get("table:request_log", (0, False))[0] > 0:
+            if _progress(target).get(item, (0, False))[0] > 0:
                 break
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
@@ -339,18 +348,20 @@ def test_a_migrate_killed_half_way_resumes_without_duplicates(tmp_path: Path, ta
         if process.poll() is None:
             process.kill()
     progress = _progress(target)
-    copied, done = progress["table:request_log"]
-    assert 0 < copied < 6000 and not done, progress
+    copied, done = progress[item]
+    assert 0 < copied < total and not done, progress
 
     result = ember_db(home, "migrate", "--to", target, "--batch", "500")
     assert result.exit_code == 0, result.output
-    assert "Resuming the copy" in result.output and "(resumed at" in result.output
+    assert "Resuming the copy" in result.output and f"(resumed at {copied})" in result.output
+    assert "DIFFERS" not in result.output
     _same(source, target)
     copy = Store(target)
     try:
-        assert copy.count_requests() == 6000
+        assert copy.count_requests() == requests
         with copy.engine.connect() as conn:
-            assert conn.execute(text("SELECT COUNT(*) FROM chunk_vectors_16")).scalar() == 900
+            vectors = conn.execute(text("SELECT COUNT(*) FROM chunk_vectors_16")).scalar()
+            assert vectors == chunks + chunks // 2
     finally:
         copy.close()
 
