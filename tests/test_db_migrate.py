@@ -228,15 +228,29 @@ def test_verify_names_what_differs(tmp_path: Path, target: str) -> None:
     assert same.exit_code == 0 and "The same." in same.output, same.output
     copy = Store(target)
     try:
+        ids, _vectors = copy.chunks.store_vectors("vs_b", DIM)
         with copy.engine.begin() as conn:
             conn.execute(text("UPDATE files SET filename = 'edited' WHERE id = 'file-1'"))
+            conn.execute(text("UPDATE audit_log SET status = 'error' WHERE seq = 3"))
+            copy.chunks.index.delete(conn, "chunk_vectors_16", [int(ids[0])])
     finally:
         copy.close()
     differs = ember_db(tmp_path / "home", "verify", "--against", target)
-    assert differs.exit_code == 1
-    assert "DIFFERS" in differs.output and "the databases differ" in differs.stderr
-    files_row = next(line for line in differs.stdout.splitlines() if "│ files" in line)
-    assert "DIFFERS" in files_row
+    assert differs.exit_code == 1 and "the databases differ" in differs.stderr
+    assert "DIFFERS" in differs.stdout
+    source, copy = Store(tmp_path / "home" / "ember.db"), Store(target)
+    try:
+        marked = {(c.kind, c.name) for c in compare(source, copy) if not c.ok}
+    finally:
+        source.close()
+        copy.close()
+    assert marked == {
+        ("table", "files"),
+        ("table", "audit_log"),
+        ("vectors", "chunk_vectors_16 vs_b"),
+        ("audit", "audit_log chain"),
+        ("search", "vs_b"),  # its first vector, a query, is gone from the copy
+    }
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, target: str) -> None:
