@@ -37,7 +37,7 @@ from ember.store import (
 from ember.store.chunks import NewChunk
 from ember.store.fine_tuning import JobRecord
 from ember.store.keys import KeyRecord
-from ember.store.transfer import PROGRESS_TABLE
+from ember.store.transfer import PROGRESS_TABLE, TRANSFER_LOCK
 from ember.store.transfer_check import compare
 from tests.conftest import fake_config, free_port, start_server, stop_server
 from tests.postgres import PostgresServer
@@ -458,3 +458,19 @@ def test_the_server_runs_on_the_migrated_database(tmp_path: Path, target: str) -
         assert verify["ok"] and verify["checked"] >= 6, verify
     finally:
         stop_server(server)
+
+
+def test_a_second_migrate_into_the_same_database_is_refused(tmp_path: Path, target: str) -> None:
+    home = tmp_path / "home"
+    build_home(home, requests=1, chunks=2)
+    engine = create_store_engine(target)
+    try:
+        with engine.connect() as other:  # as a migrate running in another process holds it
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": TRANSFER_LOCK})
+            result = ember_db(home, "migrate", "--to", target)
+            assert result.exit_code == 1 and "another `ember db migrate`" in result.stderr
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": TRANSFER_LOCK})
+            other.commit()
+        assert ember_db(home, "migrate", "--to", target).exit_code == 0
+    finally:
+        engine.dispose()

@@ -211,15 +211,16 @@ def _migrate(path: Path, to: str, batch: int) -> bool:
         transfer = Transfer(
             source, target, source_name=str(path.resolve()), batch=batch, on_progress=report
         )
-        resuming = transfer.resuming()
-        transfer.prepare()
-        out.print("Resuming the copy:" if resuming else "Copying:", markup=False)
-        with bar:
-            transfer.run()
-        out.print("Verifying:", markup=False)
-        ok = _report(compare(source, target))
-        if ok:
-            transfer.finish()
+        with transfer.exclusive():
+            resuming = transfer.resuming()
+            transfer.prepare()
+            out.print("Resuming the copy:" if resuming else "Copying:", markup=False)
+            with bar:
+                transfer.run()
+            out.print("Verifying:", markup=False)
+            ok = _report(compare(source, target))
+            if ok:
+                transfer.finish()
         return ok
     finally:
         if source is not None:

@@ -13,7 +13,8 @@ got in ``_ember_transfer`` on the target (the last key copied, the rows copied, 
 killed at any point (even ``kill -9``) leaves whole batches and a position that matches
 them, so running it again continues after that key and duplicates nothing. The progress
 table also names the source, so a partial copy of one home is never continued from another;
-it is dropped once the copy has been verified (``ember.store.transfer_check``).
+it is dropped once the copy has been verified (``ember.store.transfer_check``). One copy at
+a time: the copying process holds an advisory lock on the target.
 
 A target without a progress table must hold no Ember rows: ``migrate`` fills an empty
 database, it never merges two homes.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,8 @@ from ember.store.vector_index import SqliteVecIndex, vector_table
 
 PROGRESS_TABLE = "_ember_transfer"
 _SOURCE_ITEM = "source"
+# Any constant (not the migrations' lock): the advisory lock one copying process holds.
+TRANSFER_LOCK = 0x656D6265725F74
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,25 @@ class Transfer:
             ),
             {"item": item, "position": json.dumps(position), "copied": copied, "done": done},
         )
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the target for this copy: a second ``migrate`` into it is refused, not raced."""
+        with self.target.engine.connect() as lock:
+            held = lock.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": TRANSFER_LOCK}
+            ).scalar()
+            lock.commit()
+            if not held:
+                raise ConflictError(
+                    "another `ember db migrate` is copying into this database now: let it"
+                    " finish (or stop it and run this again to resume)"
+                )
+            try:
+                yield
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": TRANSFER_LOCK})
+                lock.commit()
 
     def resuming(self) -> bool:
         """Whether the target holds a partial copy of this source (to continue)."""
