@@ -124,7 +124,7 @@ def _search_check(source: Store, target: Store, spec: VectorSpec, vectors: np.nd
     return Check(
         "search",
         spec.store_id,
-        f"{len(queries)} queries, nearest {k}",
+        f"{len(queries)} of its vectors as queries, top {k}",
         f"nearest the same {first}/{len(queries)}, top {k} {overlap}/{k * len(queries)}",
         first == len(queries),
     )
