@@ -51,6 +51,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_background_responses.py",
         "tests/test_conversations_api.py",
         "tests/test_database_faults.py",
+        "tests/test_db_migrate.py",
         "tests/test_console.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",

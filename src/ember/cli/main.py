@@ -18,6 +18,7 @@ from rich.console import Console
 from ember import __version__
 from ember.cli import audit as audit_cli
 from ember.cli import data as data_cli
+from ember.cli import db as db_cli
 from ember.cli import doctor as doctor_cli
 from ember.cli import ground as ground_cli
 from ember.cli import guard as guard_cli
@@ -52,6 +53,7 @@ app.command("ask")(ground_cli.ask)
 app.add_typer(data_cli.app, name="data")
 app.command("doctor")(doctor_cli.doctor)
 app.command("plugins")(plugins_cli.plugins)
+app.add_typer(db_cli.app, name="db")
 console = Console()
 err_console = Console(stderr=True)
 
