@@ -254,8 +254,8 @@ class Settings(BaseSettings):
     replica_id: str | None = Field(
         default=None,
         description="This server's name among replicas sharing a database (`EMBER_REPLICA_ID`):"
-        " it holds leases on background jobs and labels `/metrics`. Default: host name and "
-        "process id.",
+        " it holds leases on background jobs and labels `/metrics`. Default: the host name and "
+        "a digest of the home.",
     )
     lease_ttl_s: float = Field(
         default=15.0,

@@ -19,7 +19,7 @@ import pytest
 
 from ember.adapt.data import parse_jsonl
 from ember.adapt.synth import QAPair, keep_good, parse_pairs, passages, problem
-from tests.conftest import RunningServer, client_for, start_server, stop_server
+from tests.conftest import RunningServer, client_for, home_database, start_server, stop_server
 
 PASSAGE = (
     "The Rhine rises in the Swiss Alps and flows north to the North Sea. Its delta lies in the "
@@ -76,9 +76,9 @@ def test_duplicates_are_dropped_and_counted() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[RunningServer]:
     config = 'preload = ["smollm2-135m-instruct"]\nn_threads = 2\ncontext_length = 2048\n'
-    running = start_server(tmp_path_factory.mktemp("synth"), config)
+    running = start_server(tmp_path_factory.mktemp("synth"), backend + config)
     yield running
     stop_server(running)
 
@@ -244,8 +244,9 @@ def test_a_cancelled_job_stops_and_stays_cancelled(server: RunningServer) -> Non
     assert again["status"] == "cancelled" and again["output_file_id"] is None
 
 
-def test_a_killed_server_resumes_the_job_where_it_stopped(tmp_path: Path) -> None:
-    config = 'preload = ["smollm2-135m-instruct"]\nn_threads = 2\ncontext_length = 2048\n'
+def test_a_killed_server_resumes_the_job_where_it_stopped(tmp_path: Path, database: str) -> None:
+    on = f'database_url = "{database}"\n' if "://" in database else ""  # else the home's file
+    config = on + 'preload = ["smollm2-135m-instruct"]\nn_threads = 2\ncontext_length = 2048\n'
     home = tmp_path / "home"
     running = start_server(home, config)
     try:
@@ -283,7 +284,7 @@ def call_offline(home: Path, job_id: str) -> dict[str, object]:
     """The job as the database holds it, read while no server runs."""
     from ember.store import Store
 
-    store = Store(home / "ember.db")
+    store = Store(home_database(home))
     try:
         job = store.synth.get(job_id)
     finally:

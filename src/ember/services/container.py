@@ -79,7 +79,7 @@ class Services:
         store = Store(settings.database)
         registry = ModelRegistry(settings, store)
         manager = ModelManager(settings)
-        replica_id = settings.replica_id or default_replica_id()
+        replica_id = settings.replica_id or default_replica_id(settings.home)
         # Replicas (a shared database, or a name given) label every sample with their id.
         replicated = settings.replica_id is not None or settings.database_url is not None
         metrics = Metrics(replica_id if replicated else None)

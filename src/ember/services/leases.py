@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,9 +25,12 @@ from ember.store import Store
 logger = logging.getLogger(__name__)
 
 
-def default_replica_id() -> str:
-    """A name for this server process that no other process shares: host and pid."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+def default_replica_id(home: Path) -> str:
+    """A name for this server that no other replica shares and that it keeps across restarts:
+    the host and its home (replicas have homes of their own). A server restarted after a
+    crash so finds its own leases and resumes its jobs at once, without waiting them out."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
 
 
 class LeaseKeeper:
