@@ -189,10 +189,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     )
                 )
             }
-            stored = conn.execute(sql("SELECT rowid, embedding FROM chunk_vectors_384")).all()
         failed = services.store.vectors.file_counts(store_id)["failed"]
-        chunk_ids = np.array([int(r[0]) for r in stored], dtype=np.int64)
-        vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in stored])
+        # Read back as search reads them (sqlite-vec or pgvector, whichever holds them).
+        chunk_ids, vectors = store.chunks.store_vectors(store_id, 384)
 
         retrieval: dict[str, dict[str, float]] = {}
         scale, chroma_version = None, None
