@@ -153,6 +153,7 @@ class ChunkTables:
             if status != "in_progress":
                 return False
             table = self._ensure_vec_table(conn, int(vectors.shape[1]))
+            rows = []
             for chunk, vector in zip(chunks, vectors, strict=True):
                 chunk_id = conn.execute(
                     text(
@@ -172,7 +173,8 @@ class ChunkTables:
                         "hash": chunk.content_hash,
                     },
                 ).scalar_one()
-                self.index.insert(conn, table, chunk_id, store_id, vector)
+                rows.append((chunk_id, vector))
+            self.index.insert(conn, table, store_id, rows)
         return True
 
     # -- read by search ---------------------------------------------------------------

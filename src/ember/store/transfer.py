@@ -458,8 +458,8 @@ class Transfer:
         for begin in range(start, len(ids), self.batch):
             end = min(begin + self.batch, len(ids))
             with self.target.engine.begin() as conn:
-                for chunk_id, vector in zip(ids[begin:end], vectors[begin:end], strict=True):
-                    index.insert(conn, spec.table, int(chunk_id), spec.store_id, vector)
+                rows = zip((int(i) for i in ids[begin:end]), vectors[begin:end], strict=True)
+                index.insert(conn, spec.table, spec.store_id, list(rows))
                 copied += end - begin
                 position = int(ids[end - 1])
                 self._record(conn, spec.item, position, copied, False)

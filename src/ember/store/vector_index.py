@@ -42,7 +42,7 @@ class VectorIndex(Protocol):
     def tables(self, conn: Connection) -> list[str]: ...
     def delete(self, conn: Connection, table: str, chunk_ids: Sequence[int]) -> None: ...
     def insert(
-        self, conn: Connection, table: str, chunk_id: int, store_id: str, vector: np.ndarray
+        self, conn: Connection, table: str, store_id: str, rows: Sequence[tuple[int, np.ndarray]]
     ) -> None: ...
     def vectors(self, conn: Connection, table: str, store_id: str) -> list[tuple[int, bytes]]: ...
     def nearest(
@@ -88,11 +88,12 @@ class SqliteVecIndex:
         conn.execute(text(f"DELETE FROM {table} WHERE rowid IN ({_marks(chunk_ids)})"))
 
     def insert(
-        self, conn: Connection, table: str, chunk_id: int, store_id: str, vector: np.ndarray
+        self, conn: Connection, table: str, store_id: str, rows: Sequence[tuple[int, np.ndarray]]
     ) -> None:
+        """(chunk id, vector) rows of one store, in one executemany."""
         conn.execute(
             text(f"INSERT INTO {table} (rowid, vector_store_id, embedding) VALUES (:id, :vs, :e)"),
-            {"id": chunk_id, "vs": store_id, "e": _blob(vector)},
+            [{"id": chunk_id, "vs": store_id, "e": _blob(vector)} for chunk_id, vector in rows],
         )
 
     def vectors(self, conn: Connection, table: str, store_id: str) -> list[tuple[int, bytes]]:
@@ -187,14 +188,15 @@ class PgVectorIndex:
         conn.execute(text(f"DELETE FROM {table} WHERE chunk_id IN ({_marks(chunk_ids)})"))
 
     def insert(
-        self, conn: Connection, table: str, chunk_id: int, store_id: str, vector: np.ndarray
+        self, conn: Connection, table: str, store_id: str, rows: Sequence[tuple[int, np.ndarray]]
     ) -> None:
+        """(chunk id, vector) rows of one store, in one executemany (psycopg pipelines it)."""
         conn.execute(
             text(
                 f"INSERT INTO {table} (chunk_id, vector_store_id, embedding)"
                 " VALUES (:id, :vs, CAST(:e AS vector))"
             ),
-            {"id": chunk_id, "vs": store_id, "e": _literal(vector)},
+            [{"id": chunk_id, "vs": store_id, "e": _literal(vector)} for chunk_id, vector in rows],
         )
 
     def vectors(self, conn: Connection, table: str, store_id: str) -> list[tuple[int, bytes]]:
