@@ -88,10 +88,12 @@ def postgres() -> Iterator[Any]:
         warnings.simplefilter("ignore")
         start = importlib.import_module("tests.postgres").start_postgres
     servers = start()
+    server = next(servers)
     try:
-        yield next(servers)
+        yield server
     finally:
-        servers.close()
+        servers.close()  # stops the server and deletes its data directory
+        server.socket_dir.parent.rmdir()  # and the directory that held it
 
 
 # -- gateway ---------------------------------------------------------------------------
