@@ -11,6 +11,11 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   select=(-m "not model")
 fi
+# No merge left half done: a conflict marker anywhere in the tracked files fails the check.
+if git grep -n -E '^(<<<<<<<|>>>>>>>)( |$)' -- . ':!*.lock' >&2; then
+  echo "conflict markers above: finish the merge" >&2
+  exit 1
+fi
 "$bin/ruff" format --check src tests bench scripts
 "$bin/ruff" check src tests bench scripts
 "$bin/mypy"
