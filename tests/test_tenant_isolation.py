@@ -10,10 +10,12 @@ answers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import openai
@@ -342,3 +344,41 @@ def test_the_audit_log_is_the_admins_alone(tenants: Tenants) -> None:
             assert refused.json()["error"]["type"] == "invalid_request_error"
     tail = httpx.get(f"{tenants.server.v1}/ember/audit", headers=_headers(ADMIN), timeout=30)
     assert tail.status_code == 200 and tail.json()["data"]
+
+
+def test_no_tenant_searches_anothers_store_among_other_tools(tenants: Tenants) -> None:
+    store = tenants.alice.vector_stores.create(name="alice-agent")
+    tools: list[Any] = [
+        {"type": "function", "name": "noop", "parameters": {"type": "object", "properties": {}}},
+        {"type": "file_search", "vector_store_ids": [store.id]},
+    ]
+    # With another tool, file_search is a tool of the agent loop, not a grounded answer.
+    refused = _not_found(
+        lambda: tenants.bob.responses.create(model="echo", input="What are the notes?", tools=tools)
+    )
+    assert store.id in str(refused["message"])
+    # Alice's store passes; the fake model (no tools) is what stops her request.
+    with pytest.raises(openai.BadRequestError, match="does not support tools"):
+        tenants.alice.responses.create(model="echo", input="What are the notes?", tools=tools)
+
+
+def test_the_agent_loops_file_search_searches_as_its_caller() -> None:
+    from ember.act.mcp_servers import McpServers
+    from ember.core.request_context import Caller
+    from ember.services.agent import AgentToolbox, AgentTools, FileSearchRequest
+
+    seen: list[Caller] = []
+
+    async def search(store_ids: Any, query: str, *, k: int, caller: Caller) -> list[Any]:
+        seen.append(caller)
+        return []
+
+    toolbox = AgentToolbox(McpServers({}, []), None, search)  # type: ignore[arg-type]
+    tools = AgentTools([], FileSearchRequest(("vs_1",), 5, {}))
+    bob = Caller(tenant="bob")
+    item = asyncio.run(
+        toolbox.execute(
+            tools, "file_search", '{"query": "notes"}', caller=bob, model="m", request_id="r"
+        )
+    )
+    assert item["status"] == "completed" and seen == [bob]

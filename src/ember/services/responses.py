@@ -320,7 +320,7 @@ class ResponseService:
                 if item["type"] == "mcp_list_tools" and not item.get("error")
             }
             tools = await self.toolbox.resolve(
-                request.mcp_tools, request.file_search, listed_before=listed
+                request.mcp_tools, request.file_search, listed_before=listed, caller=caller
             )
         pre_output: list[Item] = list(tools.listings) if tools is not None else []
         calls_made = 0
