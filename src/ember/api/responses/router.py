@@ -35,6 +35,7 @@ async def create_response(
     if body.background:
         return JSONResponse(services.background.start(prepared))
     if body.stream:
+        await services.text.admit(prepared.generation)  # a full queue: 503 before the first byte
         return event_stream(
             response_stream(services.responses, prepared),
             stream_headers(services.settings, prepared.generation.ctx),
