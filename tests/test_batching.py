@@ -246,6 +246,62 @@ def test_over_capacity_gets_503_and_a_cancelled_stream_frees_its_slot(
     assert answer.usage is not None and answer.usage.completion_tokens >= 1
 
 
+def test_streams_over_capacity_get_503_before_the_first_byte(
+    single_server: RunningServer,
+) -> None:
+    """Streams that arrive together, one slot and no queue: each is either served whole or
+    refused with a 503, ``Retry-After`` and the OpenAI error shape before its first byte;
+    never a 200 whose stream carries a ``server_overloaded`` error event."""
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": COUNTING}],
+        "stream": True,
+        "max_tokens": 48,
+        "temperature": 0,
+    }
+
+    def attempt(_: int) -> tuple[int, dict[str, str], str]:
+        url = f"{single_server.v1}/chat/completions"
+        with httpx.stream("POST", url, json=body, timeout=180) as response:
+            return response.status_code, dict(response.headers), response.read().decode()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    served = [text for status, _, text in results if status == 200]
+    refused = [(headers, text) for status, headers, text in results if status == 503]
+    assert len(served) + len(refused) == len(results), [status for status, _, _ in results]
+    assert served and refused
+    for text in served:
+        frames = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+        assert frames[-1] == "[DONE]"
+        assert not any("error" in json.loads(frame) for frame in frames[:-1]), text
+    for headers, text in refused:
+        assert int(headers["retry-after"]) >= 1
+        error = json.loads(text)["error"]
+        assert error["code"] == "server_overloaded" and error["type"] == "server_error"
+    # The official client sees the same 503 on a stream while the slot is held.
+    client = client_for(single_server)
+    running = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+        stream=True,
+        max_tokens=1000,
+        temperature=0,
+    )
+    next(iter(running))
+    with pytest.raises(openai.InternalServerError) as streamed:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, stream=True
+        )
+    assert streamed.value.status_code == 503
+    assert int(streamed.value.response.headers["retry-after"]) >= 1
+    running.close()
+    deadline = time.monotonic() + 30
+    while metric(single_server, "ember_batch_active_sequences") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(single_server, "ember_batch_active_sequences") == 0
+
+
 def test_shutdown_lets_running_streams_finish(tmp_path: Path) -> None:
     server = start_server(tmp_path / "home", "shutdown_timeout_s = 60\n" + SERVER_CONFIG)
     try:

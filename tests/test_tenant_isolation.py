@@ -1,17 +1,21 @@
 """Two API keys are two tenants: nothing one creates is visible to or usable by the other.
 
-Each key's name is its tenant. Files and vector stores carry the tenant that created them;
-the other tenant gets the 404 a missing resource gets (not a 403: it must not learn that the
-id exists), lists show each tenant its own, and the operator (a key of the ``api_keys``
-setting) sees every tenant's. No model is loaded: every refusal happens before one would
-run.
+Each key's name is its tenant. Files, vector stores, stored and background responses and
+conversations carry the tenant that created them; the other tenant gets the 404 a missing
+resource gets (not a 403: it must not learn that the id exists), lists show each tenant its
+own, and the operator (a key of the ``api_keys`` setting) sees every tenant's. Cached answers,
+usage and the audit log are not shared either. No model is loaded: the ``fake`` engine
+answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import openai
@@ -30,6 +34,19 @@ class Tenants:
     alice: openai.OpenAI
     bob: openai.OpenAI
     operator: openai.OpenAI
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _not_found(attempt: Callable[..., object], *args: object) -> dict[str, object]:
+    """The error body of ``attempt(*args)``, which must be a 404."""
+    with pytest.raises(openai.NotFoundError) as refused:
+        attempt(*args)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    return body
 
 
 def _client(server: RunningServer, key: str) -> openai.OpenAI:
@@ -188,3 +205,180 @@ def test_another_tenants_fine_tuned_model_is_not_listed_or_served(tenants: Tenan
             model="ft:smollm2-135m-instruct:alice:nope",
             messages=[{"role": "user", "content": "hi"}],
         )
+
+
+def test_a_stored_response_is_its_creators_alone(tenants: Tenants) -> None:
+    mine = tenants.alice.responses.create(model="echo", input="alice's question")
+    assert tenants.alice.responses.retrieve(mine.id).output_text == "You said: alice's question"
+    missing = "resp_" + "0" * 48
+    attempts: list[tuple[Callable[[str], object], str]] = [
+        (lambda rid: tenants.bob.responses.retrieve(rid), "response_id"),
+        (lambda rid: tenants.bob.responses.input_items.list(rid), "response_id"),
+        (lambda rid: tenants.bob.responses.delete(rid), "response_id"),
+        (lambda rid: tenants.bob.responses.cancel(rid), "response_id"),
+        (
+            lambda rid: tenants.bob.responses.create(
+                model="echo", input="go on", previous_response_id=rid
+            ),
+            "previous_response_id",
+        ),
+    ]
+    for attempt, param in attempts:
+        # Another tenant's response answers exactly as a missing one: nothing leaks.
+        refused = _not_found(attempt, mine.id)
+        absent = _not_found(attempt, missing)
+        assert refused == json.loads(json.dumps(absent).replace(missing, mine.id))
+        assert refused["param"] == param and refused["code"] == "not_found"
+    # Bob's failed delete removed nothing; the owner and the operator still see it.
+    assert tenants.alice.responses.retrieve(mine.id).id == mine.id
+    items = tenants.alice.responses.input_items.list(mine.id)
+    assert [item.content[0].text for item in items.data] == ["alice's question"]  # type: ignore[union-attr]
+    assert tenants.operator.responses.retrieve(mine.id).id == mine.id
+    follow = tenants.alice.responses.create(
+        model="echo", input="more", previous_response_id=mine.id
+    )
+    assert follow.previous_response_id == mine.id
+    tenants.alice.responses.delete(mine.id)
+    _not_found(lambda: tenants.alice.responses.retrieve(mine.id))
+
+
+def test_a_background_response_is_its_creators_alone(tenants: Tenants) -> None:
+    started = tenants.alice.responses.create(model="echo", input="in the back", background=True)
+    _not_found(lambda: tenants.bob.responses.retrieve(started.id))
+    _not_found(lambda: tenants.bob.responses.cancel(started.id))
+    deadline = time.monotonic() + 60
+    done = tenants.alice.responses.retrieve(started.id)
+    while done.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        done = tenants.alice.responses.retrieve(started.id)
+    assert done.status == "completed" and done.output_text == "You said: in the back"
+    # Finished (stored again by the loop), it is still Alice's only.
+    _not_found(lambda: tenants.bob.responses.retrieve(started.id))
+    _not_found(lambda: tenants.bob.responses.cancel(started.id))
+    assert tenants.alice.responses.cancel(started.id).status == "completed"
+    assert tenants.operator.responses.retrieve(started.id).status == "completed"
+
+
+def test_a_conversation_is_its_creators_alone(tenants: Tenants) -> None:
+    conversation = tenants.alice.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "alice's secret"}],
+        metadata={"owner": "alice"},
+    )
+    first = tenants.alice.conversations.items.list(conversation.id).data[0]
+    cid = conversation.id
+    attempts: list[Callable[[], object]] = [
+        lambda: tenants.bob.conversations.retrieve(cid),
+        lambda: tenants.bob.conversations.update(cid, metadata={"owner": "bob"}),
+        lambda: tenants.bob.conversations.delete(cid),
+        lambda: tenants.bob.conversations.items.list(cid),
+        lambda: tenants.bob.conversations.items.create(
+            cid, items=[{"type": "message", "role": "user", "content": "bob was here"}]
+        ),
+        lambda: tenants.bob.conversations.items.retrieve(first.id, conversation_id=cid),  # type: ignore[union-attr]
+        lambda: tenants.bob.conversations.items.delete(first.id, conversation_id=cid),  # type: ignore[union-attr]
+    ]
+    for attempt in attempts:
+        refused = _not_found(attempt)
+        assert refused["param"] == "conversation_id" and cid in str(refused["message"])
+    used = _not_found(
+        lambda: tenants.bob.responses.create(model="echo", input="tell me", conversation=cid)
+    )
+    assert used["param"] == "conversation"
+    # Nothing Bob tried changed it; Alice continues it, the operator sees it.
+    assert tenants.alice.conversations.retrieve(cid).metadata == {"owner": "alice"}
+    answer = tenants.alice.responses.create(model="echo", input="and then?", conversation=cid)
+    assert answer.output_text == "You said: and then?"
+    texts = [
+        item.content[0].text  # type: ignore[union-attr]
+        for item in tenants.alice.conversations.items.list(cid, order="asc").data
+    ]
+    assert texts == ["alice's secret", "and then?", "You said: and then?"]
+    assert tenants.operator.conversations.retrieve(cid).id == cid
+    # Bob's own conversation is his.
+    bobs = tenants.bob.conversations.create(metadata={"owner": "bob"})
+    assert tenants.bob.conversations.retrieve(bobs.id).metadata == {"owner": "bob"}
+    _not_found(lambda: tenants.alice.conversations.retrieve(bobs.id))
+
+
+def test_no_tenant_is_served_anothers_cached_answer(tenants: Tenants) -> None:
+    def ask(client: openai.OpenAI) -> dict[str, str]:
+        raw = client.chat.completions.with_raw_response.create(
+            model="echo",
+            messages=[{"role": "user", "content": "the cached question"}],
+            temperature=0,
+        )
+        return dict(raw.headers)
+
+    assert "x-ember-cache" not in ask(tenants.alice)
+    assert ask(tenants.alice).get("x-ember-cache") == "hit"  # the cache is on
+    assert "x-ember-cache" not in ask(tenants.bob)  # but not across tenants
+    assert ask(tenants.bob).get("x-ember-cache") == "hit"
+
+
+def test_usage_shows_a_tenant_its_own_requests_only(tenants: Tenants) -> None:
+    for client in (tenants.alice, tenants.bob):
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "u"}])
+
+    def usage(key: str) -> set[str]:
+        got = httpx.get(
+            f"{tenants.server.v1}/ember/usage",
+            params={"group_by": "key"},
+            headers=_headers(key),
+            timeout=30,
+        )
+        assert got.status_code == 200, got.text
+        return {row["key"] for row in got.json()["data"]}
+
+    assert usage(tenants.alice.api_key) == {"alice"}
+    assert usage(tenants.bob.api_key) == {"bob"}
+    assert {"alice", "bob"} <= usage(ADMIN)
+    assert {"alice", "bob"} <= usage(OPERATOR)
+
+
+def test_the_audit_log_is_the_admins_alone(tenants: Tenants) -> None:
+    tenants.alice.chat.completions.create(model="echo", messages=[{"role": "user", "content": "a"}])
+    for key in (tenants.alice.api_key, tenants.bob.api_key, OPERATOR):
+        for path in ("/ember/audit", "/ember/audit/verify"):
+            refused = httpx.get(f"{tenants.server.v1}{path}", headers=_headers(key), timeout=30)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["type"] == "invalid_request_error"
+    tail = httpx.get(f"{tenants.server.v1}/ember/audit", headers=_headers(ADMIN), timeout=30)
+    assert tail.status_code == 200 and tail.json()["data"]
+
+
+def test_no_tenant_searches_anothers_store_among_other_tools(tenants: Tenants) -> None:
+    store = tenants.alice.vector_stores.create(name="alice-agent")
+    tools: list[Any] = [
+        {"type": "function", "name": "noop", "parameters": {"type": "object", "properties": {}}},
+        {"type": "file_search", "vector_store_ids": [store.id]},
+    ]
+    # With another tool, file_search is a tool of the agent loop, not a grounded answer.
+    refused = _not_found(
+        lambda: tenants.bob.responses.create(model="echo", input="What are the notes?", tools=tools)
+    )
+    assert store.id in str(refused["message"])
+    # Alice's store passes; the fake model (no tools) is what stops her request.
+    with pytest.raises(openai.BadRequestError, match="does not support tools"):
+        tenants.alice.responses.create(model="echo", input="What are the notes?", tools=tools)
+
+
+def test_the_agent_loops_file_search_searches_as_its_caller() -> None:
+    from ember.act.mcp_servers import McpServers
+    from ember.core.request_context import Caller
+    from ember.services.agent import AgentToolbox, AgentTools, FileSearchRequest
+
+    seen: list[Caller] = []
+
+    async def search(store_ids: Any, query: str, *, k: int, caller: Caller) -> list[Any]:
+        seen.append(caller)
+        return []
+
+    toolbox = AgentToolbox(McpServers({}, []), None, search)  # type: ignore[arg-type]
+    tools = AgentTools([], FileSearchRequest(("vs_1",), 5, {}))
+    bob = Caller(tenant="bob")
+    item = asyncio.run(
+        toolbox.execute(
+            tools, "file_search", '{"query": "notes"}', caller=bob, model="m", request_id="r"
+        )
+    )
+    assert item["status"] == "completed" and seen == [bob]

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from ember.core.chat_template import ChatTemplate
+from ember.core.request_context import RequestContext
 from ember.core.tool_calls import ToolCallParser, parse_output
-from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
+from ember.core.types import (
+    ChatMessage,
+    GenerationChunk,
+    OutputConstraint,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+)
+from ember.engines.base import EngineCapabilities, TextEngine
 from ember.engines.grammar import closed_schema, grammar_for
-from ember.errors import InvalidRequestError
+from ember.errors import InvalidRequestError, ServerOverloadedError
+from ember.models.spec import ModelSpec
 from ember.services.generation import StopStringFilter
+from ember.services.generation_types import ContentDelta, PreparedGeneration
+from ember.services.pipeline import Pipeline
+from ember.services.text_generation import TextGenerationService
 
 
 @pytest.mark.parametrize(
@@ -158,3 +172,84 @@ def test_grammars_compile(constraint: OutputConstraint) -> None:
     grammar = grammar_for(constraint)
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
     assert not is_error, messages
+
+
+class _OneSlotEngine(TextEngine):
+    """A batching engine with one slot and no queue: a second submit is refused at once."""
+
+    batching = True
+    capabilities = EngineCapabilities(chat=True, completion=True, streaming=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted = 0
+        self.busy_slot = False
+
+    @property
+    def memory_bytes(self) -> int:
+        return 0
+
+    @property
+    def context_length(self) -> int:
+        return 64
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        return ChatTemplate(None)
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def generate(self, prompt_tokens, params, *, constraint=None, cancel=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def submit(self, prompt_tokens, params, *, constraint, cancel, emit):  # type: ignore[no-untyped-def]
+        if self.busy_slot:
+            raise ServerOverloadedError("The model is busy.", retry_after_s=2)
+        self.busy_slot = True
+        self.submitted += 1
+        emit(GenerationChunk(text="hi", tokens=1))
+        emit(GenerationChunk(text="!", tokens=1, finish_reason="stop"))
+
+
+class _Recorded:
+    name = "recorded"
+
+    def __init__(self) -> None:
+        self.completed: list[str] = []
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        pass
+
+    def output_filter(self, ctx: RequestContext) -> None:
+        return None
+
+    async def on_complete(self, ctx: RequestContext) -> None:
+        self.completed.append(ctx.status)
+
+
+def test_admit_hands_the_first_choice_to_the_engine_before_any_byte() -> None:
+    """``admit`` submits now, so a full queue raises before a stream starts (a 503, not an
+    error event after a 200); ``run`` then reads the admitted generation, submitting nothing
+    again; a refusal completes the pipeline as refused."""
+    engine = _OneSlotEngine()
+    recorded = _Recorded()
+    service = TextGenerationService(None, Pipeline([recorded]))  # type: ignore[arg-type]
+
+    def prepared() -> PreparedGeneration:
+        spec = ModelSpec(id="one", engine="one", kind="chat", source="config")
+        ctx = RequestContext(endpoint="chat.completions", model="one")
+        return PreparedGeneration(spec, engine, ctx, [1, 2, 3], SamplingParams(max_tokens=4))
+
+    async def scenario() -> str:
+        first = prepared()
+        await service.admit(first)
+        assert engine.submitted == 1 and first.admitted is not None
+        with pytest.raises(ServerOverloadedError) as refused:
+            await service.admit(prepared())
+        assert refused.value.retry_after_s == 2
+        assert recorded.completed == ["refused"]
+        return "".join([e.text async for e in service.run(first) if isinstance(e, ContentDelta)])
+
+    assert asyncio.run(scenario()) == "hi!"
+    assert engine.submitted == 1 and recorded.completed[-1] == "ok"

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ember.act.file_search import FileSearchTool
 from ember.act.mcp_client import McpCallError, McpToolInfo
 from ember.act.mcp_servers import ApprovalPolicy, McpSelection, McpServers, ToolFilter
-from ember.act.tools import Search, ToolContext
-from ember.core.request_context import Caller
+from ember.act.tools import Passage, ToolContext
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.core.types import ToolSpec
 from ember.errors import EmberError, InvalidRequestError
 from ember.services.tool_guard import ArgumentsRefused, ToolGuard
@@ -31,6 +31,15 @@ Item = dict[str, Any]
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
+
+
+class TenantSearch(Protocol):
+    """Searches vector stores as ``caller`` may: another tenant's store is a 404
+    (``VectorStoreService.retrieve`` is one)."""
+
+    async def __call__(
+        self, store_ids: Sequence[str], query: str, *, k: int, caller: Caller
+    ) -> Sequence[Passage]: ...
 
 
 @dataclass(frozen=True)
@@ -92,10 +101,19 @@ class AgentTools:
 class AgentToolbox:
     """Resolves and runs server-side tools; shared by every response of the process."""
 
-    def __init__(self, servers: McpServers, guard: ToolGuard, search: Search | None) -> None:
+    def __init__(
+        self,
+        servers: McpServers,
+        guard: ToolGuard,
+        search: TenantSearch | None,
+        *,
+        check_store: Callable[[str, Caller], object] | None = None,
+    ) -> None:
         self.servers = servers
         self.guard = guard
         self.search = search
+        # Raises the 404 of a vector store ``caller`` may not see (or that does not exist).
+        self.check_store = check_store
 
     async def resolve(
         self,
@@ -103,13 +121,18 @@ class AgentToolbox:
         file_search: FileSearchRequest | None,
         *,
         listed_before: set[str],
+        caller: Caller = ANONYMOUS,
     ) -> AgentTools:
-        """Connect to each server and list its tools (cached); unknown labels are 400s.
+        """Connect to each server and list its tools (cached); unknown labels are 400s, and
+        so is a ``file_search`` vector store ``caller`` may not see a 404.
 
         A server that cannot list its tools gives an ``mcp_list_tools`` item with ``error``
         and no tools. ``listed_before``: labels already listed in the conversation, which
         get no new listing item.
         """
+        if file_search is not None and self.check_store is not None:
+            for store_id in file_search.vector_store_ids:
+                self.check_store(store_id, caller)
         selections: list[McpSelection] = []
         for request in requests:
             param = f"tools[{request.index}]"
@@ -244,7 +267,18 @@ class AgentToolbox:
             parsed = json.loads(arguments or "{}")
             query = str(parsed.get("query", "")) if isinstance(parsed, dict) else ""
             item["queries"] = [query]
-            context = ToolContext(vector_store_ids=request.vector_store_ids, search=self.search)
+            search = self.search
+
+            async def as_caller(
+                store_ids: Sequence[str], query: str, *, k: int
+            ) -> Sequence[Passage]:
+                assert search is not None
+                return await search(store_ids, query, k=k, caller=caller)
+
+            context = ToolContext(
+                vector_store_ids=request.vector_store_ids,
+                search=as_caller if search is not None else None,
+            )
             text = await FileSearchTool().call(
                 {"query": query, "max_num_results": request.max_num_results}, context
             )

@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 
-from ember.errors import EmberError, InvalidRequestError, NotFoundError
+from ember.core.request_context import ANONYMOUS, Caller
+from ember.errors import EmberError, InvalidRequestError
 from ember.services.leases import LeaseKeeper
 from ember.services.responses import Item, PreparedResponse, ResponseService
 from ember.store import Store
@@ -87,10 +88,9 @@ class BackgroundResponses:
             if self.leases is not None:
                 self.leases.release(LEASE_KIND, prepared.id)
 
-    async def cancel(self, response_id: str) -> Item:
-        stored = self.store.get_response(response_id)
-        if stored is None:
-            raise NotFoundError(f"No response found with id '{response_id}'.", param="response_id")
+    async def cancel(self, response_id: str, *, caller: Caller = ANONYMOUS) -> Item:
+        """Stop a background response of ``caller``'s (another tenant's is a 404)."""
+        stored = self.responses.stored(response_id, caller=caller)
         if not stored.response.get("background"):
             raise InvalidRequestError(
                 "Only background responses can be cancelled.", param="response_id"
@@ -160,6 +160,7 @@ class BackgroundResponses:
                 previous_response_id=stored.previous_response_id,
                 conversation=stored.conversation,
                 response=body,
+                owner=stored.owner,
             )
         )
         self.store.background.set(response_id, body["status"])
@@ -173,5 +174,6 @@ class BackgroundResponses:
                 previous_response_id=prepared.request.previous_response_id,
                 conversation=prepared.conversation,
                 response=body,
+                owner=prepared.caller.owner,
             )
         )

@@ -127,6 +127,7 @@ class Services:
             McpServers(settings.mcp, settings.mcp_server_urls),
             ToolGuard(settings, analyzer, injection, store),
             vector_stores.retrieve,
+            check_store=lambda store_id, caller: vector_stores.get(store_id, caller=caller),
         )
         conversations = ConversationLog(store.conversations)
         responses = ResponseService(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from ember.core.request_context import ANONYMOUS, Caller
 from ember.errors import InvalidRequestError, NotFoundError
 from ember.store.conversations import ConversationTables
 
@@ -21,46 +22,64 @@ MAX_ITEMS_PER_ADD = 20
 
 
 class ConversationLog:
+    """Conversations are their tenant's: a method that takes an id takes the ``Caller``
+    too, and another tenant's conversation is the 404 of a missing one."""
+
     def __init__(self, tables: ConversationTables) -> None:
         self.tables = tables
 
-    def create(self, metadata: dict[str, str], items: Sequence[Item]) -> Item:
+    def create(
+        self, metadata: dict[str, str], items: Sequence[Item], *, caller: Caller = ANONYMOUS
+    ) -> Item:
         if len(items) > MAX_ITEMS_PER_ADD:
             raise InvalidRequestError(
                 f"At most {MAX_ITEMS_PER_ADD} items can be added at once.", param="items"
             )
         conversation_id = f"conv_{secrets.token_hex(24)}"
         created_at = int(time.time())
-        self.tables.create(conversation_id, created_at, metadata)
+        self.tables.create(conversation_id, created_at, metadata, owner=caller.owner)
         self.tables.add_items(conversation_id, items)
         return _conversation(conversation_id, created_at, metadata)
 
-    def get(self, conversation_id: str, *, param: str = "conversation_id") -> Item:
+    def get(
+        self,
+        conversation_id: str,
+        *,
+        caller: Caller = ANONYMOUS,
+        param: str = "conversation_id",
+    ) -> Item:
         found = self.tables.get(conversation_id)
-        if found is None:
+        if found is None or not caller.may_see(found.owner):
             raise _not_found(conversation_id, param)
-        return _conversation(conversation_id, *found)
+        return _conversation(conversation_id, found.created_at, found.metadata)
 
-    def update(self, conversation_id: str, metadata: dict[str, str]) -> Item:
+    def update(
+        self, conversation_id: str, metadata: dict[str, str], *, caller: Caller = ANONYMOUS
+    ) -> Item:
+        self.get(conversation_id, caller=caller)
         if not self.tables.set_metadata(conversation_id, metadata):
             raise _not_found(conversation_id, "conversation_id")
-        return self.get(conversation_id)
+        return self.get(conversation_id, caller=caller)
 
-    def delete(self, conversation_id: str) -> Item:
+    def delete(self, conversation_id: str, *, caller: Caller = ANONYMOUS) -> Item:
+        self.get(conversation_id, caller=caller)
         if not self.tables.delete(conversation_id):
             raise _not_found(conversation_id, "conversation_id")
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
-    def items_of(self, conversation_id: str) -> list[Item]:
+    def items_of(self, conversation_id: str, *, caller: Caller = ANONYMOUS) -> list[Item]:
         """Every item, oldest first (the history a response continues)."""
-        self.get(conversation_id, param="conversation")
+        self.get(conversation_id, caller=caller, param="conversation")
         return self.tables.items(conversation_id)
 
     def append(self, conversation_id: str, items: Sequence[Item]) -> None:
+        """Append a response's items (its request checked the conversation's owner)."""
         self.tables.add_items(conversation_id, items)
 
-    def add_items(self, conversation_id: str, items: Sequence[Item]) -> Item:
-        self.get(conversation_id)
+    def add_items(
+        self, conversation_id: str, items: Sequence[Item], *, caller: Caller = ANONYMOUS
+    ) -> Item:
+        self.get(conversation_id, caller=caller)
         if len(items) > MAX_ITEMS_PER_ADD:
             raise InvalidRequestError(
                 f"At most {MAX_ITEMS_PER_ADD} items can be added at once.", param="items"
@@ -75,24 +94,27 @@ class ConversationLog:
         limit: int = 20,
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Item:
-        items = self.items_of_checked(conversation_id)
+        items = self.items_of_checked(conversation_id, caller=caller)
         return item_page(items, limit=limit, order=order, after=after)
 
-    def item(self, conversation_id: str, item_id: str) -> Item:
-        for item in self.items_of_checked(conversation_id):
+    def item(self, conversation_id: str, item_id: str, *, caller: Caller = ANONYMOUS) -> Item:
+        for item in self.items_of_checked(conversation_id, caller=caller):
             if item.get("id") == item_id:
                 return item
         raise NotFoundError(f"No item found with id '{item_id}'.", param="item_id")
 
-    def delete_item(self, conversation_id: str, item_id: str) -> Item:
-        conversation = self.get(conversation_id)
+    def delete_item(
+        self, conversation_id: str, item_id: str, *, caller: Caller = ANONYMOUS
+    ) -> Item:
+        conversation = self.get(conversation_id, caller=caller)
         if not self.tables.delete_item(conversation_id, item_id):
             raise NotFoundError(f"No item found with id '{item_id}'.", param="item_id")
         return conversation
 
-    def items_of_checked(self, conversation_id: str) -> list[Item]:
-        self.get(conversation_id)
+    def items_of_checked(self, conversation_id: str, *, caller: Caller = ANONYMOUS) -> list[Item]:
+        self.get(conversation_id, caller=caller)
         return self.tables.items(conversation_id)
 
 

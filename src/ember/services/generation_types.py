@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ember.core.request_context import RequestContext
 from ember.core.types import (
@@ -27,6 +27,9 @@ from ember.core.types import (
 )
 from ember.engines.base import TextEngine
 from ember.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ember.services.generation import EngineStream
 
 ToolChoice = Literal["auto", "none", "required"] | str
 
@@ -67,6 +70,8 @@ class PreparedGeneration:
     n: int = 1
     created: int = field(default_factory=lambda: int(time.time()))
     remote: ChunkSource | None = None  # a remote target or a cached answer
+    # The first choice, already handed to its engine (``TextGenerationService.admit``).
+    admitted: EngineStream | None = None
 
 
 @dataclass(frozen=True)

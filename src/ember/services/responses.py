@@ -301,12 +301,14 @@ class ResponseService:
                 param="conversation",
             )
         if request.previous_response_id is not None:
-            previous = self._stored(request.previous_response_id, param="previous_response_id")
+            previous = self.stored(
+                request.previous_response_id, caller=caller, param="previous_response_id"
+            )
             conversation = [*previous.conversation, *previous.response.get("output", [])]
         if request.conversation_id is not None:
             if self.conversations is None:
                 raise InvalidRequestError("Conversations are not available.", param="conversation")
-            conversation = self.conversations.items_of(request.conversation_id)
+            conversation = self.conversations.items_of(request.conversation_id, caller=caller)
         response_id = new_id("resp")
         tools: AgentTools | None = None
         if request.mcp_tools or request.file_search is not None:
@@ -318,7 +320,7 @@ class ResponseService:
                 if item["type"] == "mcp_list_tools" and not item.get("error")
             }
             tools = await self.toolbox.resolve(
-                request.mcp_tools, request.file_search, listed_before=listed
+                request.mcp_tools, request.file_search, listed_before=listed, caller=caller
             )
         pre_output: list[Item] = list(tools.listings) if tools is not None else []
         calls_made = 0
@@ -569,16 +571,18 @@ class ResponseService:
                     previous_response_id=prepared.request.previous_response_id,
                     conversation=prepared.conversation,
                     response=response,
+                    owner=prepared.caller.owner,
                 )
             )
         if request.conversation_id is not None and self.conversations is not None:
             self.conversations.append(request.conversation_id, [*request.input, *output])
         yield ResponseFinished(response)
 
-    def get(self, response_id: str) -> Item:
-        return self._stored(response_id).response
+    def get(self, response_id: str, *, caller: Caller = ANONYMOUS) -> Item:
+        return self.stored(response_id, caller=caller).response
 
-    def delete(self, response_id: str) -> Item:
+    def delete(self, response_id: str, *, caller: Caller = ANONYMOUS) -> Item:
+        self.stored(response_id, caller=caller)
         if not self.store.delete_response(response_id):
             raise _not_found(response_id, param="response_id")
         return {"id": response_id, "object": "response", "deleted": True}
@@ -590,14 +594,19 @@ class ResponseService:
         limit: int = 20,
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Item:
         """One page of the items that made up the response's input (a ``list`` object)."""
-        items = self._stored(response_id).conversation
+        items = self.stored(response_id, caller=caller).conversation
         return item_page(items, limit=limit, order=order, after=after)
 
-    def _stored(self, response_id: str, *, param: str = "response_id") -> StoredResponse:
+    def stored(
+        self, response_id: str, *, caller: Caller = ANONYMOUS, param: str = "response_id"
+    ) -> StoredResponse:
+        """The stored response, if it exists for ``caller``: another tenant's is the 404 of
+        a missing one, so its existence does not leak."""
         stored = self.store.get_response(response_id)
-        if stored is None:
+        if stored is None or not caller.may_see(stored.owner):
             raise _not_found(response_id, param=param)
         return stored
 

@@ -19,7 +19,8 @@ from typing import cast
 from ember.core.request_context import ANONYMOUS, Caller, OutputFilter
 from ember.core.tool_calls import ToolCallParser
 from ember.core.types import FinishReason, GenerationChunk, SamplingParams, TokenLogprob, ToolCall
-from ember.services.generation import generate_async
+from ember.errors import EmberError
+from ember.services.generation import EngineStream, generate_async
 from ember.services.generation_types import (
     ChatEvent,
     ChatRequest,
@@ -58,6 +59,27 @@ class TextGenerationService:
             model, prompt, params, n=n, stream=stream, caller=caller
         )
 
+    async def admit(self, prepared: PreparedGeneration) -> None:
+        """Hand the first choice to its engine now, before a stream's first byte: a batching
+        engine's refusal (a full queue: 503 ``server_overloaded`` with ``Retry-After``) is
+        then an HTTP error, not an error event after a 200. ``run`` continues the admitted
+        generation. A refusal completes the pipeline (the audit and usage record it)."""
+        engine = prepared.engine
+        if prepared.remote is not None or engine is None or not engine.batching:
+            return  # a remote target opened in prepare; other engines queue on their lock
+        if prepared.admitted is not None:
+            return
+        stream = EngineStream(
+            engine, prepared.prompt_tokens, prepared.params, constraint=prepared.constraint
+        )
+        try:
+            await stream.start()
+        except BaseException as exc:
+            prepared.ctx.status = "refused" if isinstance(exc, EmberError) else "error"
+            await self.pipeline.on_complete(prepared.ctx)
+            raise
+        prepared.admitted = stream
+
     async def run(self, prepared: PreparedGeneration) -> AsyncIterator[ChatEvent]:
         """Generate every choice in turn; completes the pipeline when done or abandoned."""
         ctx = prepared.ctx
@@ -93,6 +115,8 @@ class TextGenerationService:
         stream: AsyncIterator[GenerationChunk]
         if prepared.remote is not None:
             stream = prepared.remote.chunks(index, params)
+        elif index == 0 and prepared.admitted is not None:
+            stream, prepared.admitted = prepared.admitted.chunks(), None
         else:
             assert prepared.engine is not None
             stream = generate_async(

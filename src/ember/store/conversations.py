@@ -1,40 +1,63 @@
 """The conversation tables (``/v1/conversations``): a row per conversation, a row per item.
 
-A conversation row keeps its ``metadata`` (JSON) and creation time; its items keep their
-wire shape (JSON) in the order they were added (``seq``), each under its own ``id``. A
-deleted conversation takes its items with it.
+A conversation row keeps its ``metadata`` (JSON), creation time and ``owner`` (the tenant
+that created it, NULL for the operator); its items keep their wire shape (JSON) in the order
+they were added (``seq``), each under its own ``id``. A deleted conversation takes its items
+with it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, text
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    created_at: int
+    metadata: dict[str, str]
+    owner: str | None  # the tenant that created it; None: the operator
 
 
 class ConversationTables:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, conversation_id: str, created_at: int, metadata: dict[str, str]) -> None:
+    def create(
+        self,
+        conversation_id: str,
+        created_at: int,
+        metadata: dict[str, str],
+        *,
+        owner: str | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO conversations (id, created_at, metadata) "
-                    "VALUES (:id, :created_at, :metadata)"
+                    "INSERT INTO conversations (id, created_at, metadata, owner) "
+                    "VALUES (:id, :created_at, :metadata, :owner)"
                 ),
-                {"id": conversation_id, "created_at": created_at, "metadata": json.dumps(metadata)},
+                {
+                    "id": conversation_id,
+                    "created_at": created_at,
+                    "metadata": json.dumps(metadata),
+                    "owner": owner,
+                },
             )
 
-    def get(self, conversation_id: str) -> tuple[int, dict[str, str]] | None:
+    def get(self, conversation_id: str) -> ConversationRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                text("SELECT created_at, metadata FROM conversations WHERE id = :id"),
+                text("SELECT created_at, metadata, owner FROM conversations WHERE id = :id"),
                 {"id": conversation_id},
             ).first()
-        return (int(row[0]), json.loads(row[1])) if row else None
+        if row is None:
+            return None
+        return ConversationRecord(int(row[0]), json.loads(row[1]), row[2])
 
     def set_metadata(self, conversation_id: str, metadata: dict[str, str]) -> bool:
         with self.engine.begin() as conn:

@@ -92,6 +92,7 @@ class StoredResponse:
     previous_response_id: str | None
     conversation: list[dict[str, Any]]
     response: dict[str, Any]
+    owner: str | None = None  # the tenant that created it; None: the operator
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -226,6 +227,7 @@ class Store:
                     previous_response_id=stored.previous_response_id,
                     conversation=json.dumps(stored.conversation, ensure_ascii=False),
                     response=json.dumps(stored.response, ensure_ascii=False),
+                    owner=stored.owner,
                 )
             )
 
@@ -241,6 +243,7 @@ class Store:
                 previous_response_id=row.previous_response_id,
                 conversation=json.loads(row.conversation),
                 response=json.loads(row.response),
+                owner=row.owner,
             )
 
     def delete_response(self, response_id: str) -> bool:

@@ -41,6 +41,7 @@ async def create_chat_completion(
     prepared = await services.text.prepare_chat(request, endpoint="chat.completions", caller=who)
     headers = route_headers(prepared.ctx)
     if body.stream:
+        await services.text.admit(prepared)  # a full queue is a 503 before the first byte
         return event_stream(
             chat_completion_stream(services.text, prepared, include_usage=include_usage),
             {**stream_headers(services.settings, prepared.ctx), **headers},

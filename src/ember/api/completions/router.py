@@ -38,6 +38,7 @@ async def create_completion(
         batch.append((prompt, prepared))
     echo = bool(body.echo)
     if body.stream:
+        await services.text.admit(batch[0][1])  # a full queue is a 503 before the first byte
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return event_stream(
             text_completion_stream(services.text, batch, echo=echo, include_usage=include_usage),

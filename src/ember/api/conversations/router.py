@@ -13,7 +13,8 @@ from ember.api.conversations.protocol import (
     UpdateConversationRequest,
     items_of,
 )
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
+from ember.core.request_context import Caller
 from ember.services.container import Services
 
 router = APIRouter()
@@ -21,17 +22,21 @@ router = APIRouter()
 
 @router.post("/v1/conversations", response_model=None)
 async def create_conversation(
-    body: CreateConversationRequest, services: Services = Depends(get_services)
+    body: CreateConversationRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     items = items_of(body.items or [])
-    return JSONResponse(services.conversations.create(dict(body.metadata or {}), items))
+    return JSONResponse(services.conversations.create(dict(body.metadata or {}), items, caller=who))
 
 
 @router.get("/v1/conversations/{conversation_id}", response_model=None)
 async def retrieve_conversation(
-    conversation_id: str, services: Services = Depends(get_services)
+    conversation_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.conversations.get(conversation_id))
+    return JSONResponse(services.conversations.get(conversation_id, caller=who))
 
 
 @router.post("/v1/conversations/{conversation_id}", response_model=None)
@@ -39,23 +44,31 @@ async def update_conversation(
     conversation_id: str,
     body: UpdateConversationRequest,
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.conversations.update(conversation_id, dict(body.metadata)))
+    return JSONResponse(
+        services.conversations.update(conversation_id, dict(body.metadata), caller=who)
+    )
 
 
 @router.delete("/v1/conversations/{conversation_id}", response_model=None)
 async def delete_conversation(
-    conversation_id: str, services: Services = Depends(get_services)
+    conversation_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.conversations.delete(conversation_id))
+    return JSONResponse(services.conversations.delete(conversation_id, caller=who))
 
 
 @router.post("/v1/conversations/{conversation_id}/items", response_model=None)
 async def add_items(
-    conversation_id: str, body: AddItemsRequest, services: Services = Depends(get_services)
+    conversation_id: str,
+    body: AddItemsRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
     items = items_of(body.items)
-    return JSONResponse(services.conversations.add_items(conversation_id, items))
+    return JSONResponse(services.conversations.add_items(conversation_id, items, caller=who))
 
 
 @router.get("/v1/conversations/{conversation_id}/items", response_model=None)
@@ -65,20 +78,29 @@ async def list_items(
     limit: int = Query(default=20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    page = services.conversations.list_items(conversation_id, limit=limit, order=order, after=after)
+    page = services.conversations.list_items(
+        conversation_id, limit=limit, order=order, after=after, caller=who
+    )
     return JSONResponse(page)
 
 
 @router.get("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
 async def retrieve_item(
-    conversation_id: str, item_id: str, services: Services = Depends(get_services)
+    conversation_id: str,
+    item_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.conversations.item(conversation_id, item_id))
+    return JSONResponse(services.conversations.item(conversation_id, item_id, caller=who))
 
 
 @router.delete("/v1/conversations/{conversation_id}/items/{item_id}", response_model=None)
 async def delete_item(
-    conversation_id: str, item_id: str, services: Services = Depends(get_services)
+    conversation_id: str,
+    item_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    return JSONResponse(services.conversations.delete_item(conversation_id, item_id))
+    return JSONResponse(services.conversations.delete_item(conversation_id, item_id, caller=who))

@@ -153,6 +153,7 @@ async def grounded_response(
                 previous_response_id=None,
                 conversation=[message_item("user", [question])],
                 response=body,
+                owner=caller.owner,
             )
         )
     return body, label

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from ember.api.aigc import labelled, stream_headers
-from ember.api.deps import caller, get_services
+from ember.api.deps import caller, current_caller, get_services
 from ember.api.responses.grounding import grounded_response, grounded_response_stream
 from ember.api.responses.protocol import CreateResponseRequest
 from ember.api.responses.serving import response_object, response_stream
 from ember.api.sse import event_stream
+from ember.core.request_context import Caller
 from ember.guard.aigc import HEADER
 from ember.services.container import Services
 
@@ -34,6 +35,7 @@ async def create_response(
     if body.background:
         return JSONResponse(services.background.start(prepared))
     if body.stream:
+        await services.text.admit(prepared.generation)  # a full queue: 503 before the first byte
         return event_stream(
             response_stream(services.responses, prepared),
             stream_headers(services.settings, prepared.generation.ctx),
@@ -43,18 +45,30 @@ async def create_response(
 
 
 @router.get("/v1/responses/{response_id}", response_model=None)
-async def retrieve_response(response_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(services.responses.get(response_id))
+async def retrieve_response(
+    response_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return JSONResponse(services.responses.get(response_id, caller=who))
 
 
 @router.delete("/v1/responses/{response_id}", response_model=None)
-async def delete_response(response_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(services.responses.delete(response_id))
+async def delete_response(
+    response_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return JSONResponse(services.responses.delete(response_id, caller=who))
 
 
 @router.post("/v1/responses/{response_id}/cancel", response_model=None)
-async def cancel_response(response_id: str, services: Services = Depends(get_services)) -> Any:
-    return JSONResponse(await services.background.cancel(response_id))
+async def cancel_response(
+    response_id: str,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return JSONResponse(await services.background.cancel(response_id, caller=who))
 
 
 @router.get("/v1/responses/{response_id}/input_items", response_model=None)
@@ -64,6 +78,9 @@ async def list_input_items(
     limit: int = Query(default=20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
     services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
 ) -> Any:
-    page = services.responses.input_items(response_id, limit=limit, order=order, after=after)
+    page = services.responses.input_items(
+        response_id, limit=limit, order=order, after=after, caller=who
+    )
     return JSONResponse(page)
