@@ -416,7 +416,7 @@ def m016_job_leases(conn: Connection) -> None:
     ddl(conn, "CREATE INDEX job_leases_holder ON job_leases (holder)")
 
 
-def m014_conversation_owners(conn: Connection) -> None:
+def m017_conversation_owners(conn: Connection) -> None:
     """Who owns each conversation: the tenant that created it, or NULL for the operator
     (``Caller.may_see``); conversations from before are the operator's."""
     ddl(conn, "ALTER TABLE conversations ADD COLUMN owner TEXT")
@@ -435,7 +435,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m013_conversations,
     m015_key_reservations,
     m016_job_leases,
-    m014_conversation_owners,
+    m017_conversation_owners,
 ]
 
 
