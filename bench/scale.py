@@ -124,35 +124,11 @@ def start_replica(stack: ExitStack, work: Path, name: str, config: str, env: dic
     return base
 
 
-HAPROXY = """global
-  maxconn 1024
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 300s
-  timeout server 300s
-  retries 2
-  option redispatch
-frontend ember
-  bind 127.0.0.1:{port}
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /readyz
-  default-server inter 1s fall 2 rise 1
-{servers}
-"""
-
-
 def start_balancer(stack: ExitStack, work: Path, replicas: list[str], env: dict[str, str]) -> str:
-    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
-    if haproxy is None:
-        raise RuntimeError("haproxy is missing: apt-get install haproxy")
-    servers = "\n".join(
-        f"  server r{n} {base.removeprefix('http://')} check" for n, base in enumerate(replicas, 1)
-    )
+    lb = importlib.import_module("tests.haproxy")
+    haproxy = lb.find_haproxy()
     port = gw.free_port()
-    (work / "haproxy.cfg").write_text(HAPROXY.format(port=port, servers=servers))
+    (work / "haproxy.cfg").write_text(lb.haproxy_config(port, replicas, check_every="1s"))
     base = f"http://127.0.0.1:{port}"
     cmd = [haproxy, "-db", "-f", str(work / "haproxy.cfg")]
     stack.enter_context(gw.process(cmd, env=env, ready=f"{base}/readyz", log=work / "haproxy.log"))

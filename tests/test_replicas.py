@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.haproxy import find_haproxy, haproxy_config
 from tests.postgres import PostgresServer
 
 ADMIN = "admin-secret-for-replicas"
@@ -70,38 +70,11 @@ class Cluster:
         )
 
 
-def haproxy_config(port: int, replicas: list[RunningServer]) -> str:
-    servers = "\n".join(
-        f"  server r{n} {replica.base_url.removeprefix('http://')} check"
-        for n, replica in enumerate(replicas, 1)
-    )
-    return f"""
-global
-  maxconn 512
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 300s
-  timeout server 300s
-  retries 2
-  option redispatch
-frontend ember
-  bind 127.0.0.1:{port}
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /readyz
-  default-server inter 500ms fall 2 rise 1
-{servers}
-"""
-
-
 @pytest.fixture(scope="module")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
 ) -> Iterator[Cluster]:
-    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
-    assert haproxy, "haproxy is missing: `make test` installs it (scripts/install.sh --dev)"
+    haproxy = find_haproxy()
     root = tmp_path_factory.mktemp("replicas")
     name = postgres.create_database()
     url = postgres.url(name)
@@ -121,7 +94,7 @@ def cluster(
             tables = config(tiny).split("\n\n", 1)[1]
             replicas.append(start_server(root / f"home-{n}", fake_config(settings) + "\n" + tables))
         port = free_port()
-        (root / "haproxy.cfg").write_text(haproxy_config(port, replicas))
+        (root / "haproxy.cfg").write_text(haproxy_config(port, [r.base_url for r in replicas]))
         with (root / "haproxy.log").open("wb") as log:
             balancer = subprocess.Popen(
                 [haproxy, "-db", "-f", str(root / "haproxy.cfg")],
@@ -253,3 +226,62 @@ def _taker(events: list[object]) -> str | None:
         if message.startswith("Replica ") and "takes the job over" in message:
             return message.split()[1]
     return None
+
+
+def test_an_ingestion_moves_to_another_replica_when_its_replica_is_killed(
+    cluster: Cluster, team_key: str
+) -> None:
+    client = cluster.client(team_key)
+    text = "".join(
+        f"Ledger entry {i}: the harbour office recorded cargo {i * 7} for vessel {i % 13}. "
+        for i in range(2400)
+    )
+    uploaded = client.files.create(file=("ledger.txt", text.encode()), purpose="assistants")
+    store = client.vector_stores.create(name="ledger")
+    client.vector_stores.files.create(
+        vector_store_id=store.id,
+        file_id=uploaded.id,
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0},
+        },
+    )
+    key = f"{store.id}/{uploaded.id}"
+
+    def chunks_written() -> int:
+        live = next(r for r in cluster.replicas if r.process.poll() is None)
+        rows = live.sql("SELECT COUNT(*) FROM chunks WHERE file_id = :f", {"f": uploaded.id})
+        return int(rows[0][0])
+
+    wait_for(lambda: chunks_written() >= 32, "ingestion to write its first chunks")
+    live = next(r for r in cluster.replicas if r.process.poll() is None)
+    [(holder,)] = live.sql(
+        "SELECT holder FROM job_leases WHERE kind = 'ingestion' AND key = :k", {"k": key}
+    )
+    victim = cluster.replicas[int(str(holder).rsplit("-", 1)[1]) - 1]
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+    victim.log_file.close()
+    written_when_killed = chunks_written()
+
+    def finished() -> str | None:
+        try:
+            status = client.vector_stores.files.retrieve(uploaded.id, vector_store_id=store.id)
+        except openai.APIConnectionError:  # the balancer has not yet seen the replica go
+            return None
+        return status.status if status.status != "in_progress" else None
+
+    assert wait_for(finished, "another replica to finish the file") == "completed"
+    live = next(r for r in cluster.replicas if r.process.poll() is None)
+    [(count, distinct, top)] = live.sql(
+        "SELECT COUNT(*), COUNT(DISTINCT position), MAX(position) FROM chunks WHERE file_id = :f",
+        {"f": uploaded.id},
+    )
+    assert count == distinct == top + 1 > written_when_killed  # resumed, nothing twice
+    [(vectors,)] = live.sql(
+        "SELECT COUNT(*) FROM chunk_vectors_384 v JOIN chunks c ON c.id = v.chunk_id"
+        " WHERE c.file_id = :f",
+        {"f": uploaded.id},
+    )
+    assert vectors == count
+    assert live.sql("SELECT holder FROM job_leases WHERE key = :k", {"k": key}) == []
