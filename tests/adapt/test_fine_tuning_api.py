@@ -139,6 +139,22 @@ def latest_step(client: openai.OpenAI, job_id: str) -> int:
     return max(losses(client, job_id), default=0)
 
 
+def resumed_at(client: openai.OpenAI, job_id: str) -> int | None:
+    """The step the newest worker resumed from, once it says so."""
+    for event in all_events(client, job_id):  # newest first
+        if event.message.startswith("Resumed from the checkpoint at step "):
+            return int(event.message.rsplit(" ", 1)[1])
+    return None
+
+
+def newest_step(client: openai.OpenAI, job_id: str) -> int:
+    """The step of the newest training event (a resumed worker's, after a resume)."""
+    for event in all_events(client, job_id):  # newest first
+        if event.type == "metrics" and event.data and "step" in event.data:
+            return int(event.data["step"])
+    return 0
+
+
 def worker_pid(home: Path, job_id: str) -> int | None:
     store = Store(home_database(home))
     try:
@@ -464,7 +480,10 @@ def test_kill_9_and_server_restart_resume_the_same_loss_curve(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: (worker_pid(home, job.id) or pid) != pid, "a new worker")
-    wait_for(lambda: latest_step(client, job.id) >= 12, "step 12")
+    # The new worker is training (not still starting up) and has gone two steps past its
+    # checkpoint: only then does the server's stop make it checkpoint again.
+    resumed = wait_for(lambda: resumed_at(client, job.id), "the new worker to resume")
+    wait_for(lambda: newest_step(client, job.id) >= resumed + 2, "two steps after resuming")
 
     stop_server(server)  # the worker checkpoints on SIGTERM; the job stays 'running'
     restarted = start_server(home, server_config)
@@ -475,7 +494,8 @@ def test_kill_9_and_server_restart_resume_the_same_loss_curve(
         assert losses(again, job.id) == expected  # bit for bit, across both interruptions
         messages = [e.message for e in all_events(again, job.id)]
         assert any("stopped unexpectedly" in m for m in messages)
-        assert sum(m.startswith("Resumed from the checkpoint") for m in messages) == 2, messages
+        story = [m for m in messages if not m.startswith(("Step ", "Checkpoint written"))]
+        assert sum(m.startswith("Resumed from the checkpoint") for m in messages) == 2, story
     finally:
         stop_server(restarted)
         shutil.rmtree(home / "fine_tuning", ignore_errors=True)

@@ -6,7 +6,8 @@ import { clear, errorNode, formatTime, h, svg } from "./dom.js";
 import { t } from "./i18n.js";
 
 const LIVE = new Set(["validating_files", "queued", "running"]);
-const state = { selected: null, timer: null };
+// actionError: the last refused pause/resume/cancel, kept across redraws until the next one.
+const state = { selected: null, timer: null, actionError: null };
 
 export async function render(main) {
   const list = h("div", { id: "job-list" });
@@ -27,7 +28,11 @@ export async function render(main) {
       const moving = (j) => LIVE.has(j.status) || j.status === "paused";
       if (jobs.data.some(moving)) state.timer = setTimeout(refresh, 2000);
     } catch (err) {
+      // A failed poll (the server busy, the network away) says so and tries again: the
+      // page never stops following a job that is still moving.
       clear(list, errorNode(err));
+      clearTimeout(state.timer);
+      state.timer = setTimeout(refresh, 5000);
     }
   };
   await refresh();
@@ -44,7 +49,7 @@ function drawJobs(list, jobs, refresh) {
     h("tbody", {}, jobs.map((job) => h("tr", {},
       h("td", {}, h("button", {
         type: "button", class: `link${job.id === state.selected ? " current" : ""}`,
-        onclick: () => { state.selected = job.id; refresh(); },
+        onclick: () => { state.selected = job.id; state.actionError = null; refresh(); },
       }, job.id)),
       h("td", {}, job.model), h("td", { class: `status ${job.status}` }, job.status),
       h("td", {}, formatTime(job.created_at)), h("td", {}, job.fine_tuned_model || ""))))));
@@ -64,13 +69,14 @@ async function drawJob(detail, job, refresh) {
     api(`/v1/fine_tuning/jobs/${job.id}/events?limit=1000`),
     api(`/v1/fine_tuning/jobs/${job.id}/checkpoints?limit=100`),
   ]);
-  const errors = h("div");
+  const errors = h("div", {}, state.actionError ? errorNode(state.actionError) : null);
   const action = (name) => h("button", {
     type: "button", onclick: async () => {
+      state.actionError = null;
       try {
         await api(`/v1/fine_tuning/jobs/${job.id}/${name}`, { method: "POST" });
-        await refresh();
-      } catch (err) { clear(errors, errorNode(err)); }
+      } catch (err) { state.actionError = err; }
+      await refresh();
     },
   }, t(`tune.${name}`));
   const actions = [];
