@@ -28,7 +28,6 @@ from agents import (
     ToolCallOutputItem,
     function_tool,
 )
-from agents.exceptions import MaxTurnsExceeded
 from agents.items import MCPListToolsItem
 from agents.model_settings import MCPToolChoice
 from agents.models.openai_responses import OpenAIResponsesModel
@@ -122,40 +121,6 @@ def test_a_function_tool_is_called_and_its_result_ends_the_run(
     assert len(outputs) == 1 and dict(outputs[0].raw_item)["call_id"] == call.call_id
     assert result.final_output == outputs[0].output
     assert len(result.raw_responses) == 1
-
-
-@pytest.mark.xfail(
-    raises=MaxTurnsExceeded,
-    strict=False,
-    reason="Under tool_choice 'auto' after the call's output, the default model repeats the "
-    "same call every turn (found here; issue 18, 'tool calls a small model gets right').",
-)
-def test_a_function_tool_result_goes_back_to_the_model_which_answers(
-    sdk_server: RunningServer,
-) -> None:
-    """The default behaviour: the SDK sends the history with the call's output back to Ember
-    (the tool choice reset to ``auto``), until the model answers with a message."""
-    calls: list[str] = []
-    result = _run(
-        sdk_server,
-        lambda model: Runner.run(
-            _weather_agent(model, calls),
-            "What is the temperature in Paris?",
-            run_config=RUN_CONFIG,
-            max_turns=4,
-        ),
-    )
-    assert calls and all(city.strip() for city in calls)
-    function_calls = _function_calls(result)
-    assert [json.loads(call.arguments) for call in function_calls] == [
-        {"city": city} for city in calls
-    ]
-    assert isinstance(result.new_items[-1], MessageOutputItem)
-    assert isinstance(result.final_output, str) and result.final_output.strip()
-    assert len(result.raw_responses) == len(calls) + 1
-    # Every model step reached Ember and was counted: the SDK summed Ember's usage.
-    usage = result.context_wrapper.usage
-    assert usage.requests == len(result.raw_responses) and usage.input_tokens > 0
 
 
 def _mcp_agent(model: Model) -> Agent[Any]:
