@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ember.core.chat_template import TOOL_CHOICE_HINT
+from ember.core.chat_template import ANSWER_HINT, TOOL_CHOICE_HINT
 from ember.core.request_context import RequestContext
 from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
 from ember.engines.base import TextEngine
@@ -64,6 +64,12 @@ def prepare_local_chat(
         parses_tools=bool(tools),
         n=request.n,
     )
+
+
+def answer_prompt(engine: TextEngine, ctx: RequestContext) -> list[int]:
+    """The prompt for the decision step's second ask: the conversation with its tool results,
+    no tools offered, and :data:`ANSWER_HINT`. No longer than the first prompt, which fit."""
+    return engine.tokenize(engine.chat_template.render(ctx.messages, tool_hint=ANSWER_HINT))
 
 
 def prepare_local_completion(
