@@ -206,6 +206,7 @@ def test_chat_page_by_keyboard_alone(console: ConsolePage) -> None:
     page.fill("#prompt", "a conversation to list")
     page.press("#prompt", "Enter")
     expect(page.locator("#conversations button.conv").first).to_be_visible()
+    expect(page.locator("#send")).to_be_enabled()
     expect(page.locator("#prompt")).to_be_focused()  # where the page puts a keyboard user
     for _ in range(20):  # back up to the first link of the navigation
         page.keyboard.press("Shift+Tab")

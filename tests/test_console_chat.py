@@ -68,6 +68,7 @@ def test_conversations_are_kept_on_the_server_reopened_and_deleted(
     page.fill("#prompt", "first question")
     page.press("#prompt", "Enter")
     expect(page.locator(".msg.assistant").last).to_have_text(re.compile("You said: first question"))
+    expect(page.locator("#send")).to_be_enabled()  # the turn is over, not just its text
     page.fill("#prompt", "second question")
     page.press("#prompt", "Enter")
     expect(page.locator(".msg.assistant")).to_have_count(2)
@@ -95,6 +96,7 @@ def test_conversations_are_kept_on_the_server_reopened_and_deleted(
     page.fill("#prompt", "another topic")
     page.press("#prompt", "Enter")
     expect(page.locator(".msg.assistant")).to_have_text(re.compile("You said: another topic"))
+    expect(page.locator("#send")).to_be_enabled()
     titles = page.locator("#conversations button.conv")
     expect(titles.nth(0)).to_have_text("another topic")  # newest first
     expect(titles.nth(1)).to_have_text("first question")

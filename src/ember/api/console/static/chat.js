@@ -12,12 +12,13 @@ const DRAFT = "ember.chatDraft";
 const MODEL = "ember.chatModel";
 const OPEN = "ember.chatConversation"; // the open conversation's id, reopened after a reload
 const SERVERS = "ember.chatServers"; // the MCP server labels ticked (JSON)
+const STORES = "ember.chatStores"; // the vector store ids ticked (JSON)
 const TITLE_LENGTH = 80;
 const PAGE = 20;
 
-function savedServers() {
+function saved(key) {
   try {
-    return new Set(JSON.parse(sessionStorage.getItem(SERVERS) || "[]"));
+    return new Set(JSON.parse(sessionStorage.getItem(key) || "[]"));
   } catch {
     return new Set();
   }
@@ -31,8 +32,8 @@ const state = {
   loaded: null, // the conversation `items` belong to
   list: [],
   more: false,
-  stores: new Set(),
-  servers: savedServers(),
+  stores: saved(STORES),
+  servers: saved(SERVERS),
   controller: null,
   redraw: () => {},
   view: null,
@@ -433,6 +434,8 @@ async function loadModels(select, errors) {
 async function loadStores(box, errors) {
   try {
     const list = await api("/v1/vector_stores?limit=100");
+    const known = new Set(list.data.map((store) => store.id));
+    for (const id of [...state.stores]) if (!known.has(id)) state.stores.delete(id);
     if (!list.data.length) {
       clear(box, h("p", { class: "hint" }, t("chat.noStores")));
       return;
@@ -442,6 +445,7 @@ async function loadStores(box, errors) {
       box.addEventListener("change", () => {
         if (box.checked) state.stores.add(store.id);
         else state.stores.delete(store.id);
+        sessionStorage.setItem(STORES, JSON.stringify([...state.stores]));
       });
       return h("label", { class: "check" }, box, store.name || store.id);
     }));
