@@ -161,3 +161,29 @@ export function applyI18n(root) {
     el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   }
 }
+
+// The chat page's conversations, MCP servers and tool cards.
+Object.assign(STRINGS.en, {
+  "chat.conversations": "Conversations", "chat.noConversations": "No conversations yet.",
+  "chat.more": "More", "chat.untitled": "Untitled",
+  "chat.deleteConversation": "Delete the conversation {title}",
+  "chat.confirmDelete": "Delete the conversation {title}?",
+  "chat.tools": "Tools (MCP servers)", "chat.needsApproval": "asks before each call",
+  "chat.toolList": "Tools of {server}", "chat.arguments": "Arguments", "chat.output": "Output",
+  "chat.running": "running…", "chat.searched": "Searched the documents",
+  "chat.approvalTitle": "Approve the call {tool}?", "chat.approve": "Approve",
+  "chat.deny": "Deny", "chat.approved": "Approved.", "chat.denied": "Denied.",
+  "chat.incomplete": "Incomplete: {reason}.",
+});
+Object.assign(STRINGS.zh, {
+  "chat.conversations": "对话记录", "chat.noConversations": "还没有对话。",
+  "chat.more": "更多", "chat.untitled": "无标题",
+  "chat.deleteConversation": "删除对话 {title}",
+  "chat.confirmDelete": "删除对话 {title}？",
+  "chat.tools": "工具（MCP 服务器）", "chat.needsApproval": "每次调用前征求同意",
+  "chat.toolList": "{server} 的工具", "chat.arguments": "参数", "chat.output": "输出",
+  "chat.running": "运行中…", "chat.searched": "已检索文档",
+  "chat.approvalTitle": "批准调用 {tool}？", "chat.approve": "批准",
+  "chat.deny": "拒绝", "chat.approved": "已批准。", "chat.denied": "已拒绝。",
+  "chat.incomplete": "未完成：{reason}。",
+});
