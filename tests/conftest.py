@@ -57,6 +57,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_doctor.py",
         "tests/test_faults.py",
         "tests/test_hostile_input.py",
+        "tests/test_keys_update.py",
         "tests/test_shared_limits_and_leases.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
@@ -66,6 +67,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_tenant_isolation.py",
         "tests/test_tool_calls.py",
         "tests/test_units.py",
+        "tests/test_usage_daily.py",
         "tests/test_vllm_gateway.py",
     }
 )
