@@ -54,6 +54,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_db_migrate.py",
         "tests/test_console.py",
         "tests/test_docs.py",
+        "tests/test_document_pii.py",
         "tests/test_doctor.py",
         "tests/test_faults.py",
         "tests/test_hostile_input.py",

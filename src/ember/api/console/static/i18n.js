@@ -161,3 +161,43 @@ export function applyI18n(root) {
     el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   }
 }
+
+// Keys: editing a key's limits after creation; documents: expiry and the PII found in a file.
+Object.assign(STRINGS.en, {
+  "keys.edit": "Edit", "keys.save": "Save", "keys.month": "month", "keys.tokens": "tokens",
+  "keys.policy": "policy", "keys.editTitle": "Limits of {name}",
+  "keys.editHint": "An empty field removes that limit. The name cannot change: it is the key's tenant.",
+  "keys.field.models": "Models (comma-separated, empty: all)",
+  "keys.field.policy": "Guard policy (empty: the server's)",
+  "keys.field.budget_usd_day": "Budget USD per day",
+  "keys.field.budget_usd_month": "Budget USD per month",
+  "keys.field.budget_tokens_day": "Token budget per day",
+  "keys.field.budget_tokens_month": "Token budget per month",
+  "keys.field.rpm": "Requests per minute", "keys.field.tpm": "Tokens per minute",
+  "usage.refusals": "Refusals",
+  "docs.expiryDays": "Expires after (days unused)", "docs.never": "never",
+  "docs.expiresCol": "Expires", "docs.expiryRule": "{days} days after last use",
+  "docs.pii": "PII", "docs.piiIn": "PII found in {name}",
+  "docs.piiNone": "The guard found no PII in this file.", "docs.piiType": "Type",
+  "docs.piiText": "Found", "docs.piiWhere": "Where", "docs.piiScore": "Score",
+  "docs.piiMore": "{n} findings in all; the first 500 are listed.",
+});
+Object.assign(STRINGS.zh, {
+  "keys.edit": "编辑", "keys.save": "保存", "keys.month": "月", "keys.tokens": "token",
+  "keys.policy": "策略", "keys.editTitle": "{name} 的限制",
+  "keys.editHint": "留空即取消该项限制。名称不能修改：它是密钥的租户。",
+  "keys.field.models": "模型（逗号分隔，留空为全部）",
+  "keys.field.policy": "防护策略（留空用服务器的）",
+  "keys.field.budget_usd_day": "每日预算（美元）",
+  "keys.field.budget_usd_month": "每月预算（美元）",
+  "keys.field.budget_tokens_day": "每日 token 预算",
+  "keys.field.budget_tokens_month": "每月 token 预算",
+  "keys.field.rpm": "每分钟请求数", "keys.field.tpm": "每分钟 token 数",
+  "usage.refusals": "拒绝数",
+  "docs.expiryDays": "闲置多少天后过期", "docs.never": "永不",
+  "docs.expiresCol": "过期", "docs.expiryRule": "最后使用后 {days} 天",
+  "docs.pii": "个人信息", "docs.piiIn": "{name} 中发现的个人信息",
+  "docs.piiNone": "防护没有在这个文件中发现个人信息。", "docs.piiType": "类型",
+  "docs.piiText": "内容", "docs.piiWhere": "位置", "docs.piiScore": "分数",
+  "docs.piiMore": "共 {n} 处；只列出前 500 处。",
+});
