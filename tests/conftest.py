@@ -55,9 +55,11 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_console.py",
         "tests/test_console_chat.py",
         "tests/test_docs.py",
+        "tests/test_document_pii.py",
         "tests/test_doctor.py",
         "tests/test_faults.py",
         "tests/test_hostile_input.py",
+        "tests/test_keys_update.py",
         "tests/test_shared_limits_and_leases.py",
         "tests/test_ground_units.py",
         "tests/test_log_writer.py",
@@ -67,6 +69,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_tenant_isolation.py",
         "tests/test_tool_calls.py",
         "tests/test_units.py",
+        "tests/test_usage_daily.py",
         "tests/test_vllm_gateway.py",
     }
 )
