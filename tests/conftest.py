@@ -53,6 +53,7 @@ MODEL_FREE_MODULES = frozenset(
         "tests/test_database_faults.py",
         "tests/test_db_migrate.py",
         "tests/test_console.py",
+        "tests/test_console_jobs.py",
         "tests/test_docs.py",
         "tests/test_doctor.py",
         "tests/test_faults.py",

@@ -161,3 +161,56 @@ export function applyI18n(root) {
     el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   }
 }
+
+// Fine-tuning's new-job form and data check, synthetic-data jobs, model pulls
+// (tune_new.js, synth.js, pulls.js).
+Object.assign(STRINGS.en, {
+  "tune.tab.jobs": "Fine-tuning jobs", "tune.tab.synth": "Synthetic data", "tune.new": "New job",
+  "tune.trainingFile": "Training file", "tune.validationFile": "Validation file",
+  "tune.noFile": "(none)", "tune.orUpload": "or upload", "tune.method": "Method",
+  "tune.supervised": "Supervised", "tune.hyperparameters": "Hyperparameters",
+  "tune.n_epochs": "Epochs", "tune.batch_size": "Batch size",
+  "tune.learning_rate_multiplier": "Learning rate ×", "tune.beta": "Beta",
+  "tune.suffix": "Suffix", "tune.check": "Check data", "tune.start": "Start the job",
+  "tune.needFile": "Choose or upload a training file first.",
+  "tune.checkOk": "The data check found no problem: the job can start.",
+  "tune.checkBad": "The data check found problems: fix the file and upload it again.",
+  "tune.examples": "{n} examples", "tune.problems": "{n} bad lines", "tune.line": "line {n}",
+  "synth.about": "A local model writes question/answer pairs about each passage of the documents; pairs that fail the checks are dropped and the rest become a fine-tune file.",
+  "synth.new": "New synthetic-data job", "synth.jobs": "Synthetic-data jobs",
+  "synth.store": "Vector store", "synth.noStore": "(none)", "synth.files": "Files",
+  "synth.perPassage": "Questions per passage", "synth.maxPassages": "At most passages",
+  "synth.system": "System message", "synth.start": "Start", "synth.none": "No synthetic-data jobs yet.",
+  "synth.passages": "Passages", "synth.pairs": "Pairs", "synth.kept": "{kept} kept of {written}",
+  "synth.useFile": "Fine-tune on these pairs",
+  "pull.title": "Pull a model", "pull.repo": "Repo", "pull.file": "GGUF file (optional)",
+  "pull.revision": "Revision", "pull.id": "Model id (optional)", "pull.start": "Pull",
+  "pull.about": "Downloads a model from the hub, verified, and serves it from then on. Needs the admin key.",
+  "pull.none": "No pulls yet.", "pull.progress": "Progress", "pull.running": "downloading",
+  "pull.succeeded": "done", "pull.failed": "failed",
+});
+Object.assign(STRINGS.zh, {
+  "tune.tab.jobs": "微调任务", "tune.tab.synth": "合成数据", "tune.new": "新建任务",
+  "tune.trainingFile": "训练文件", "tune.validationFile": "验证文件",
+  "tune.noFile": "（无）", "tune.orUpload": "或上传", "tune.method": "方法",
+  "tune.supervised": "监督微调", "tune.hyperparameters": "超参数",
+  "tune.n_epochs": "轮数", "tune.batch_size": "批大小",
+  "tune.learning_rate_multiplier": "学习率倍数", "tune.beta": "Beta",
+  "tune.suffix": "后缀", "tune.check": "检查数据", "tune.start": "开始任务",
+  "tune.needFile": "请先选择或上传训练文件。",
+  "tune.checkOk": "数据检查没有发现问题：可以开始任务。",
+  "tune.checkBad": "数据检查发现问题：请修正文件后重新上传。",
+  "tune.examples": "{n} 个样本", "tune.problems": "{n} 行有问题", "tune.line": "第 {n} 行",
+  "synth.about": "本地模型为文档的每个段落编写问答对；未通过检查的问答对被丢弃，其余的成为微调文件。",
+  "synth.new": "新建合成数据任务", "synth.jobs": "合成数据任务",
+  "synth.store": "向量库", "synth.noStore": "（无）", "synth.files": "文件",
+  "synth.perPassage": "每段问题数", "synth.maxPassages": "最多段落数",
+  "synth.system": "系统消息", "synth.start": "开始", "synth.none": "还没有合成数据任务。",
+  "synth.passages": "段落", "synth.pairs": "问答对", "synth.kept": "保留 {kept} / {written}",
+  "synth.useFile": "用这些问答对微调",
+  "pull.title": "拉取模型", "pull.repo": "仓库", "pull.file": "GGUF 文件（可选）",
+  "pull.revision": "版本", "pull.id": "模型 ID（可选）", "pull.start": "拉取",
+  "pull.about": "从模型仓库下载并校验模型，之后即可使用。需要管理密钥。",
+  "pull.none": "还没有拉取记录。", "pull.progress": "进度", "pull.running": "下载中",
+  "pull.succeeded": "完成", "pull.failed": "失败",
+});
