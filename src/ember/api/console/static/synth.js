@@ -33,21 +33,13 @@ export async function renderSynth(box, { onUseFile }) {
     h("section", { class: "panel" }, h("h2", {}, t("synth.new")), form, errors),
     h("section", { class: "panel" }, h("h2", {}, t("synth.jobs")), list));
 
-  const loadFiles = async (chosen = []) => {
+  // Keeps what is selected: an upload may land before the first list does.
+  const loadFiles = async (chosen = [...files.selectedOptions].map((o) => o.value)) => {
     const found = (await api("/v1/files?limit=100&order=desc")).data
       .filter((f) => f.purpose !== "fine-tune");
     clear(files, found.map((f) => h("option", { value: f.id, selected: chosen.includes(f.id) },
       `${f.filename} (${f.id})`)));
   };
-  try {
-    const [models, stores] = await Promise.all([
-      api("/v1/models"), api("/v1/vector_stores?limit=100"), loadFiles()]);
-    clear(model, models.data.map((m) => h("option", { value: m.id }, m.id)));
-    clear(store, h("option", { value: "" }, t("synth.noStore")),
-      stores.data.map((s) => h("option", { value: s.id }, s.name || s.id)));
-  } catch (err) {
-    errors.append(errorNode(err));
-  }
   upload.addEventListener("change", async () => {
     clear(errors);
     const chosen = [...files.selectedOptions].map((o) => o.value);
@@ -95,6 +87,15 @@ export async function renderSynth(box, { onUseFile }) {
     }
     await refresh();
   });
+  try { // after the listeners above, so no early upload or click is lost
+    const [models, stores] = await Promise.all([
+      api("/v1/models"), api("/v1/vector_stores?limit=100"), loadFiles()]);
+    clear(model, models.data.map((m) => h("option", { value: m.id }, m.id)));
+    clear(store, h("option", { value: "" }, t("synth.noStore")),
+      stores.data.map((s) => h("option", { value: s.id }, s.name || s.id)));
+  } catch (err) {
+    errors.append(errorNode(err));
+  }
   await refresh();
 }
 

@@ -90,13 +90,6 @@ export async function renderNewJob(box, { onCreated }) {
     fileOptions(training.select, files, loadDraft().training, false);
     fileOptions(validation.select, files, loadDraft().validation, true);
   };
-  try {
-    const [models] = await Promise.all([api("/v1/models"), loadFiles()]);
-    clear(model, models.data.map((m) => h("option", { value: m.id }, m.id)));
-    if (draft.model && models.data.some((m) => m.id === draft.model)) model.value = draft.model;
-  } catch (err) {
-    errors.append(errorNode(err));
-  }
   for (const field of [training, validation]) {
     field.upload.addEventListener("change", async () => {
       const file = field.upload.files[0];
@@ -160,6 +153,14 @@ export async function renderNewJob(box, { onCreated }) {
       start.disabled = false;
     }
   });
+  // Lists are filled after the listeners are attached, so no early upload is lost.
+  try {
+    const [models] = await Promise.all([api("/v1/models"), loadFiles()]);
+    clear(model, models.data.map((m) => h("option", { value: m.id }, m.id)));
+    if (draft.model && models.data.some((m) => m.id === draft.model)) model.value = draft.model;
+  } catch (err) {
+    errors.append(errorNode(err));
+  }
 }
 
 // The check's findings: per file its examples by format, and its bad lines by number.
