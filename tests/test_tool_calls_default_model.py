@@ -196,3 +196,39 @@ def test_after_a_tool_result_the_streamed_answer_is_text(qwen: openai.OpenAI) ->
     assert "18" in content
     # The dropped call's tokens were generated too, and are counted.
     assert usage is not None and usage.completion_tokens > len(content.split())
+
+
+def test_tool_choice_none_gets_a_message_not_a_call_written_as_text(
+    qwen: openai.OpenAI,
+) -> None:
+    """Asked for a call in a ```json block but given ``tool_choice: "none"``, the model used
+    to write the call as text; "none" means a message, and text may not begin like a call."""
+    choice = qwen.chat.completions.create(
+        model="default",
+        messages=[
+            {"role": "system", "content": "Write the function call in a ```json code block."},
+            {"role": "user", "content": "What's the weather in Paris?"},
+        ],
+        tools=[WEATHER, AREA],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=100,
+    ).choices[0]
+    content = (choice.message.content or "").lstrip()
+    assert choice.message.tool_calls is None
+    assert content and not content.startswith(("{", "[", "<", "```json"))
+
+
+def test_the_last_step_after_a_tool_result_under_none_answers_from_it(
+    qwen: openai.OpenAI,
+) -> None:
+    choice = qwen.chat.completions.create(
+        model="default",
+        messages=WEATHER_TURN,
+        tools=[WEATHER, AREA],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=100,
+    ).choices[0]
+    assert choice.message.tool_calls is None and choice.finish_reason == "stop"
+    assert "18" in (choice.message.content or "")

@@ -90,13 +90,14 @@ async def revoke(key: str, services: Services = Depends(get_services)) -> dict[s
 
 
 GROUPS: tuple[str, ...] = get_args(UsageGroup)
+MAX_USAGE_DAYS = 36_500  # a century: any longer window is every row, and keeps the date math finite
 
 
 @usage_router.get("/v1/ember/usage")
 async def usage(
     request: Request,
     group_by: str = "key,model",
-    days: float = Query(default=30, gt=0),
+    days: float = Query(default=30, gt=0, le=MAX_USAGE_DAYS),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     """Usage grouped by ``key``, ``model``, ``target`` and/or ``day`` over the last ``days``.
