@@ -5,7 +5,9 @@ Fills a fresh store's request log with ``--rows`` rows spread over the last 60 d
 own ``write_batch`` so that ``usage_daily`` is kept the way a server keeps it. Then times
 each report the console's usage page asks for (last 30 days), summed from ``usage_daily``
 (what ``GET /v1/ember/usage`` does) and from the raw log (what it did before), checks the two
-agree and prints a table.
+agree. Then starts ``ember serve`` on that database (no models) and times the same reports
+as the console gets them: ``GET /v1/ember/usage`` with the admin key over loopback HTTP. Prints
+a table with the ratio of the raw log's time to the served one's.
 
     python bench/usage.py                       # SQLite in a temporary directory
     python bench/usage.py --database postgresql://user@host/db   # an empty database
@@ -14,14 +16,27 @@ agree and prints a table.
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import os
 import random
+import secrets
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ember.store import Store
-from ember.store.writer import Pending, write_batch
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
+gw = importlib.import_module("gateway")  # bench/gateway.py: free_port, process
+
+from ember.store import Store  # noqa: E402
+from ember.store.writer import Pending, write_batch  # noqa: E402
 
 GROUPS = ["day", "key", "model", "target", "key,model", "day,model", "key,model,target,day"]
 BATCH = 20_000
@@ -72,6 +87,37 @@ def timed(store: Store, groups: list[str], *, raw: bool, repeat: int) -> tuple[f
     return statistics.median(times), rows
 
 
+ADMIN = "admin-" + secrets.token_hex(16)
+
+
+@contextmanager
+def served(home: Path, database: str | None) -> Iterator[str]:
+    """``ember serve`` with no models on ``database`` (or the SQLite file in ``home``)."""
+    config = f'preload = []\nlog_level = "warning"\nadmin_key = "{ADMIN}"\n'
+    if database:
+        config += f"database_url = {json.dumps(database)}\n"
+    (home / "ember.toml").write_text(config)
+    env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
+    port = gw.free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "ember", "serve", "--port", str(port)]
+    with gw.process(cmd, env=env, ready=f"{base}/readyz", log=home / "serve.log"):
+        yield base
+
+
+def timed_http(base: str, groups: str, *, repeat: int) -> tuple[float, list]:
+    times, rows = [], []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as client:
+        client.get("/v1/ember/usage", params={"group_by": groups})  # opens the connection
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client.get("/v1/ember/usage", params={"group_by": groups, "days": 30})
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+            rows = response.json()["data"]
+    return statistics.median(times), rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -79,21 +125,40 @@ def main() -> None:
     parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(args.database or Path(tmp) / "ember.db")
+        home = Path(tmp)
+        store = Store(args.database or home / "ember.db")
+        results = []
         try:
             backend = store.engine.dialect.name
             print(f"writing {args.rows:,} request-log rows ({backend})...", flush=True)
             print(f"  {fill(store, args.rows):.1f} s")
-            print(f"\n{'group_by':<24} {'groups':>7} {'usage_daily ms':>15} {'raw log ms':>11}")
             for groups in GROUPS:
                 names = groups.split(",")
                 fast, rows = timed(store, names, raw=False, repeat=args.repeat)
                 slow, expected = timed(store, names, raw=True, repeat=args.repeat)
                 assert [r.group for r in rows] == [r.group for r in expected]
                 assert [r.requests for r in rows] == [r.requests for r in expected]
-                print(f"{groups:<24} {len(rows):>7} {fast * 1000:>15.1f} {slow * 1000:>11.1f}")
+                results.append((groups, rows, fast, slow))
         finally:
             store.close()
+        print("starting ember serve on that database...", flush=True)
+        with served(home, args.database) as base:
+            print(
+                f"\n{'group_by':<24} {'groups':>7} {'usage_daily ms':>15} {'raw log ms':>11}"
+                f" {'HTTP ms':>8} {'raw / HTTP':>11}"
+            )
+            for groups, rows, fast, slow in results:
+                http, answered = timed_http(base, groups, repeat=args.repeat)
+                assert len(answered) == len(rows), (groups, len(answered), len(rows))
+                # The window starts later than the store-level one did: a few rows may age out.
+                expected = sum(r.requests for r in rows)
+                assert abs(sum(r["requests"] for r in answered) - expected) <= expected / 1000
+                print(
+                    f"{groups:<24} {len(rows):>7} {fast * 1000:>15.1f} {slow * 1000:>11.1f}"
+                    f" {http * 1000:>8.1f} {slow / http:>10.1f}x"
+                )
+            worst = max(timed_http(base, g, repeat=1)[0] for g, *_ in results)
+            print(f"\nslowest report over HTTP: {worst * 1000:.0f} ms (target: under 1000 ms)")
 
 
 if __name__ == "__main__":
