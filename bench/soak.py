@@ -25,6 +25,11 @@ load ends and the server has been idle for ``--settle`` seconds (end). The peer 
 without the disconnects, hostile inputs and grounding (plain streamed chats) on
 ``llama_cpp.server`` serving the same GGUF, run after Ember, alone on the machine.
 
+``--rounds`` (default 2) runs the load again after the first end measurement and measures
+after each round: memory that a leak holds grows round after round, memory that a bounded
+cache holds (the llama.cpp prefix cache, ``--prefix-cache-mb``, 256 by default as in
+``ember serve``) stops growing once the cache is full.
+
 Run ``python bench/soak.py --help``; ``--clients 64 --seconds 180`` is the issue's soak. The
 exit status is non-zero only when something broke (a 5xx other than shedding, a wrong shape),
 never because a target was missed.
@@ -344,7 +349,7 @@ def run_ember(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     home.mkdir()
     (home / "ember.toml").write_text(
         f'preload = ["{args.model}", "{E5_ID}"]\nn_threads = {args.threads}\n'
-        f"context_length = 2048\n"
+        f"context_length = 2048\nprefix_cache_mb = {args.prefix_cache_mb}\n"
     )
     port = _free_port()
     env = {**os.environ, "EMBER_HOME": str(home), "EMBER_CONFIG": str(home / "ember.toml")}
@@ -364,10 +369,35 @@ def run_ember(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         tally, peak = asyncio.run(_load(base_url, args, store, process.pid))
         time.sleep(args.settle)
         end = _footprint(process.pid)
+        # More rounds of the same load: a leak grows again each round, a bounded cache
+        # (the prefix cache, the guard's and the embedder's) does not.
+        ends = [end]
+        for _ in range(args.rounds - 1):
+            more, more_peak = asyncio.run(_load(base_url, args, store, process.pid))
+            _merge(tally, more)
+            peak = {k: max(peak[k], more_peak[k]) for k in peak}
+            time.sleep(args.settle)
+            ends.append(_footprint(process.pid))
         alive = process.poll() is None
     finally:
         _stop(process)
-    return {"tally": tally, "start": start, "peak": peak, "end": end, "alive": alive}
+    return {
+        "tally": tally,
+        "start": start,
+        "peak": peak,
+        "end": ends[-1],
+        "ends": ends,
+        "alive": alive,
+    }
+
+
+def _merge(into: Tally, other: Tally) -> None:
+    for kind, values in other.latencies.items():
+        into.latencies[kind].extend(values)
+    into.outcomes.update(other.outcomes)
+    for failure in other.failures:
+        if len(into.failures) < 20:
+            into.failures.append(failure)
 
 
 async def _warm(base_url: str, args: argparse.Namespace, store: str, tally: Tally) -> None:
@@ -453,6 +483,13 @@ def report(args: argparse.Namespace, ember: dict[str, Any], peer: dict[str, Any]
         f"- / {peer['peak']['rss'] / mib:.0f} / -" if peer else "-",
     )
     totals.add_row("RSS end vs start (target ≤ +5%)", f"{rss_growth:+.1%}", "-")
+    ends = ember["ends"]
+    if len(ends) > 1:
+        totals.add_row(
+            "RSS after each round MiB", " / ".join(f"{e['rss'] / mib:.0f}" for e in ends), "-"
+        )
+        later = (ends[-1]["rss"] - ends[0]["rss"]) / ends[0]["rss"]
+        totals.add_row(f"RSS after round {len(ends)} vs round 1", f"{later:+.1%}", "-")
     totals.add_row("threads start/end", f"{start['threads']} / {end['threads']}", "-")
     totals.add_row("fds start/end", f"{start['fds']} / {end['fds']}", "-")
     totals.add_row("server alive after", str(ember["alive"]), "-")
@@ -480,6 +517,10 @@ def main() -> int:
     parser.add_argument("--request-timeout", type=float, default=300)
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of --seconds load, RSS taken after each"
+    )
+    parser.add_argument("--prefix-cache-mb", type=int, default=256, help="the server's setting")
     parser.add_argument("--seed", type=int, default=20261207)
     args = parser.parse_args()
     args.require_usage = True
