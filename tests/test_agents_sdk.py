@@ -123,6 +123,23 @@ def test_a_function_tool_is_called_and_its_result_ends_the_run(
     assert len(result.raw_responses) == 1
 
 
+def test_an_agent_answers_from_its_tool_result(sdk_server: RunningServer) -> None:
+    """The SDK's default loop: the tool is required on the first turn, then ``tool_choice``
+    goes back to "auto" and the model must answer from the result rather than call again
+    (the decision step, ``ember.core.tool_repeats``)."""
+    calls: list[str] = []
+    result = _run(
+        sdk_server,
+        lambda model: Runner.run(
+            _weather_agent(model, calls), "What is the temperature in Paris?", run_config=RUN_CONFIG
+        ),
+    )
+    assert len(calls) == 1 and len(_function_calls(result)) == 1
+    assert len(result.raw_responses) == 2  # the call, then the answer
+    assert isinstance(result.new_items[-1], MessageOutputItem)
+    assert "18" in str(result.final_output)
+
+
 def _mcp_agent(model: Model) -> Agent[Any]:
     mcp = HostedMCPTool(
         tool_config={
@@ -134,17 +151,13 @@ def _mcp_agent(model: Model) -> Agent[Any]:
     )
     return Agent(
         name="calculator",
-        # No instructions: with them, the default model's answer after the call repeats the
-        # call as text until max_output_tokens (status incomplete, which the SDK raises on).
+        instructions="You add numbers with the add tool. Answer in one short sentence.",
         model=model,
         tools=[mcp],
         model_settings=ModelSettings(
             tool_choice=MCPToolChoice(server_label="local", name="add"),
             temperature=0,
             max_tokens=200,
-            # Ember's loop stops calling after one call: under "auto" after the result, the
-            # default model would call add again until max_tool_steps.
-            extra_args={"max_tool_calls": 1},
         ),
     )
 

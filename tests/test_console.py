@@ -151,7 +151,7 @@ def test_streamed_chat_renders_code_and_keeps_markup_as_text(console: ConsolePag
         "response",
         lambda r: (
             streamed.append(r.headers.get("content-type", ""))
-            if r.url.endswith("/v1/chat/completions")
+            if r.url.endswith("/v1/responses")
             else None
         ),
     )
@@ -198,7 +198,15 @@ def test_a_refused_request_shows_the_api_message_and_keeps_the_text(
 
 def test_chat_page_by_keyboard_alone(console: ConsolePage) -> None:
     page = console.page
-    focused = "document.activeElement.id || document.activeElement.textContent"
+    # The conversation list is one Tab stop (arrows move within it).
+    focused = (
+        "document.activeElement.classList.contains('conv') ? 'conversation' :"
+        " document.activeElement.id || document.activeElement.textContent"
+    )
+    page.fill("#prompt", "a conversation to list")
+    page.press("#prompt", "Enter")
+    expect(page.locator("#conversations button.conv").first).to_be_visible()
+    expect(page.locator("#send")).to_be_enabled()
     expect(page.locator("#prompt")).to_be_focused()  # where the page puts a keyboard user
     for _ in range(20):  # back up to the first link of the navigation
         page.keyboard.press("Shift+Tab")
@@ -211,7 +219,7 @@ def test_chat_page_by_keyboard_alone(console: ConsolePage) -> None:
         if order[-1] == "prompt":
             break
     pages = ["Chat", "Documents", "Keys", "Usage", "Audit", "Fine-tuning", "Models"]
-    assert order == [*pages, "lang", "signout", "chat-model", "new-chat", "prompt"]
+    assert order == [*pages, "lang", "signout", "chat-model", "new-chat", "conversation", "prompt"]
     page.keyboard.type("typed by keyboard")
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("second line")

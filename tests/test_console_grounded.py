@@ -112,6 +112,12 @@ def test_upload_search_ask_and_open_the_cited_passage(
     console.screenshot("citation-passage")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
+    # Reopened after a reload, the conversation still has the answer and its sources.
+    page.reload()
+    answer = page.locator(".msg.assistant").last
+    expect(answer.locator(".body")).to_contain_text("Kestrel")
+    expect(answer.locator(".citations button.cite").first).to_contain_text("regatta.txt")
+    expect(page.get_by_role("checkbox", name="harbor")).to_be_checked()  # kept too
 
     # A question about another year: an abstention, shown as one, with its reason.
     page.fill("#prompt", "Who won the 2019 Harbor Regatta?")
@@ -123,14 +129,14 @@ def test_upload_search_ask_and_open_the_cited_passage(
 
 
 def greedy(route: Route) -> None:
-    """Send the console's chat request at temperature 0: the same long answer every run."""
+    """Send the console's response request at temperature 0: the same long answer every run."""
     body = json.loads(route.request.post_data or "{}")
-    route.continue_(post_data=json.dumps({**body, "temperature": 0, "max_tokens": 1200}))
+    route.continue_(post_data=json.dumps({**body, "temperature": 0, "max_output_tokens": 1200}))
 
 
 def test_stop_ends_a_long_answer(console: ConsolePage) -> None:
     page = console.page
-    page.route("**/v1/chat/completions", greedy)
+    page.route("**/v1/responses", greedy)
     page.fill("#prompt", "Count from 1 to 400, one number per line.")
     page.press("#prompt", "Enter")
     answer = page.locator(".msg.assistant").last
@@ -140,3 +146,7 @@ def test_stop_ends_a_long_answer(console: ConsolePage) -> None:
     expect(answer.locator(".stopped")).to_have_text("Stopped.")
     expect(page.locator("#send")).to_be_enabled()
     expect(answer.locator(".body")).not_to_contain_text("400")
+    # The stopped turn is kept in the conversation as far as it went.
+    page.reload()
+    expect(page.locator(".msg.user").last).to_contain_text("Count from 1 to 400")
+    expect(page.locator(".msg.assistant").last.locator(".body")).to_contain_text("3")

@@ -100,3 +100,65 @@ def test_loss_curve_grows_and_the_job_is_paused_resumed_and_cancelled(
         expect(page.locator("#chat-model")).to_have_value(re.compile(r":ckpt-step-\d+$"))
         console.assert_clean()
     client.close()
+
+
+def test_a_job_created_from_the_console_after_its_data_check(
+    browser: Browser, tune_server: RunningServer
+) -> None:
+    data = "\n".join(json.dumps(line) for line in TRAINING).encode()
+    with open_console(browser, tune_server.base_url) as console:
+        page = console.page
+        page.click("#nav a[href='#/tuning']")
+        page.get_by_text("New job").click()
+        page.set_input_files(
+            "#ft-training-upload",
+            files=[{"name": "sums.jsonl", "mimeType": "application/jsonl", "buffer": data}],
+        )
+        expect(page.locator("#ft-training option:checked")).to_contain_text("sums.jsonl")
+        page.select_option("#ft-model", TINY)
+        page.fill("#ft-suffix", "console")
+        page.click("#ft-check")
+        expect(page.locator("#ft-findings")).to_contain_text("30 examples (30 openai)")
+        page.click("#ft-start")
+        detail = page.locator("#job-detail")
+        expect(detail.locator("p").first).to_have_text(re.compile(rf"^{TINY} · (queued|running)$"))
+        expect(page.locator("#events")).to_contain_text("Validated training file: 30 examples")
+        page.get_by_role("button", name="Cancel").click()
+        expect(detail.locator("p").first).to_have_text(re.compile("cancelled$"), timeout=60_000)
+        console.assert_clean()
+
+
+def test_a_synthetic_data_job_moves_passage_by_passage_and_is_cancelled(
+    browser: Browser, tune_server: RunningServer
+) -> None:
+    # Sixty paragraphs of about 800 characters: dozens of passages (1200 characters at most
+    # each), so the job is still running when Cancel is pressed.
+    document = "\n\n".join(
+        " ".join(
+            f"Day {i}, entry {j} of the harbor log: the ferry Kestrel left the pier at "
+            f"{6 + (i + j) % 5} o'clock and came back with {20 + i + j} passengers."
+            for j in range(7)
+        )
+        for i in range(60)
+    )
+    with open_console(browser, tune_server.base_url) as console:
+        page = console.page
+        page.click("#nav a[href='#/tuning']")
+        page.get_by_role("tab", name="Synthetic data").click()
+        page.set_input_files(
+            "#synth-upload",
+            files=[{"name": "log.txt", "mimeType": "text/plain", "buffer": document.encode()}],
+        )
+        expect(page.locator("#synth-files option:checked")).to_contain_text("log.txt")
+        page.select_option("#synth-model", TINY)
+        page.click("#synth-start")
+        row = page.locator("#synth-jobs tbody tr").first
+        # The tiny model answers each passage under the JSON schema; the count follows it.
+        expect(row.locator(".count")).to_have_text(
+            re.compile(r"^[1-9]\d* / [1-9]\d+$"), timeout=120_000
+        )
+        console.screenshot("tuning-synth-running")
+        row.get_by_role("button", name="Cancel").click()
+        expect(row.locator(".status")).to_have_text("cancelled", timeout=30_000)
+        expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
+        console.assert_clean()

@@ -4,7 +4,9 @@ official client against a real server on the ``fake`` engine (no model), and the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -79,6 +81,55 @@ def test_conversation_crud_and_items(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as gone:
         client.conversations.retrieve(conversation.id)
     assert gone.value.body["param"] == "conversation_id"  # type: ignore[index]
+
+
+def _listed(client: openai.OpenAI, **params: Any) -> dict[str, Any]:
+    page: dict[str, Any] = client.get(
+        "/ember/conversations", cast_to=dict, options={"params": params}
+    )
+    return page
+
+
+def test_conversations_are_listed_newest_first_in_pages(client: openai.OpenAI) -> None:
+    older = [client.conversations.create(metadata={"title": f"old {i}"}).id for i in range(2)]
+    time.sleep(1.1)  # created_at counts seconds: the last one is newer than both
+    newest = client.conversations.create(metadata={"title": "newest"}).id
+    first = _listed(client, limit=2)
+    assert first["object"] == "list" and len(first["data"]) == 2 and first["has_more"] is True
+    assert first["data"][0]["id"] == newest and first["data"][0]["metadata"] == {"title": "newest"}
+    assert first["first_id"] == newest and first["last_id"] == first["data"][1]["id"]
+    seen = [c["id"] for c in first["data"]]
+    after = first["last_id"]
+    while True:
+        page = _listed(client, limit=2, after=after)
+        seen += [c["id"] for c in page["data"]]
+        if not page["has_more"]:
+            break
+        after = page["last_id"]
+    assert len(seen) == len(set(seen)) and set(older) <= set(seen)
+    everything = _listed(client, limit=100)["data"]
+    assert [c["id"] for c in everything] == seen
+    times = [c["created_at"] for c in everything]
+    assert times == sorted(times, reverse=True)
+    # A deleted conversation leaves the list; a bad limit is a 400 naming it.
+    client.conversations.delete(newest)
+    assert newest not in [c["id"] for c in _listed(client, limit=100)["data"]]
+    with pytest.raises(openai.BadRequestError) as bad:
+        _listed(client, limit=0)
+    assert bad.value.body["param"] == "limit"  # type: ignore[index]
+
+
+def test_configured_mcp_servers_are_listed_without_their_secrets(client: openai.OpenAI) -> None:
+    listed: dict[str, Any] = client.get("/ember/mcp_servers", cast_to=dict)
+    assert [s["server_label"] for s in listed["data"]] == ["local", "web"]
+    local, web = listed["data"]
+    assert local["transport"] == "stdio" and local["trusted"] is True
+    assert local["location"] == "local"
+    assert web["transport"] == "streamable_http" and web["trusted"] is False
+    assert all(
+        set(s) == {"object", "server_label", "description", "transport", "location", "trusted"}
+        for s in listed["data"]
+    )
 
 
 def test_responses_continue_a_conversation(client: openai.OpenAI) -> None:

@@ -265,6 +265,12 @@ def test_usage_is_grouped_and_scoped_to_the_key(server: RunningServer) -> None:
     assert len({r["key"] for r in everyone}) > 1
     bad = admin(server).get("/ember/usage", params={"group_by": "colour"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
+    for days in ("1.7976931348623157e+308", "inf", "0"):  # a window no calendar holds
+        huge = admin(server).get("/ember/usage", params={"days": days})
+        assert huge.status_code == 400, (days, huge.text)
+        assert huge.json()["error"]["param"] == "days"
+    everything = admin(server).get("/ember/usage", params={"days": 36500, "group_by": ""})
+    assert everything.status_code == 200 and everything.json()["data"]
     table = cli(server, "usage", "--group-by", "key,target")
     assert table.returncode == 0 and "usage-team" in table.stdout
 

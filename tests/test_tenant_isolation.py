@@ -299,6 +299,17 @@ def test_a_conversation_is_its_creators_alone(tenants: Tenants) -> None:
     assert tenants.bob.conversations.retrieve(bobs.id).metadata == {"owner": "bob"}
     _not_found(lambda: tenants.alice.conversations.retrieve(bobs.id))
 
+    # The list (Ember's extension) is each tenant's own; the operator's holds both.
+    def listed(client: openai.OpenAI) -> list[str]:
+        page: dict[str, Any] = client.get(
+            "/ember/conversations", cast_to=dict, options={"params": {"limit": 100}}
+        )
+        return [c["id"] for c in page["data"]]
+
+    assert cid in listed(tenants.alice) and bobs.id not in listed(tenants.alice)
+    assert bobs.id in listed(tenants.bob) and cid not in listed(tenants.bob)
+    assert {cid, bobs.id} <= set(listed(tenants.operator))
+
 
 def test_no_tenant_is_served_anothers_cached_answer(tenants: Tenants) -> None:
     def ask(client: openai.OpenAI) -> dict[str, str]:

@@ -12,10 +12,11 @@ from typing import Any
 import llguidance
 import pytest
 
-from ember.core.chat_template import TOOL_CHOICE_HINT, ChatTemplate
+from ember.core.chat_template import ANSWER_HINT, TOOL_CHOICE_HINT, ChatTemplate
 from ember.core.tool_arguments import repair_arguments
 from ember.core.tool_calls import ToolCallParser, parse_output
-from ember.core.types import ChatMessage, OutputConstraint, ToolSpec
+from ember.core.tool_repeats import answered_calls, is_repeat
+from ember.core.types import ChatMessage, OutputConstraint, ToolCall, ToolSpec
 from ember.engines.grammar import grammar_for
 
 WEATHER = ToolSpec(
@@ -214,6 +215,7 @@ def _accepts(constraint: OutputConstraint, text: str) -> bool:
 AUTO = OutputConstraint(kind="tool_calls", tools=TOOLS, tool_mode="auto")
 REQUIRED = OutputConstraint(kind="tool_calls", tools=TOOLS, tool_mode="required")
 SINGLE = OutputConstraint(kind="tool_calls", tools=TOOLS, tool_mode="auto", parallel=False)
+TEXT = OutputConstraint(kind="tool_calls", tools=TOOLS, tool_mode="text")
 
 
 @pytest.mark.parametrize(
@@ -237,6 +239,11 @@ SINGLE = OutputConstraint(kind="tool_calls", tools=TOOLS, tool_mode="auto", para
         (REQUIRED, f"```json\n{PARIS}\n```", True),
         (SINGLE, f"[{PARIS}, {ROME}]", False),
         (SINGLE, PARIS, True),
+        # the decision step's second ask: text only, never a call
+        (TEXT, "It is sunny and 18 degrees in Paris.", True),
+        (TEXT, PARIS, False),
+        (TEXT, f"```json\n{PARIS}\n```", False),
+        (TEXT, f"<tool_call>\n{PARIS}\n</tool_call>", False),
     ],
 )
 def test_the_grammar_constrains_every_form_a_call_takes(
@@ -256,4 +263,44 @@ def test_the_tool_choice_hint_goes_into_the_system_message() -> None:
     assert system.startswith("<|im_start|>system\nBe brief.")
     assert TOOL_CHOICE_HINT in system
     assert TOOL_CHOICE_HINT not in template.render(messages, tools=[WEATHER])
-    assert TOOL_CHOICE_HINT not in template.render(messages, tool_hint=TOOL_CHOICE_HINT)
+    # The decision step's second ask offers no tools and still gets its hint.
+    assert ANSWER_HINT in template.render(messages, tool_hint=ANSWER_HINT).split("<|im_end|>")[0]
+
+
+def _turn(*calls: ToolCall, answered: bool = True) -> list[ChatMessage]:
+    results = [ChatMessage(role="tool", content="18", tool_call_id=c.id) for c in calls]
+    return [
+        ChatMessage(role="user", content="Weather in Paris?"),
+        ChatMessage(role="assistant", tool_calls=calls),
+        *(results if answered else []),
+    ]
+
+
+PARIS_CALL = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name", "repeat"),
+    [
+        ('{"city": "Paris"}', "get_weather", True),
+        ('{"city": " paris"}', "get_weather", True),  # case and edge spaces
+        ('{"city": "Paris", "unit": "celsius"}', "get_weather", True),  # an option added
+        ("{}", "get_weather", True),  # asks nothing the first call did not
+        ('{"city": "Rome"}', "get_weather", False),
+        ('{"city": "Paris"}', "calculate_triangle_area", False),
+    ],
+)
+def test_a_repeat_is_the_same_function_agreeing_on_every_shared_argument(
+    arguments: str, name: str, repeat: bool
+) -> None:
+    answered = answered_calls(_turn(PARIS_CALL))
+    assert is_repeat(ToolCall(id="call_2", name=name, arguments=arguments), answered) is repeat
+
+
+def test_only_calls_answered_since_the_last_user_message_count() -> None:
+    again = ToolCall(id="call_2", name="get_weather", arguments='{"city": "Paris"}')
+    assert answered_calls(_turn(PARIS_CALL)) == (PARIS_CALL,)
+    assert answered_calls(_turn(PARIS_CALL, answered=False)) == ()  # no result yet
+    later = [*_turn(PARIS_CALL), ChatMessage(role="user", content="Check again.")]
+    assert answered_calls(later) == ()
+    assert not is_repeat(again, answered_calls(later))

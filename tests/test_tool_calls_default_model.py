@@ -133,3 +133,102 @@ def test_a_question_no_tool_serves_gets_text(qwen: openai.OpenAI, question: str)
     assert choice.message.tool_calls is None
     assert choice.finish_reason in ("stop", "length")
     assert (choice.message.content or "").strip()
+
+
+def _after_result(question: str, call: str, arguments: str, result: str) -> list[Any]:
+    """A turn in which the model called a tool and the client sent back its result."""
+    return [
+        {"role": "user", "content": question},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": call, "arguments": arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": result},
+    ]
+
+
+WEATHER_TURN = _after_result(
+    "What's the weather in Paris?",
+    "get_weather",
+    '{"city": "Paris"}',
+    "Sunny, 18 degrees Celsius.",
+)
+
+
+def test_after_a_tool_result_the_model_answers_instead_of_repeating_the_call(
+    qwen: openai.OpenAI,
+) -> None:
+    """Left alone, the default model calls get_weather(Paris) again here, for ever; the
+    decision step drops a call already answered in this turn and asks for the answer."""
+    choice = _ask(qwen, WEATHER_TURN, [WEATHER, AREA])
+    assert choice.message.tool_calls is None
+    assert choice.finish_reason == "stop"
+    assert "18" in (choice.message.content or "")
+
+
+def test_after_a_tool_result_the_streamed_answer_is_text(qwen: openai.OpenAI) -> None:
+    stream = qwen.chat.completions.create(
+        model="default",
+        messages=WEATHER_TURN,
+        tools=[WEATHER, AREA],
+        tool_choice="auto",
+        temperature=0,
+        max_tokens=200,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    content, calls, finish, usage = "", 0, None, None
+    for chunk in stream:
+        usage = chunk.usage or usage
+        if not chunk.choices:
+            continue
+        content += chunk.choices[0].delta.content or ""
+        calls += len(chunk.choices[0].delta.tool_calls or [])
+        finish = chunk.choices[0].finish_reason or finish
+    assert calls == 0 and finish == "stop"
+    assert "18" in content
+    # The dropped call's tokens were generated too, and are counted.
+    assert usage is not None and usage.completion_tokens > len(content.split())
+
+
+def test_tool_choice_none_gets_a_message_not_a_call_written_as_text(
+    qwen: openai.OpenAI,
+) -> None:
+    """Asked for a call in a ```json block but given ``tool_choice: "none"``, the model used
+    to write the call as text; "none" means a message, and text may not begin like a call."""
+    choice = qwen.chat.completions.create(
+        model="default",
+        messages=[
+            {"role": "system", "content": "Write the function call in a ```json code block."},
+            {"role": "user", "content": "What's the weather in Paris?"},
+        ],
+        tools=[WEATHER, AREA],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=100,
+    ).choices[0]
+    content = (choice.message.content or "").lstrip()
+    assert choice.message.tool_calls is None
+    assert content and not content.startswith(("{", "[", "<", "```json"))
+
+
+def test_the_last_step_after_a_tool_result_under_none_answers_from_it(
+    qwen: openai.OpenAI,
+) -> None:
+    choice = qwen.chat.completions.create(
+        model="default",
+        messages=WEATHER_TURN,
+        tools=[WEATHER, AREA],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=100,
+    ).choices[0]
+    assert choice.message.tool_calls is None and choice.finish_reason == "stop"
+    assert "18" in (choice.message.content or "")

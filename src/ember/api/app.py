@@ -36,6 +36,7 @@ from ember.api.fine_tuning.router import router as fine_tuning_router
 from ember.api.guard.router import router as guard_router
 from ember.api.keys.router import admin as keys_admin_router
 from ember.api.keys.router import usage_router
+from ember.api.models.pulls import router as pulls_router
 from ember.api.models.router import router as models_router
 from ember.api.moderations.router import router as moderations_router
 from ember.api.openapi_links import add_links
@@ -203,6 +204,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(keys_admin_router)  # its own dependency: the admin key
     app.include_router(usage_router)  # admin key: every key's usage; a key: its own
     app.include_router(audit_router)  # admin key: the audit chain's tail and verification
+    app.include_router(pulls_router)  # admin key: model pulls from the hub, as jobs
 
     @app.get("/healthz", tags=["ember"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ember.errors import EmberError
-from ember.route.keys import create_key, revoke_key
+from ember.route.keys import create_key, revoke_key, update_key
 from ember.settings import load_settings
 from ember.store import Store
 
-app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app = typer.Typer(help="API keys: create (shown once), list, update, revoke.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -72,6 +72,77 @@ def create(
         store.close()
     err_console.print(f"Created key [bold]{record.name}[/bold] ({record.id}). Store it now:")
     console.print(key, highlight=False)
+
+
+# ``ember keys update --clear`` names: the options' names, and the fields they set.
+_CLEARABLE = {
+    "models": "models",
+    "policy": "policy",
+    "budget-usd": "budget_usd_month",
+    "budget-usd-day": "budget_usd_day",
+    "budget-tokens": "budget_tokens_month",
+    "budget-tokens-day": "budget_tokens_day",
+    "rpm": "rpm",
+    "tpm": "tpm",
+}
+
+
+@app.command()
+def update(
+    key: Annotated[str, typer.Argument(help="The key's name or id.")],
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names it may use.")
+    ] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="USD budget per month.")] = None,
+    budget_usd_day: Annotated[float | None, typer.Option(help="USD budget per day.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Token budget per month.")] = None,
+    budget_tokens_day: Annotated[int | None, typer.Option(help="Token budget per day.")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help='Guard policy: a [guard_policies."NAME"] table or a PII action.'),
+    ] = None,
+    clear: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated limits to remove: " + ", ".join(_CLEARABLE) + "."),
+    ] = None,
+) -> None:
+    """Change a key's models, policy, budgets or rate limits (options left out stay)."""
+    changes: dict[str, object] = {
+        name: value
+        for name, value in (
+            ("models", [m.strip() for m in models.split(",") if m.strip()] if models else None),
+            ("policy", policy),
+            ("budget_usd_month", budget_usd),
+            ("budget_usd_day", budget_usd_day),
+            ("budget_tokens_month", budget_tokens),
+            ("budget_tokens_day", budget_tokens_day),
+            ("rpm", rpm),
+            ("tpm", tpm),
+        )
+        if value is not None
+    }
+    for option in (c.strip() for c in (clear or "").split(",") if c.strip()):
+        if option not in _CLEARABLE:
+            err_console.print(
+                f"[red]Error:[/red] --clear takes {', '.join(_CLEARABLE)}; not {option}.",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        changes[_CLEARABLE[option]] = None
+    if not changes:
+        err_console.print("[red]Error:[/red] nothing to change.", highlight=False)
+        raise typer.Exit(2)
+    settings = load_settings()
+    store = Store(settings.database)
+    try:
+        record = update_key(store, settings, key, changes)
+    except EmberError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    console.print(f"Updated {record.name} ({record.id}).")
 
 
 def _limit(value: float | int | None) -> str:
@@ -132,7 +203,7 @@ def usage(
     days: Annotated[float, typer.Option(help="Look back this many days.")] = 30,
     key: Annotated[str | None, typer.Option(help="Only this key's usage (by name).")] = None,
 ) -> None:
-    """Show requests, tokens, cost, cache hits and latency, grouped."""
+    """Show requests, tokens, cost, cache hits, refusals and latency, grouped."""
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     unknown = [g for g in groups if g not in ("key", "model", "target", "day")]
     if unknown:
@@ -144,7 +215,14 @@ def usage(
     finally:
         store.close()
     table = Table(
-        *groups, "requests", "prompt tok", "completion tok", "cost USD", "cache hits", "avg ms"
+        *groups,
+        "requests",
+        "prompt tok",
+        "completion tok",
+        "cost USD",
+        "cache hits",
+        "refusals",
+        "avg ms",
     )
     for row in rows:
         table.add_row(
@@ -154,6 +232,7 @@ def usage(
             str(row.completion_tokens),
             f"{row.cost_usd:.6f}",
             str(row.cache_hits),
+            str(row.refusals),
             f"{row.avg_latency_ms:.1f}",
         )
     console.print(table)

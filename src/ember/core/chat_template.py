@@ -29,6 +29,11 @@ TOOL_CHOICE_HINT = (
     "Call a function only if one of the functions can do what the user asks. If none of "
     "them fits the request, do not call any function: answer the user directly in plain text."
 )
+# The decision step's second ask, when the model only repeated calls already answered.
+ANSWER_HINT = (
+    "The function results above hold what the user asked for. Do not call any function "
+    "again: answer the user's question in plain text, using those results."
+)
 
 # ChatML, used when a model ships no template at all.
 CHATML_TEMPLATE = (
@@ -109,13 +114,13 @@ class ChatTemplate:
     ) -> str:
         """The prompt text for ``messages``; raises InvalidRequestError if the template does.
 
-        ``tool_hint`` (with tools) is added to the system message, after any of the caller's.
+        ``tool_hint`` is added to the system message, after any of the caller's.
         """
         native_tools = bool(tools) and self.supports_tools
         wire = [self._message_dict(m, native_tools) for m in messages]
         if tools and not native_tools:
             wire = _prepend_system(wire, describe_tools(tools))
-        if tools and tool_hint:
+        if tool_hint:
             wire = _prepend_system(wire, tool_hint)
         context: dict[str, Any] = {
             "messages": wire,

@@ -88,13 +88,14 @@ class OutputConstraint:
     ``json_object``: any JSON object. ``json_schema``: a JSON value valid against ``schema``.
     ``tool_calls``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks whose
     name and arguments match one of ``tools``; with ``tool_mode="auto"`` the model may
-    instead answer in plain text; ``parallel`` allows more than one call.
+    instead answer in plain text; ``tool_mode="text"`` allows only that text (which may not
+    begin the way a call does); ``parallel`` allows more than one call.
     """
 
     kind: Literal["json_object", "json_schema", "tool_calls"]
     schema: dict[str, Any] | None = None
     tools: tuple[ToolSpec, ...] = ()
-    tool_mode: Literal["auto", "required"] = "auto"
+    tool_mode: Literal["auto", "required", "text"] = "auto"
     parallel: bool = True
 
     def tool_call_schema(self) -> dict[str, Any]:

@@ -70,7 +70,10 @@ def grammar_for(constraint: OutputConstraint) -> str:
     # mode the model may answer in text instead; text may not begin the way a call does
     # ("<", "{", "[", a ```json fence, blank space) so that a call is never half-written as
     # prose: whatever call the model starts is valid by construction.
-    start = "calls | bare | fenced" + (" | TEXT" if constraint.tool_mode == "auto" else "")
+    # In "text" mode (the decision step after a repeated call) only that text is allowed.
+    start = {"auto": "calls | bare | fenced | TEXT", "required": "calls | bare | fenced"}.get(
+        constraint.tool_mode, "TEXT"
+    )
     lark = "\n".join(
         [
             "%llguidance {}",

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -181,6 +182,81 @@ def _transformers_plan(name: str, files: list[HubFile]) -> PullPlan:
     )
 
 
+@dataclass(frozen=True)
+class PreparedPull:
+    """A pull that is planned and whose id is free: what remains is to fetch its files."""
+
+    repo: str
+    revision: str
+    model_id: str
+    plan: PullPlan
+    root: Path
+    previous: ModelRecord | None  # the record of an earlier pull of the repo this replaces
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.plan.files)
+
+
+def prepare_pull(
+    repo: str,
+    *,
+    settings: Settings,
+    store: Store,
+    hub: HubClient,
+    files: list[str] | None = None,
+    revision: str = "main",
+    model_id: str | None = None,
+) -> PreparedPull:
+    """Check the names, list the repo and choose its files, and check the id is free: every
+    refusal (a bad name, an unknown repo, several GGUFs, a taken id) comes before a byte of
+    weights is fetched."""
+    _check_names(repo, revision)
+    plan = plan_pull(repo, hub.list_files(repo, revision), files)
+    model_id = model_id or plan.default_id
+    previous = _check_id_free(model_id, repo, settings, store)
+    return PreparedPull(repo, revision, model_id, plan, hub_dir(settings, repo, revision), previous)
+
+
+def finish_pull(
+    prepared: PreparedPull,
+    *,
+    settings: Settings,
+    store: Store,
+    hub: HubClient,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> ModelRecord:
+    """Fetch and verify every file, then register the model. ``on_progress(file, done)``
+    gets the bytes done so far over the whole pull, and the file being fetched."""
+    done = 0
+    for file in prepared.plan.files:
+
+        def report(current: int, base: int = done, name: str = file.path) -> None:
+            if on_progress is not None:
+                on_progress(name, base + current)
+
+        hub.download(prepared.repo, prepared.revision, file, prepared.root / file.path, report)
+        done += file.size
+    plan, root = prepared.plan, prepared.root
+    record = ModelRecord(
+        id=prepared.model_id,
+        engine=plan.engine,
+        kind=plan.kind,
+        path=str(root / plan.entry if plan.entry else root),
+        source=prepared.repo,
+        revision=prepared.revision,
+        files=[
+            {"path": f.path, "size": f.size, f.algorithm.replace(" ", "_"): f.expected_digest}
+            for f in plan.files
+        ],
+        size_bytes=prepared.total_bytes,
+    )
+    store.add_model(record)
+    if prepared.previous is not None:
+        _delete_unreferenced(prepared.previous, settings, store)
+    return record
+
+
 def pull_model(
     repo: str,
     *,
@@ -193,45 +269,29 @@ def pull_model(
     client: HubClient | None = None,
 ) -> ModelRecord:
     """Download a model from the hub, verify every file, then register it in the store."""
-    _check_names(repo, revision)
     token = settings.hub_token.get_secret_value() if settings.hub_token else None
     hub = client or HubClient(settings.hub_url, token)
     try:
-        plan = plan_pull(repo, hub.list_files(repo, revision), files)
-        model_id = model_id or plan.default_id
-        previous = _check_id_free(model_id, repo, settings, store)
-        root = hub_dir(settings, repo, revision)
-        total = sum(f.size for f in plan.files)
-        task = progress.add_task(repo, total=total) if progress else None
-        done = 0
-        for file in plan.files:
+        prepared = prepare_pull(
+            repo,
+            settings=settings,
+            store=store,
+            hub=hub,
+            files=files,
+            revision=revision,
+            model_id=model_id,
+        )
+        report: Callable[[str, int], None] | None = None
+        if progress is not None:
+            task = progress.add_task(repo, total=prepared.total_bytes)
 
-            def report(current: int, base: int = done, name: str = file.path) -> None:
-                if progress is not None and task is not None:
-                    progress.update(task, completed=base + current, description=name)
+            def report(name: str, done: int) -> None:
+                progress.update(task, completed=done, description=name)
 
-            hub.download(repo, revision, file, root / file.path, report)
-            done += file.size
+        return finish_pull(prepared, settings=settings, store=store, hub=hub, on_progress=report)
     finally:
         if client is None:
             hub.close()
-    record = ModelRecord(
-        id=model_id,
-        engine=plan.engine,
-        kind=plan.kind,
-        path=str(root / plan.entry if plan.entry else root),
-        source=repo,
-        revision=revision,
-        files=[
-            {"path": f.path, "size": f.size, f.algorithm.replace(" ", "_"): f.expected_digest}
-            for f in plan.files
-        ],
-        size_bytes=total,
-    )
-    store.add_model(record)
-    if previous is not None:
-        _delete_unreferenced(previous, settings, store)
-    return record
 
 
 def _check_id_free(

@@ -13,11 +13,14 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ember.errors import InvalidRequestError, NotFoundError
+from ember.route.limits import limits_of
 from ember.settings import GuardPolicy, Settings
 from ember.store import Store
 from ember.store.keys import KeyRecord
+from ember.store.ledger import Limits
 
 PREFIX = "sk-ember-"
 _CACHE_S = 2.0  # how long a looked-up key row is trusted before it is read again
@@ -66,22 +69,16 @@ def create_key(
         raise InvalidRequestError("A key needs a name.", param="name")
     if store.find_key(name) is not None:
         raise InvalidRequestError(f"A key named '{name}' already exists.", param="name")
-    if policy is not None and guard_policy_for(settings, policy) is None:
-        raise InvalidRequestError(
-            f"Unknown guard policy '{policy}': name a [guard_policies.\"NAME\"] table or one "
-            f"of {', '.join(PII_ACTIONS)}.",
-            param="policy",
-        )
-    for label, value in (
-        ("budget_usd_day", budget_usd_day),
-        ("budget_usd_month", budget_usd_month),
-        ("budget_tokens_day", budget_tokens_day),
-        ("budget_tokens_month", budget_tokens_month),
-        ("rpm", rpm),
-        ("tpm", tpm),
-    ):
-        if value is not None and value < 0:
-            raise InvalidRequestError(f"{label} cannot be negative.", param=label)
+    check_limits(
+        settings,
+        policy=policy,
+        budget_usd_day=budget_usd_day,
+        budget_usd_month=budget_usd_month,
+        budget_tokens_day=budget_tokens_day,
+        budget_tokens_month=budget_tokens_month,
+        rpm=rpm,
+        tpm=tpm,
+    )
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24)
     salt = secrets.token_hex(16)
@@ -102,6 +99,47 @@ def create_key(
     )
     store.add_key(record)
     return f"{PREFIX}{key_id}-{secret}", record
+
+
+def check_limits(settings: Settings, **fields: Any) -> None:
+    """Refuse an unknown guard policy or a negative limit (400, naming the field)."""
+    policy = fields.pop("policy", None)
+    if policy is not None and guard_policy_for(settings, policy) is None:
+        raise InvalidRequestError(
+            f"Unknown guard policy '{policy}': name a [guard_policies.\"NAME\"] table or one "
+            f"of {', '.join(PII_ACTIONS)}.",
+            param="policy",
+        )
+    for label, value in fields.items():
+        if value is not None and value < 0:
+            raise InvalidRequestError(f"{label} cannot be negative.", param=label)
+
+
+def update_key(
+    store: Store, settings: Settings, name_or_id: str, changes: dict[str, Any]
+) -> KeyRecord:
+    """Change an active key's models, policy, budgets or rate limits; a field given as
+    None is cleared (no limit of that kind), a field left out stays.
+
+    The name is not among them: it is the key's tenant, under which its files, vector
+    stores, conversations, jobs, usage and audit records are filed, and the ledger's
+    reservations are counted. Requests see the new limits at once in this process
+    (:meth:`KeyRing.forget`) and within :data:`_CACHE_S` in other replicas: the ledger
+    reads a key's limits from the record each request authenticates with."""
+    record = store.find_key(name_or_id)
+    if record is None or record.revoked_at is not None:
+        raise NotFoundError(f"No active key named or with id '{name_or_id}'.", param="key")
+    fields = {name: value for name, value in changes.items() if name != "models"}
+    check_limits(settings, **fields)
+    if "models" in changes:
+        changes = {**changes, "models": changes["models"] or None}
+    updated = store.update_key(record.id, changes)
+    if updated is None:  # revoked meanwhile
+        raise NotFoundError(f"No active key named or with id '{name_or_id}'.", param="key")
+    if limits_of(record) == Limits() and limits_of(updated) != Limits():
+        # Without limits its requests reserved nothing: count them from the request log.
+        store.recount_spending(updated.name)
+    return updated
 
 
 def revoke_key(store: Store, name_or_id: str) -> KeyRecord:
@@ -132,7 +170,7 @@ class KeyRing:
         return present
 
     def forget(self) -> None:
-        """Drop cached rows (after a create or revoke in this process)."""
+        """Drop cached rows (after a create, update or revoke in this process)."""
         self._rows.clear()
         self._any = (0.0, False)
 

@@ -331,6 +331,9 @@ def tool_result_text(item: Item) -> str:
         return json.dumps(item["results"], ensure_ascii=False)
     if item.get("error"):
         error = item["error"]
-        message = error.get("message") or json.dumps(error.get("content"), ensure_ascii=False)
+        if isinstance(error, dict):
+            message = error.get("message") or json.dumps(error.get("content"), ensure_ascii=False)
+        else:  # a client that keeps the history may send the older string form back
+            message = str(error)
         return f"Error: {message}"
     return str(item.get("output") or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ember.act.mcp_servers import McpServers
@@ -33,6 +34,7 @@ from ember.services.ingestion import IngestionWorker, Ingestor
 from ember.services.key_stage import KeyStage
 from ember.services.leases import LeaseKeeper, default_replica_id
 from ember.services.metrics import Metrics
+from ember.services.model_pulls import ModelPullService
 from ember.services.pipeline import Pipeline, RequestStage, UsageStage
 from ember.services.planner import Planner
 from ember.services.responses import ResponseService
@@ -72,6 +74,7 @@ class Services:
     conversations: ConversationLog
     background: BackgroundResponses
     leases: LeaseKeeper
+    pulls: ModelPullService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -188,6 +191,7 @@ class Services:
             conversations=conversations,
             background=background,
             leases=leases,
+            pulls=ModelPullService(settings, store),
         )
 
     async def close(self) -> None:
@@ -195,6 +199,7 @@ class Services:
         await self.background.close()
         await self.toolbox.close()
         await self.synth.stop()
+        await asyncio.to_thread(self.pulls.close)
         await self.fine_tuning.close()
         await self.ingestion.stop()
         await self.router.close()

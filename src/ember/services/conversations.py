@@ -53,6 +53,21 @@ class ConversationLog:
             raise _not_found(conversation_id, param)
         return _conversation(conversation_id, found.created_at, found.metadata)
 
+    def list_conversations(
+        self, *, limit: int = 20, after: str | None = None, caller: Caller = ANONYMOUS
+    ) -> Item:
+        """``GET /v1/ember/conversations``: the caller's conversations, newest first (the
+        operator's list holds every tenant's, as its other lists do)."""
+        found, more = self.tables.page(limit=limit, after=after, owner=caller.owner)
+        data = [_conversation(cid, record.created_at, record.metadata) for cid, record in found]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": more,
+        }
+
     def update(
         self, conversation_id: str, metadata: dict[str, str], *, caller: Caller = ANONYMOUS
     ) -> Item:

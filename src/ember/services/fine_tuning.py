@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ember.adapt.auto import BASE_LEARNING_RATE
-from ember.adapt.data import parse_jsonl
+from ember.adapt.data import MAX_REPORTED_PROBLEMS, LineProblem, parse_jsonl
 from ember.adapt.preference import parse_preferences
 from ember.adapt.training import DEFAULT_TARGET_MODULES
 from ember.core.request_context import ANONYMOUS, Caller
@@ -42,14 +42,16 @@ from ember.engines.base import engine_traits
 from ember.errors import (
     ConflictError,
     InvalidRequestError,
+    InvalidTrainingDataError,
     NotFoundError,
     UnsupportedParameterError,
 )
 from ember.models.registry import ModelRegistry
+from ember.models.spec import ModelSpec
 from ember.services.files import FileService
 from ember.services.leases import LeaseKeeper
 from ember.settings import Settings
-from ember.store import Store
+from ember.store import FileRecord, Store
 from ember.store.fine_tuning import CheckpointRecord, EventRecord, JobRecord
 
 logger = logging.getLogger(__name__)
@@ -116,23 +118,7 @@ class FineTuningService:
     # -- use cases ------------------------------------------------------------------------
 
     def create(self, request: JobRequest, *, caller: Caller = ANONYMOUS) -> JobRecord:
-        spec = self.registry.resolve(request.model)
-        if spec.kind != "chat":
-            raise InvalidRequestError(
-                f"The model '{spec.id}' is a {spec.kind} model; fine-tune a chat model.",
-                param="model",
-            )
-        if spec.source == "fine-tune":
-            raise UnsupportedParameterError(
-                f"'{spec.id}' is already a fine-tuned model; fine-tune its base model with "
-                "the combined data instead.",
-                param="model",
-            )
-        if not engine_traits(spec.engine).fine_tuning:
-            raise UnsupportedParameterError(
-                f"The model '{spec.id}' (engine {spec.engine}) cannot be fine-tuned.",
-                param="model",
-            )
+        spec = self._trainable(request.model)
         summaries = {
             "training_file": self._check_file(
                 request.training_file, "training_file", request.method, caller
@@ -219,9 +205,81 @@ class FineTuningService:
         self.store.add_fine_tuning_event(job_id, "Job queued")
         return record
 
+    def _trainable(self, model: str) -> ModelSpec:
+        """The model ``model`` names, if it can be fine-tuned (else a 4xx saying why)."""
+        spec = self.registry.resolve(model)
+        if spec.kind != "chat":
+            raise InvalidRequestError(
+                f"The model '{spec.id}' is a {spec.kind} model; fine-tune a chat model.",
+                param="model",
+            )
+        if spec.source == "fine-tune":
+            raise UnsupportedParameterError(
+                f"'{spec.id}' is already a fine-tuned model; fine-tune its base model with "
+                "the combined data instead.",
+                param="model",
+            )
+        if not engine_traits(spec.engine).fine_tuning:
+            raise UnsupportedParameterError(
+                f"The model '{spec.id}' (engine {spec.engine}) cannot be fine-tuned.",
+                param="model",
+            )
+        return spec
+
+    def check(
+        self,
+        training_file: str,
+        *,
+        validation_file: str | None = None,
+        method: str = "supervised",
+        model: str | None = None,
+        caller: Caller = ANONYMOUS,
+    ) -> dict[str, Any]:
+        """What ``create`` would find in these files, without creating a job: per file its
+        examples and formats, and every bad line with its number (the first 50 listed).
+        A file that is missing or not ``fine-tune`` data, or a model that cannot be
+        fine-tuned, is the same 4xx ``create`` gives."""
+        if model is not None:
+            self._trainable(model)
+        files = {"training_file": self._findings(training_file, "training_file", method, caller)}
+        if validation_file:
+            files["validation_file"] = self._findings(
+                validation_file, "validation_file", method, caller
+            )
+        return {
+            "object": "ember.fine_tuning.check",
+            "method": method,
+            "model": model,
+            "ok": not any(f["problem_count"] for f in files.values()),
+            "files": files,
+        }
+
     def _check_file(
         self, file_id: str, param: str, method: str, caller: Caller = ANONYMOUS
     ) -> dict[str, Any]:
+        examples, formats, problems = self._read_data(file_id, param, method, caller)[1:]
+        if problems:
+            raise InvalidTrainingDataError(param, problems)
+        return {"examples": examples, "formats": formats}
+
+    def _findings(self, file_id: str, param: str, method: str, caller: Caller) -> dict[str, Any]:
+        record, examples, formats, problems = self._read_data(file_id, param, method, caller)
+        return {
+            "id": file_id,
+            "filename": record.filename,
+            "bytes": record.bytes,
+            "examples": examples,
+            "formats": formats,
+            "problem_count": len(problems),
+            "problems": [
+                {"line": p.line, "reason": p.reason} for p in problems[:MAX_REPORTED_PROBLEMS]
+            ],
+        }
+
+    def _read_data(
+        self, file_id: str, param: str, method: str, caller: Caller
+    ) -> tuple[FileRecord, int, dict[str, int], list[LineProblem]]:
+        """The file's record, its examples, their formats and its bad lines."""
         try:
             record = self.files.get(file_id, caller=caller)
         except NotFoundError as exc:
@@ -235,14 +293,14 @@ class FineTuningService:
         data = self.files.read(file_id)
         if method == "dpo":
             pairs = parse_preferences(data)
-            pairs.raise_for_problems(param)
-            return {
-                "examples": len(pairs.preferences),
-                "formats": {"preference": len(pairs.preferences)},
-            }
-        parsed = parse_jsonl(data)
-        parsed.raise_for_problems(param)
-        return {"examples": len(parsed.conversations), "formats": parsed.formats}
+            examples, problems = len(pairs.preferences), pairs.problems
+            formats = {"preference": examples} if examples else {}
+        else:
+            parsed = parse_jsonl(data)
+            examples, formats, problems = len(parsed.conversations), parsed.formats, parsed.problems
+        if not problems and not examples:
+            problems = [LineProblem(0, "the file holds no examples")]
+        return record, examples, formats, problems
 
     def get(self, job_id: str, *, caller: Caller = ANONYMOUS) -> JobRecord:
         """The job, if it exists for ``caller`` (another tenant's is a 404)."""

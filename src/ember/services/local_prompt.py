@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ember.core.chat_template import TOOL_CHOICE_HINT
+from ember.core.chat_template import ANSWER_HINT, TOOL_CHOICE_HINT
 from ember.core.request_context import RequestContext
+from ember.core.tool_repeats import answered_calls
 from ember.core.types import OutputConstraint, SamplingParams, ToolSpec
 from ember.engines.base import TextEngine
 from ember.errors import ContextLengthExceededError, InvalidRequestError, UnsupportedParameterError
@@ -48,6 +49,12 @@ def prepare_local_chat(
             f"The model '{spec.id}' cannot constrain its output.", param="response_format"
         )
     hint = TOOL_CHOICE_HINT if tools and request.tool_choice == "auto" else ""
+    if request.tools and request.tool_choice == "none" and constraint is None and caps.json_schema:
+        # "none" means a message, not a call: text that may not begin the way a call does
+        # (small models otherwise write the call as JSON text), and after this turn's tool
+        # results, the hint to answer from them.
+        constraint = OutputConstraint(kind="tool_calls", tools=request.tools, tool_mode="text")
+        hint = ANSWER_HINT if answered_calls(ctx.messages) else ""
     prompt = engine.chat_template.render(
         ctx.messages, tools=request.tools if tools else (), tool_hint=hint
     )
@@ -64,6 +71,12 @@ def prepare_local_chat(
         parses_tools=bool(tools),
         n=request.n,
     )
+
+
+def answer_prompt(engine: TextEngine, ctx: RequestContext) -> list[int]:
+    """The prompt for the decision step's second ask: the conversation with its tool results,
+    no tools offered, and :data:`ANSWER_HINT`. No longer than the first prompt, which fit."""
+    return engine.tokenize(engine.chat_template.render(ctx.messages, tool_hint=ANSWER_HINT))
 
 
 def prepare_local_completion(

@@ -18,6 +18,7 @@ from typing import cast
 
 from ember.core.request_context import ANONYMOUS, Caller, OutputFilter
 from ember.core.tool_calls import ToolCallParser
+from ember.core.tool_repeats import answered_calls, is_repeat
 from ember.core.types import FinishReason, GenerationChunk, SamplingParams, TokenLogprob, ToolCall
 from ember.errors import EmberError
 from ember.services.generation import EngineStream, generate_async
@@ -29,6 +30,7 @@ from ember.services.generation_types import (
     PreparedGeneration,
     ToolCallDelta,
 )
+from ember.services.local_prompt import answer_prompt
 from ember.services.pipeline import Pipeline
 from ember.services.planner import Planner
 
@@ -105,55 +107,76 @@ class TextGenerationService:
         filters: list[OutputFilter],
     ) -> AsyncIterator[ChatEvent]:
         ctx = prepared.ctx
-        tools = prepared.constraint.tools if prepared.constraint is not None else ()
-        parser = ToolCallParser(tools) if prepared.parses_tools else None
+        constraint = prepared.constraint
+        tools = constraint.tools if constraint is not None else ()
+        # The decision step: under "auto", a call the model already made this turn and got
+        # the result of is dropped; when that leaves nothing, the model answers in text.
+        answered = (
+            answered_calls(ctx.messages)
+            if constraint is not None
+            and constraint.tool_mode == "auto"
+            and prepared.engine is not None
+            and prepared.remote is None
+            else ()
+        )
         positions = 0
+        said = False
         # A guarding filter (one with ``blocked``) may hold text back and stop the answer; the
         # tokens' logprobs then wait with the text, so a stopped answer leaks none of them.
         guarded = any(hasattr(f, "blocked") for f in filters)
         held: tuple[TokenLogprob, ...] = ()
-        stream: AsyncIterator[GenerationChunk]
-        if prepared.remote is not None:
-            stream = prepared.remote.chunks(index, params)
-        elif index == 0 and prepared.admitted is not None:
-            stream, prepared.admitted = prepared.admitted.chunks(), None
-        else:
-            assert prepared.engine is not None
-            stream = generate_async(
-                prepared.engine, prepared.prompt_tokens, params, constraint=prepared.constraint
-            )
-        async with aclosing(cast(AsyncGenerator[GenerationChunk, None], stream)) as chunks:
-            async for chunk in chunks:
-                if chunk.tokens and ctx.first_token_at is None:
-                    ctx.first_token_at = time.perf_counter()
-                ctx.usage.completion_tokens += chunk.tokens
-                text = chunk.text
-                for output_filter in filters:
-                    text = output_filter.feed(text)
-                    if chunk.finish_reason is not None:
-                        text += output_filter.flush()
-                blocked = any(getattr(f, "blocked", False) for f in filters)
-                logprobs = chunk.logprobs
-                if guarded:
-                    held += chunk.logprobs
-                    logprobs, held = (held, ()) if text and not blocked else ((), held)
-                ending = chunk.finish_reason is not None or blocked
-                calls: list[ToolCall] = []
-                if parser is not None:
-                    text, calls = parser.feed(text)
-                    if ending:
-                        tail, more = parser.finish()
-                        text, calls = text + tail, calls + more
-                if not blocked and chunk.tool_calls:  # a remote provider's: structured
-                    calls += [_restored(call, ctx.guard.vault) for call in chunk.tool_calls]
-                ctx.output_text += text
-                if text or logprobs:
-                    yield ContentDelta(index, text, logprobs)
-                for call in calls:
-                    ctx.output_text += call.arguments
-                    yield ToolCallDelta(index, positions, call)
-                    positions += 1
-                if ending:
+        prompt = prepared.prompt_tokens
+        while True:
+            parser = ToolCallParser(tools) if prepared.parses_tools else None
+            repeats, retry = 0, False
+            stream: AsyncIterator[GenerationChunk]
+            if prepared.remote is not None:
+                stream = prepared.remote.chunks(index, params)
+            elif index == 0 and prepared.admitted is not None:
+                stream, prepared.admitted = prepared.admitted.chunks(), None
+            else:
+                assert prepared.engine is not None
+                stream = generate_async(prepared.engine, prompt, params, constraint=constraint)
+            async with aclosing(cast(AsyncGenerator[GenerationChunk, None], stream)) as chunks:
+                async for chunk in chunks:
+                    if chunk.tokens and ctx.first_token_at is None:
+                        ctx.first_token_at = time.perf_counter()
+                    ctx.usage.completion_tokens += chunk.tokens
+                    text = chunk.text
+                    for output_filter in filters:
+                        text = output_filter.feed(text)
+                        if chunk.finish_reason is not None:
+                            text += output_filter.flush()
+                    blocked = any(getattr(f, "blocked", False) for f in filters)
+                    logprobs = chunk.logprobs
+                    if guarded:
+                        held += chunk.logprobs
+                        logprobs, held = (held, ()) if text and not blocked else ((), held)
+                    ending = chunk.finish_reason is not None or blocked
+                    calls: list[ToolCall] = []
+                    if parser is not None:
+                        text, calls = parser.feed(text)
+                        if ending:
+                            tail, more = parser.finish()
+                            text, calls = text + tail, calls + more
+                    if not blocked and chunk.tool_calls:  # a remote provider's: structured
+                        calls += [_restored(call, ctx.guard.vault) for call in chunk.tool_calls]
+                    if answered:
+                        fresh = [call for call in calls if not is_repeat(call, answered)]
+                        repeats, calls = repeats + len(calls) - len(fresh), fresh
+                    ctx.output_text += text
+                    said = said or bool(text.strip())
+                    if text or logprobs:
+                        yield ContentDelta(index, text, logprobs)
+                    for call in calls:
+                        ctx.output_text += call.arguments
+                        yield ToolCallDelta(index, positions, call)
+                        positions += 1
+                    if not ending:
+                        continue
+                    if repeats and not positions and not said and not blocked:
+                        retry = True  # only repeated calls: ask again for the answer, in text
+                        break
                     reason: FinishReason = (
                         "content_filter" if blocked else chunk.finish_reason or "stop"
                     )
@@ -162,6 +185,11 @@ class TextGenerationService:
                     ctx.finish_reason = reason  # a cached answer replays it
                     yield ChoiceEnd(index, reason)
                     return
+            if not retry or constraint is None or prepared.engine is None:
+                return
+            # Asked again with no tools offered, and text that may not begin like a call.
+            prompt = answer_prompt(prepared.engine, ctx)
+            constraint, answered = replace(constraint, tool_mode="text"), ()
 
 
 def _restored(call: ToolCall, vault: object) -> ToolCall:

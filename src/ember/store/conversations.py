@@ -59,6 +59,35 @@ class ConversationTables:
             return None
         return ConversationRecord(int(row[0]), json.loads(row[1]), row[2])
 
+    def page(
+        self, *, limit: int, after: str | None = None, owner: str | None = None
+    ) -> tuple[list[tuple[str, ConversationRecord]], bool]:
+        """One page of conversations, newest first (ties by id), after the conversation
+        ``after``; of tenant ``owner`` only when given (None: every tenant's)."""
+        where, params = ("1 = 1", {}) if owner is None else ("owner = :owner", {"owner": owner})
+        with self.engine.connect() as conn:
+            if after is not None:
+                cursor = conn.execute(
+                    text(f"SELECT created_at FROM conversations WHERE {where} AND id = :after"),
+                    {**params, "after": after},
+                ).scalar()
+                if cursor is None:
+                    return [], False
+                where += " AND (created_at < :at OR (created_at = :at AND id < :after))"
+                params = {**params, "at": cursor, "after": after}
+            rows = conn.execute(
+                text(
+                    f"SELECT id, created_at, metadata, owner FROM conversations WHERE {where} "
+                    "ORDER BY created_at DESC, id DESC LIMIT :limit"
+                ),
+                {**params, "limit": limit + 1},
+            ).all()
+        found = [
+            (str(row[0]), ConversationRecord(int(row[1]), json.loads(row[2]), row[3]))
+            for row in rows[:limit]
+        ]
+        return found, len(rows) > limit
+
     def set_metadata(self, conversation_id: str, metadata: dict[str, str]) -> bool:
         with self.engine.begin() as conn:
             done = conn.execute(

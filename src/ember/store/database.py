@@ -17,6 +17,8 @@ Schema (see ``ember.store.migrations`` for how it got there):
 * ``api_keys``: API keys (name, salted hash, allowed models, guard policy, budgets, rate
   limits); ``ember.store.keys`` reads and writes them. ``request_log`` also carries each
   request's tenant (key name), route target, cost, cache hit and route reason (usage).
+* ``usage_daily``: the request log summed by UTC day, tenant, model and target, written with
+  it, so that usage reports stay fast on a big log (``ember.store.usage``).
 * ``fine_tuning_jobs``, ``fine_tuning_events``, ``fine_tuning_checkpoints``: fine-tuning
   jobs, what happened to them, and where their checkpoints are (``ember.store.fine_tuning``).
 * ``audit_log``: the tamper-evident hash chain of requests; ``ember.store.audit`` explains
@@ -52,7 +54,7 @@ import sqlite_vec
 from sqlalchemy import Engine, create_engine, event, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ember.store import audit, fine_tuning, keys
+from ember.store import audit, fine_tuning, keys, usage
 from ember.store import files as files_table
 from ember.store.audit import AuditEntry, AuditRecord, AuditVerification
 from ember.store.background import BackgroundTable
@@ -330,6 +332,24 @@ class Store:
             row.revoked_at = time.time()
             return True
 
+    def update_key(self, key_id: str, changes: dict[str, Any]) -> keys.KeyRecord | None:
+        """Change an active key's models, policy or limits (``None`` clears one); the
+        updated record, or None when no active key has that id."""
+        with self.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return None
+            for name, value in keys.to_columns(changes).items():
+                setattr(row, name, value)
+            session.flush()
+            return keys.from_row(row)
+
+    def recount_spending(self, tenant: str) -> None:
+        """Rebuild ``tenant``'s ledger rows from the request log (``LedgerTables.recount``),
+        after every request-log row queued in this process is written."""
+        self.writer.flush()
+        self.ledger.recount(tenant, time.time())
+
     def count_active_keys(self) -> int:
         with self.session() as session:
             return len(
@@ -338,14 +358,19 @@ class Store:
 
     def usage_report(
         self,
-        group_by: list[keys.UsageGroup],
+        group_by: list[usage.UsageGroup],
         *,
         since: float | None = None,
         tenant: str | None = None,
-    ) -> list[keys.UsageRow]:
+        raw: bool = False,
+    ) -> list[usage.UsageRow]:
+        """Usage since ``since`` grouped by ``group_by`` (``ember.store.usage``); ``raw``:
+        summed from the request log alone, not from ``usage_daily``."""
         self.writer.flush()
+        report = usage.usage_report_raw if raw else usage.usage_report
         with self.session() as session:
-            return keys.usage_report(session, group_by, since=since, tenant=tenant)
+            rows = report(session, group_by, since=since, tenant=tenant)
+        return sorted(rows, key=lambda row: [row.group[name] for name in group_by])
 
     # -- audit log ------------------------------------------------------------------------
 

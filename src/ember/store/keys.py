@@ -1,17 +1,13 @@
-"""API key rows and usage queries (issue 6); :class:`ember.store.Store` exposes them."""
+"""API key rows (issue 6); :class:`ember.store.Store` exposes them. Usage reports are in
+``ember.store.usage``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from ember.store.tables import ApiKeyRow, RequestLogRow
-
-UsageGroup = Literal["key", "model", "target", "day"]
+from ember.store.tables import ApiKeyRow
 
 
 @dataclass
@@ -63,6 +59,21 @@ _FIELDS = (
 )
 
 
+# What an update may change: a key's name and secret are its identity and stay.
+UPDATABLE = ("models", *_FIELDS)
+
+
+def to_columns(changes: dict[str, Any]) -> dict[str, Any]:
+    """An update's fields as ``api_keys`` column values (``models`` is stored as JSON)."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+    columns = dict(changes)
+    if "models" in columns:
+        columns["models"] = json.dumps(columns["models"]) if columns["models"] else None
+    return columns
+
+
 def to_row(record: KeyRecord) -> ApiKeyRow:
     return ApiKeyRow(
         id=record.id,
@@ -87,67 +98,3 @@ def from_row(row: ApiKeyRow) -> KeyRecord:
         revoked_at=row.revoked_at,
         **{name: getattr(row, name) for name in _FIELDS},
     )
-
-
-@dataclass
-class UsageRow:
-    group: dict[str, str] = field(default_factory=dict)
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    cache_hits: int = 0
-    avg_latency_ms: float = 0.0
-
-
-def _utc_day(session: Session, seconds: Any) -> Any:
-    """``YYYY-MM-DD`` (UTC) of a Unix time column, in the session's SQL dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM-DD")
-    return func.date(seconds, "unixepoch")
-
-
-def usage_report(
-    session: Session,
-    group_by: list[UsageGroup],
-    *,
-    since: float | None = None,
-    tenant: str | None = None,
-) -> list[UsageRow]:
-    columns: dict[str, Any] = {
-        "key": func.coalesce(RequestLogRow.tenant, ""),
-        "model": RequestLogRow.model,
-        "target": func.coalesce(RequestLogRow.target, ""),
-        "day": _utc_day(session, RequestLogRow.created_at),
-    }
-    keys = [columns[name].label(name) for name in group_by]
-    query = select(
-        *keys,
-        func.count(),
-        func.sum(RequestLogRow.prompt_tokens),
-        func.sum(RequestLogRow.completion_tokens),
-        func.sum(RequestLogRow.cost_usd),
-        func.sum(RequestLogRow.cache_hit),
-        func.avg(RequestLogRow.latency_ms),
-    )
-    if since is not None:
-        query = query.where(RequestLogRow.created_at >= since)
-    if tenant is not None:
-        query = query.where(RequestLogRow.tenant == tenant)
-    if keys:
-        query = query.group_by(*keys).order_by(*keys)
-    out = []
-    for row in session.execute(query).all():
-        n = len(group_by)
-        out.append(
-            UsageRow(
-                group={name: str(row[i] or "") for i, name in enumerate(group_by)},
-                requests=int(row[n] or 0),
-                prompt_tokens=int(row[n + 1] or 0),
-                completion_tokens=int(row[n + 2] or 0),
-                cost_usd=float(row[n + 3] or 0.0),
-                cache_hits=int(row[n + 4] or 0),
-                avg_latency_ms=float(row[n + 5] or 0.0),
-            )
-        )
-    return [row for row in out if row.requests]

@@ -102,6 +102,15 @@ class LedgerTables:
                 {"usd": usd, "tokens": tokens, "id": reservation_id},
             )
 
+    def recount(self, tenant: str, now: float) -> None:
+        """Start ``tenant``'s rows afresh from the request log: what it spent this month,
+        as carried rows. For a key that gets limits after running without any: no
+        reservations were written meanwhile, so a budget set now would not count them."""
+        with self.engine.begin() as conn:
+            self._lock(conn, tenant)
+            conn.execute(text("DELETE FROM key_reservations WHERE tenant = :t"), {"t": tenant})
+            carry_spending(conn, now, tenant=tenant)
+
     def prune(self, month_start: float) -> int:
         """Delete rows no window reads any more; returns how many."""
         with self.engine.begin() as conn:
@@ -172,20 +181,21 @@ def _broken(limits: Limits, window: Window, usd: float, tokens: int) -> str | No
     return None
 
 
-def carry_spending(conn: Connection, now: float) -> None:
-    """Seed ``key_reservations`` with what each key spent this month before it existed
-    (the request log's costs, cache hits excluded): a row for the month before today and
-    one for today, so budgets hold across the upgrade."""
+def carry_spending(conn: Connection, now: float, *, tenant: str | None = None) -> None:
+    """Seed ``key_reservations`` with what each key (or only ``tenant``) spent this month
+    before it existed (the request log's costs, cache hits excluded): a row for the month
+    before today and one for today, so budgets hold across the upgrade."""
     day_start, month_start = period_starts(now)
+    only = " AND tenant = :tenant" if tenant is not None else ""
     for start, end in ((month_start, day_start), (day_start, now + 1.0)):
         conn.execute(
             text(
                 "INSERT INTO key_reservations (tenant, at, usd, tokens, carried)"
                 " SELECT tenant, :start, SUM(cost_usd), SUM(prompt_tokens + completion_tokens), 1"
                 " FROM request_log WHERE tenant IS NOT NULL AND cache_hit = 0"
-                " AND created_at >= :start AND created_at < :end GROUP BY tenant"
+                f" AND created_at >= :start AND created_at < :end{only} GROUP BY tenant"
             ),
-            {"start": start, "end": end},
+            {"start": start, "end": end, "tenant": tenant},
         )
 
 

@@ -55,6 +55,24 @@ class RequestLogRow(Base):
     route_reason: Mapped[str | None] = mapped_column(String, nullable=True)
 
 
+class UsageDailyRow(Base):
+    """The request log summed by UTC day, tenant, model and target (``ember.store.usage``)."""
+
+    __tablename__ = "usage_daily"
+
+    day: Mapped[str] = mapped_column(String, primary_key=True)  # YYYY-MM-DD, UTC
+    tenant: Mapped[str] = mapped_column(String, primary_key=True)  # '': no key
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    target: Mapped[str] = mapped_column(String, primary_key=True)  # '': not routed
+    requests: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    cache_hits: Mapped[int] = mapped_column(Integer)
+    refusals: Mapped[int] = mapped_column(Integer)
+    latency_ms_sum: Mapped[float] = mapped_column(Float)
+
+
 class AuditLogRow(Base):
     """One link of the audit chain; ``ember.store.audit`` owns how it is written and checked."""
 

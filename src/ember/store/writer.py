@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from ember.store import audit
 from ember.store.audit import AuditEntry
 from ember.store.tables import RequestLogRow
+from ember.store.usage import add_to_daily
 
 logger = logging.getLogger(__name__)
 
@@ -201,10 +202,12 @@ def database_unreachable(exc: BaseException) -> bool:
 
 
 def write_batch(session: Session, batch: list[Pending]) -> None:
-    """Chain the batch's audit entries (in order) and insert its request-log rows."""
+    """Chain the batch's audit entries (in order), insert its request-log rows and add
+    them to ``usage_daily``."""
     entries = [item.audit for item in batch if item.audit is not None]
     if entries:
         audit.append_many(session, entries)  # first statement: takes the write lock
     rows = [item.request_log for item in batch if item.request_log is not None]
     if rows:
         session.connection().execute(insert(RequestLogRow), rows)
+        add_to_daily(session, rows)  # the usage report's sums, in the same transaction

@@ -1,4 +1,5 @@
-"""``/v1/conversations`` (create, retrieve, update, delete) and its ``items``."""
+"""``/v1/conversations`` (create, retrieve, update, delete) and its ``items``; and
+``GET /v1/ember/conversations``, the caller's conversations (OpenAI's API has no list)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ async def create_conversation(
 ) -> Any:
     items = items_of(body.items or [])
     return JSONResponse(services.conversations.create(dict(body.metadata or {}), items, caller=who))
+
+
+@router.get("/v1/ember/conversations", response_model=None)
+async def list_conversations(
+    after: str | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    return JSONResponse(
+        services.conversations.list_conversations(limit=limit, after=after, caller=who)
+    )
 
 
 @router.get("/v1/conversations/{conversation_id}", response_model=None)

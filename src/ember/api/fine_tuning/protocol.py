@@ -1,4 +1,5 @@
-"""Wire models of ``POST /v1/fine_tuning/jobs`` (``CreateFineTuningJobRequest``).
+"""Wire models of ``POST /v1/fine_tuning/jobs`` (``CreateFineTuningJobRequest``) and of
+Ember's data check, ``POST /v1/ember/fine_tuning/check`` (``CheckTrainingDataRequest``).
 
 The LoRA settings and Ember's training knobs are a documented extension: a top-level
 ``ember`` object (clients send ``extra_body={"ember": {...}}``).
@@ -132,3 +133,14 @@ class CreateFineTuningJobRequest(WireModel):
             max_steps=self.ember.max_steps,
             validation_fraction=self.ember.validation_fraction,
         )
+
+
+class CheckTrainingDataRequest(WireModel):
+    """The files (and optionally the model) of a job to come: what its data check finds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training_file: str
+    validation_file: str | None = None
+    method: Literal["supervised", "dpo"] = "supervised"
+    model: str | None = None

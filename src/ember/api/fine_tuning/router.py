@@ -1,4 +1,5 @@
-"""``/v1/fine_tuning/jobs``: create, list, retrieve, cancel, pause, resume, events, checkpoints."""
+"""``/v1/fine_tuning/jobs``: create, list, retrieve, cancel, pause, resume, events, checkpoints;
+and ``POST /v1/ember/fine_tuning/check``: the data check of a job to come, without the job."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ember.adapt.worker import fine_tuned_model_name
 from ember.api.deps import current_caller, get_services
-from ember.api.fine_tuning.protocol import CreateFineTuningJobRequest
+from ember.api.fine_tuning.protocol import CheckTrainingDataRequest, CreateFineTuningJobRequest
 from ember.core.request_context import Caller
 from ember.services.container import Services
 from ember.store.fine_tuning import CheckpointRecord, JobRecord
@@ -51,6 +52,24 @@ async def create_job(
     # Reading and checking every line of the files may take a while: off the event loop.
     created = await asyncio.to_thread(services.fine_tuning.create, body.to_domain(), caller=who)
     return _job(created)
+
+
+@router.post("/v1/ember/fine_tuning/check", response_model=None)
+async def check_data(
+    body: CheckTrainingDataRequest,
+    services: Services = Depends(get_services),
+    who: Caller = Depends(current_caller),
+) -> Any:
+    """What creating a job from these files would find: examples, formats, bad lines."""
+    findings = await asyncio.to_thread(
+        services.fine_tuning.check,
+        body.training_file,
+        validation_file=body.validation_file,
+        method=body.method,
+        model=body.model,
+        caller=who,
+    )
+    return JSONResponse(findings)
 
 
 @router.get("/v1/fine_tuning/jobs", response_model=None)

@@ -1,6 +1,6 @@
 """``POST /v1/ember/guard/analyze`` and ``/redact``: PII spans in a text, and the text
-with them replaced. The analyzer is the app's own (``Services.analyzer``), the one the request
-pipeline uses.
+with them replaced; ``GET /v1/ember/files/{file_id}/pii``: the PII in an uploaded file. The
+analyzer is the app's own (``Services.analyzer``), the one the request pipeline uses.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import ConfigDict, Field
 
-from ember.api.deps import get_services
+from ember.api.deps import current_caller, get_services
 from ember.api.wire import WireModel
+from ember.core.request_context import Caller
 from ember.guard.analyzer import Analyzer
 from ember.guard.vault import Operator, apply_operator
 from ember.services.container import Services
+from ember.services.document_pii import file_pii
 
 router = APIRouter()
 
@@ -64,3 +66,12 @@ async def redact(body: RedactRequest, analyzer: Analyzer = Depends(get_analyzer)
         "text": apply_operator(body.text, spans, body.operator),
         "spans": [span.to_dict() for span in spans],
     }
+
+
+@router.get("/v1/ember/files/{file_id}/pii", tags=["ember"])
+async def pii_in_file(
+    file_id: str, services: Services = Depends(get_services), who: Caller = Depends(current_caller)
+) -> dict[str, Any]:
+    """The PII the guard finds in an uploaded file's text: counts by entity type and the
+    findings (``ember.services.document_pii``)."""
+    return await asyncio.to_thread(file_pii, services.files, services.analyzer, file_id, caller=who)

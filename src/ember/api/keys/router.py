@@ -12,9 +12,9 @@ from pydantic import ConfigDict, Field
 from ember.api.deps import bearer_token, get_services, require_admin_key
 from ember.api.wire import WireModel
 from ember.errors import AuthenticationError, InvalidRequestError
-from ember.route.keys import create_key, revoke_key
+from ember.route.keys import create_key, revoke_key, update_key
 from ember.services.container import Services
-from ember.store.keys import UsageGroup
+from ember.store.usage import UsageGroup
 
 admin = APIRouter(dependencies=[Depends(require_admin_key)])
 usage_router = APIRouter()
@@ -41,6 +41,42 @@ async def create(body: KeyCreate, services: Services = Depends(get_services)) ->
     return {**record.public(), "key": key}
 
 
+class KeyUpdate(WireModel):
+    """The fields to change; a field sent as null is cleared, one left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    models: list[str] | None = None
+    policy: str | None = None
+    budget_usd_day: float | None = Field(default=None, ge=0)
+    budget_usd_month: float | None = Field(default=None, ge=0)
+    budget_tokens_day: int | None = Field(default=None, ge=0)
+    budget_tokens_month: int | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+
+
+@admin.post("/v1/ember/keys/{key}")
+async def update(
+    key: str, body: KeyUpdate, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    """Change a key's models, policy, budgets or rate limits (the ``ember`` extension)."""
+    changes = body.model_dump(include=body.model_fields_set)
+    name = changes.pop("name", None)
+    current = services.store.find_key(key)
+    if name is not None and current is not None and name != current.name:
+        raise InvalidRequestError(
+            "A key cannot be renamed: its name is its tenant, which owns its files, vector "
+            "stores, conversations and jobs and names it in usage and the audit log. Create "
+            "a new key instead.",
+            param="name",
+        )
+    record = update_key(services.store, services.settings, key, changes)
+    services.keys.forget()
+    return record.public()
+
+
 @admin.get("/v1/ember/keys")
 async def list_keys(services: Services = Depends(get_services)) -> dict[str, Any]:
     return {"object": "list", "data": [k.public() for k in services.store.list_keys()]}
@@ -54,13 +90,14 @@ async def revoke(key: str, services: Services = Depends(get_services)) -> dict[s
 
 
 GROUPS: tuple[str, ...] = get_args(UsageGroup)
+MAX_USAGE_DAYS = 36_500  # a century: any longer window is every row, and keeps the date math finite
 
 
 @usage_router.get("/v1/ember/usage")
 async def usage(
     request: Request,
     group_by: str = "key,model",
-    days: float = Query(default=30, gt=0),
+    days: float = Query(default=30, gt=0, le=MAX_USAGE_DAYS),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     """Usage grouped by ``key``, ``model``, ``target`` and/or ``day`` over the last ``days``.
@@ -88,6 +125,7 @@ async def usage(
                 "completion_tokens": row.completion_tokens,
                 "cost_usd": round(row.cost_usd, 8),
                 "cache_hits": row.cache_hits,
+                "refusals": row.refusals,
                 "avg_latency_ms": round(row.avg_latency_ms, 2),
             }
             for row in rows

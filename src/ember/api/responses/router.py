@@ -1,4 +1,5 @@
-"""``POST /v1/responses``, ``GET``/``DELETE /v1/responses/{id}`` and its ``input_items``."""
+"""``POST /v1/responses``, ``GET``/``DELETE /v1/responses/{id}`` and its ``input_items``; and
+``GET /v1/ember/mcp_servers``, the MCP servers its ``mcp`` tools may name."""
 
 from __future__ import annotations
 
@@ -84,3 +85,21 @@ async def list_input_items(
         response_id, limit=limit, order=order, after=after, caller=who
     )
     return JSONResponse(page)
+
+
+@router.get("/v1/ember/mcp_servers", response_model=None)
+async def list_mcp_servers(services: Services = Depends(get_services)) -> Any:
+    """The ``[mcp.LABEL]`` servers an ``mcp`` tool may name: what each says of itself, never
+    its command, URL, headers or environment (those may hold secrets)."""
+    data = [
+        {
+            "object": "ember.mcp_server",
+            "server_label": label,
+            "description": config.description,
+            "transport": "stdio" if config.command else "streamable_http",
+            "location": config.location,
+            "trusted": config.trusted,
+        }
+        for label, config in sorted(services.settings.mcp.items())
+    ]
+    return JSONResponse({"object": "list", "data": data})

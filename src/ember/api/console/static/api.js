@@ -68,11 +68,12 @@ export async function api(path, { method = "GET", body, form, admin = false, sig
   return response.json();
 }
 
-// A streamed chat completion: calls onChunk(chunk) per SSE data frame; an error frame throws.
-export async function streamChat(body, { signal, onChunk }) {
+// A streamed POST (/v1/responses with "stream": true): calls onEvent(event) per SSE data
+// frame, in order; an `error` event throws the API's own message.
+export async function streamEvents(path, body, { signal, onEvent }) {
   let response;
   try {
-    response = await fetch("/v1/chat/completions", {
+    response = await fetch(path, {
       method: "POST",
       headers: headers(false, true),
       body: JSON.stringify({ ...body, stream: true }),
@@ -102,9 +103,10 @@ export async function streamChat(body, { signal, onChunk }) {
         if (!line.startsWith("data:")) continue;
         const data = line.slice(5).trim();
         if (data === "[DONE]") return;
-        const chunk = JSON.parse(data);
-        if (chunk.error) throw new ApiError(chunk.error.message, 200, chunk.error.code);
-        onChunk(chunk);
+        const event = JSON.parse(data);
+        if (event.type === "error") throw new ApiError(event.message, 200, event.code);
+        if (event.error && !event.type) throw new ApiError(event.error.message, 200, event.error.code);
+        onEvent(event);
       }
     }
   }

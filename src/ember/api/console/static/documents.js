@@ -1,5 +1,6 @@
-// Documents: vector stores (list, create, delete), uploads of many files with each file's
-// ingestion status and error, and a search box showing hybrid results with their scores.
+// Documents: vector stores (list, create with an expiry, delete), uploads of many files with
+// each file's ingestion status and error, the PII the guard finds in a file, and a search box
+// showing hybrid results with their scores.
 
 import { api } from "./api.js";
 import { clear, errorNode, formatTime, h } from "./dom.js";
@@ -12,9 +13,13 @@ export async function render(main) {
   const list = h("div", { id: "store-list" });
   const detail = h("section", { id: "store-detail", class: "panel" });
   const name = h("input", { id: "store-name", required: true, autocomplete: "off" });
+  const expiry = h("input", {
+    id: "store-expiry", type: "number", min: 1, max: 365, step: 1, placeholder: t("docs.never"),
+  });
   const errors = h("div");
   const create = h("form", { id: "create-store", class: "inline" },
     h("label", { for: "store-name" }, t("docs.storeName")), name,
+    h("label", { for: "store-expiry" }, t("docs.expiryDays")), expiry,
     h("button", { type: "submit", class: "primary" }, t("docs.create")));
   clear(main, h("h1", {}, t("nav.documents")),
     h("div", { class: "split" },
@@ -24,8 +29,12 @@ export async function render(main) {
     event.preventDefault();
     clear(errors);
     try {
-      const store = await api("/v1/vector_stores", { method: "POST", body: { name: name.value } });
+      const body = { name: name.value };
+      // OpenAI's expiry: N days after the store was last used (searched, files added).
+      if (expiry.value.trim()) body.expires_after = { anchor: "last_active_at", days: Number(expiry.value) };
+      const store = await api("/v1/vector_stores", { method: "POST", body });
       name.value = "";
+      expiry.value = "";
       state.selected = store.id;
       await refresh();
     } catch (err) {
@@ -81,7 +90,13 @@ export async function render(main) {
             }
           },
         }, t("docs.delete"));
-        return h("tr", {}, h("td", {}, open),
+        // When it expires (OpenAI's expires_at), under its name; the rule in the tooltip.
+        const expiry = h("div", {
+          class: "expiry",
+          title: store.expires_after ? t("docs.expiryRule", { days: store.expires_after.days }) : null,
+        }, `${t("docs.expiresCol")}: `,
+        store.expires_at ? new Date(store.expires_at * 1000).toLocaleDateString() : t("docs.never"));
+        return h("tr", {}, h("td", {}, open, expiry),
           h("td", {}, `${counts.completed || 0}/${counts.total || 0}`),
           h("td", {}, store.status || ""), h("td", {}, remove));
       }))));
@@ -104,6 +119,7 @@ async function drawDetail(detail, store, refreshStores) {
     h("p", { class: "hint" }, t("docs.drop")));
   const query = h("input", { id: "search-query", type: "search", autocomplete: "off" });
   const results = h("div", { id: "search-results" });
+  const piiPanel = h("div", { id: "file-pii", "aria-live": "polite" });
   const search = h("form", { id: "search", class: "inline", role: "search" },
     h("label", { for: "search-query" }, t("docs.search")), query,
     h("button", { type: "submit", class: "primary" }, t("docs.searchGo")));
@@ -115,7 +131,7 @@ async function drawDetail(detail, store, refreshStores) {
     h("table", {}, h("caption", {}, t("docs.files")),
       h("thead", {}, h("tr", {}, [t("docs.filename"), t("docs.status"), t("docs.error"), ""].map(
         (c) => h("th", { scope: "col" }, c)))), files),
-    search, results);
+    piiPanel, search, results);
 
   const drawFiles = async () => {
     try {
@@ -125,7 +141,11 @@ async function drawDetail(detail, store, refreshStores) {
         h("td", {}, state.filenames.get(f.id) || f.id),
         h("td", { class: `status ${f.status}` }, t(`status.${f.status}`)),
         h("td", {}, f.last_error ? f.last_error.message : ""),
-        h("td", {}, h("button", {
+        h("td", {}, h("div", { class: "row" }, h("button", {
+          type: "button", class: "pii",
+          "aria-label": `${t("docs.pii")} ${state.filenames.get(f.id) || f.id}`,
+          onclick: () => showPii(piiPanel, f.id),
+        }, t("docs.pii")), h("button", {
           type: "button", class: "danger",
           "aria-label": `${t("docs.remove")} ${state.filenames.get(f.id) || f.id}`,
           onclick: async () => {
@@ -134,7 +154,7 @@ async function drawDetail(detail, store, refreshStores) {
               await drawFiles();
             } catch (err) { results.prepend(errorNode(err)); }
           },
-        }, t("docs.remove"))))));
+        }, t("docs.remove")))))));
     } catch (err) {
       clear(files, h("tr", {}, h("td", { colspan: 4 }, errorNode(err))));
     }
@@ -200,5 +220,33 @@ async function uploadOne(store, file, uploads) {
   } catch (err) {
     set("failed");
     error.append(errorNode(err));
+  }
+}
+
+// The PII the guard finds in one file (GET /v1/ember/files/{id}/pii): counts by type, then
+// each finding with where it is. Findings are shown as text, like everything else.
+async function showPii(panel, fileId) {
+  clear(panel, h("p", { class: "hint" }, t("loading")));
+  try {
+    const report = await api(`/v1/ember/files/${encodeURIComponent(fileId)}/pii`);
+    const types = Object.entries(report.entities);
+    const title = h("h3", {}, t("docs.piiIn", { name: report.filename }));
+    if (!types.length) {
+      clear(panel, title, h("p", { class: "hint", id: "pii-none" }, t("docs.piiNone")));
+      return;
+    }
+    clear(panel, title,
+      h("p", { class: "pii-counts", id: "pii-counts" },
+        types.map(([type, n]) => h("span", { class: "pii-type", "data-type": type }, `${type} × ${n}`))),
+      h("table", { id: "pii-findings" },
+        h("thead", {}, h("tr", {}, [t("docs.piiType"), t("docs.piiText"), t("docs.piiWhere"), t("docs.piiScore")]
+          .map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, report.findings.map((f) => h("tr", {},
+          h("td", {}, f.type), h("td", {}, h("code", {}, f.text)),
+          h("td", {}, [f.page ? `p. ${f.page}` : "", f.heading || ""].filter(Boolean).join(" · ")),
+          h("td", { class: "num" }, f.score.toFixed(2)))))),
+      report.has_more ? h("p", { class: "hint" }, t("docs.piiMore", { n: report.total })) : null);
+  } catch (err) {
+    clear(panel, errorNode(err));
   }
 }

@@ -1,5 +1,5 @@
-// Keys (the admin API, /v1/ember/keys: create, shown once; list; revoke) and usage
-// (/v1/ember/usage: a table and a bar chart by day, key, model or route target).
+// Keys (the admin API, /v1/ember/keys: create, shown once; list; edit limits; revoke) and
+// usage (/v1/ember/usage: a table and a bar chart by day, key, model or route target).
 
 import { api, session } from "./api.js";
 import { clear, errorNode, formatTime, h, svg } from "./dom.js";
@@ -26,6 +26,7 @@ export async function renderKeys(main) {
   const list = h("div", { id: "key-list" });
   const created = h("div", { id: "created-key", "aria-live": "polite" });
   const errors = h("div", { id: "keys-error" });
+  const editor = h("section", { class: "panel", id: "key-editor", hidden: true });
   const name = h("input", { id: "key-name", required: true, autocomplete: "off" });
   const models = h("input", { id: "key-models", autocomplete: "off", placeholder: "default, gpt-4o-mini" });
   const budget = h("input", { id: "key-budget", type: "number", min: 0, step: "any" });
@@ -39,7 +40,7 @@ export async function renderKeys(main) {
   clear(main, h("h1", {}, t("nav.keys")), adminKeyField(() => refresh()),
     h("div", { class: "split" },
       h("section", { class: "panel" }, h("h2", {}, t("keys.new")), form, errors, created),
-      h("section", { class: "panel" }, h("h2", {}, t("keys.list")), list)));
+      h("section", { class: "panel" }, h("h2", {}, t("keys.list")), list)), editor);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -73,16 +74,16 @@ export async function renderKeys(main) {
           t("keys.created"), t("keys.state"), ""].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, keys.data.map((key) => {
           const revoked = Boolean(key.revoked);
-          const limits = [
-            key.budget_usd_day != null ? `$${key.budget_usd_day}/${t("keys.day")}` : "",
-            key.rpm != null ? `${key.rpm} rpm` : "",
-          ].filter(Boolean).join(", ");
+          const limits = limitsText(key);
           return h("tr", { "data-key": key.name },
             h("td", {}, key.name), h("td", {}, h("code", {}, key.id)),
             h("td", {}, (key.models || []).join(", ") || t("keys.all")),
             h("td", {}, limits), h("td", {}, formatTime(key.created_at)),
             h("td", {}, revoked ? t("keys.revoked") : t("keys.active")),
-            h("td", {}, revoked ? "" : h("button", {
+            h("td", {}, h("div", { class: "row" }, revoked ? "" : h("button", {
+              type: "button", class: "edit", "aria-label": `${t("keys.edit")} ${key.name}`,
+              onclick: () => editKey(editor, key, refresh),
+            }, t("keys.edit")), revoked ? "" : h("button", {
               type: "button", class: "danger", "aria-label": `${t("keys.revoke")} ${key.name}`,
               onclick: async () => {
                 if (!confirm(t("keys.confirmRevoke", { name: key.name }))) return;
@@ -91,7 +92,7 @@ export async function renderKeys(main) {
                   await refresh();
                 } catch (err) { list.prepend(errorNode(err)); }
               },
-            }, t("keys.revoke"))));
+            }, t("keys.revoke")))));
         }))));
     } catch (err) {
       clear(list, errorNode(err));
@@ -100,7 +101,64 @@ export async function renderKeys(main) {
   await refresh();
 }
 
-const METRICS = ["requests", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits"];
+// Every limit of a key, in one line ("$5/day, 60 rpm, …"); a policy too.
+function limitsText(key) {
+  return LIMITS.filter(([field]) => key[field] != null)
+    .map(([field, unit, format]) => `${(format || String)(key[field])}${unit()}`)
+    .concat(key.policy ? [`${t("keys.policy")}: ${key.policy}`] : [])
+    .join(", ");
+}
+
+// A key's limits: [field, unit shown after the value, how the value is written].
+const LIMITS = [
+  ["budget_usd_day", () => `/${t("keys.day")}`, (v) => `$${v}`],
+  ["budget_usd_month", () => `/${t("keys.month")}`, (v) => `$${v}`],
+  ["budget_tokens_day", () => ` ${t("keys.tokens")}/${t("keys.day")}`],
+  ["budget_tokens_month", () => ` ${t("keys.tokens")}/${t("keys.month")}`],
+  ["rpm", () => " rpm"],
+  ["tpm", () => " tpm"],
+];
+
+// The edit form of one key: its models, policy, budgets and rate limits. An empty field
+// clears that limit (sent as null); the name is the key's tenant and is not editable.
+function editKey(editor, key, refresh) {
+  const fields = {};
+  const input = (field, attrs) => {
+    fields[field] = h("input", { id: `edit-${field}`, autocomplete: "off", ...attrs });
+    return [h("label", { for: `edit-${field}` }, t(`keys.field.${field}`)), fields[field]];
+  };
+  const errors = h("div", { id: "edit-key-error" });
+  const form = h("form", { id: "edit-key", class: "grid" },
+    input("models", { value: (key.models || []).join(", "), placeholder: t("keys.all") }),
+    input("policy", { value: key.policy || "", placeholder: "redact, local_only, …" }),
+    LIMITS.map(([field]) => input(field, {
+      type: "number", min: 0, step: field.startsWith("budget_usd") ? "any" : 1,
+      value: key[field] ?? "",
+    })),
+    h("span"), h("div", { class: "row" },
+      h("button", { type: "submit", class: "primary" }, t("keys.save")),
+      h("button", { type: "button", onclick: () => { editor.hidden = true; } }, t("close"))));
+  clear(editor, h("h2", {}, t("keys.editTitle", { name: key.name })),
+    h("p", { class: "hint" }, t("keys.editHint")), form, errors);
+  editor.hidden = false;
+  fields.models.focus();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clear(errors);
+    const names = fields.models.value.split(",").map((m) => m.trim()).filter(Boolean);
+    const body = { models: names.length ? names : null, policy: fields.policy.value.trim() || null };
+    for (const [field] of LIMITS) body[field] = numberOrNull(fields[field]) ?? null;
+    try {
+      await api(`/v1/ember/keys/${encodeURIComponent(key.id)}`, { method: "POST", body, admin: true });
+      editor.hidden = true;
+      await refresh();
+    } catch (err) {
+      errors.append(errorNode(err));
+    }
+  });
+}
+
+const METRICS = ["requests", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits", "refusals"];
 const COLUMN_KEYS = Object.fromEntries([...METRICS, "avg_latency_ms", "key", "model", "target", "day"]
   .map((c) => [c, true]));
 

@@ -1,14 +1,16 @@
 // Models: every model and alias the server answers to, which are loaded (engine, memory,
-// process), and load / unload.
+// process), load / unload, and pulling a model from the hub with its progress.
 
 import { api } from "./api.js";
 import { clear, errorNode, h } from "./dom.js";
 import { t } from "./i18n.js";
+import { renderPulls } from "./pulls.js";
 
 export async function render(main) {
   const table = h("div", { id: "model-list" });
   const errors = h("div", { id: "models-error" });
-  clear(main, h("h1", {}, t("nav.models")), errors, table);
+  const pulls = h("section", { id: "pull-panel", class: "panel" });
+  clear(main, h("h1", {}, t("nav.models")), errors, table, pulls);
   const refresh = async () => {
     try {
       const [models, loaded] = await Promise.all([api("/v1/models"), api("/v1/ember/models/loaded")]);
@@ -46,7 +48,7 @@ export async function render(main) {
       clear(table, errorNode(err));
     }
   };
-  await refresh();
+  await Promise.all([refresh(), renderPulls(pulls, { onPulled: refresh })]);
 }
 
 function mb(bytes) {

@@ -1,18 +1,42 @@
-// Fine-tuning: jobs, a job's live events and loss curve, its checkpoints, cancel / pause /
-// resume, and "chat with this model" for a finished job or a checkpoint.
+// Fine-tuning: a new job (its data checked before it starts), jobs, a job's live events and
+// loss curve, its checkpoints, cancel / pause / resume, and "chat with this model" for a
+// finished job or a checkpoint; synthetic-data jobs on a tab of their own.
 
 import { api } from "./api.js";
 import { clear, errorNode, formatTime, h, svg } from "./dom.js";
 import { t } from "./i18n.js";
+import { renderSynth } from "./synth.js";
+import { renderNewJob } from "./tune_new.js";
 
 const LIVE = new Set(["validating_files", "queued", "running"]);
 // actionError: the last refused pause/resume/cancel, kept across redraws until the next one.
-const state = { selected: null, timer: null, actionError: null };
+const state = { selected: null, timer: null, actionError: null, tab: "jobs", openNew: false };
+const TABS = ["jobs", "synth"];
 
 export async function render(main) {
+  const panel = h("div", { id: "tune-panel", role: "tabpanel" });
+  const tabs = h("div", { class: "tabs", role: "tablist", id: "tune-tabs" }, TABS.map((name) => h("button", {
+    type: "button", role: "tab", id: `tab-${name}`, "aria-selected": String(state.tab === name),
+    onclick: () => { state.tab = name; render(main); },
+  }, t(`tune.tab.${name}`))));
+  clear(main, h("h1", {}, t("nav.tuning")), tabs, panel);
+  if (state.tab === "synth") {
+    await renderSynth(panel, {
+      onUseFile: () => { state.tab = "jobs"; state.openNew = true; render(main); },
+    });
+    return;
+  }
+  await renderJobs(panel);
+}
+
+async function renderJobs(panel) {
   const list = h("div", { id: "job-list" });
   const detail = h("section", { id: "job-detail", class: "panel" });
-  clear(main, h("h1", {}, t("nav.tuning")),
+  const newBox = h("div", {});
+  const newJob = h("details", { class: "panel", id: "new-job-panel", open: state.openNew },
+    h("summary", {}, t("tune.new")), newBox);
+  newJob.addEventListener("toggle", () => { state.openNew = newJob.open; });
+  clear(panel, newJob,
     h("section", { class: "panel" }, h("h2", {}, t("tune.jobs")), list), detail);
   const refresh = async () => {
     if (!list.isConnected) return; // the user went to another page
@@ -35,7 +59,14 @@ export async function render(main) {
       state.timer = setTimeout(refresh, 5000);
     }
   };
-  await refresh();
+  await Promise.all([refresh(), renderNewJob(newBox, {
+    onCreated: async (job) => {
+      state.selected = job.id;
+      state.actionError = null;
+      newJob.open = false;
+      await refresh();
+    },
+  })]);
 }
 
 function drawJobs(list, jobs, refresh) {
