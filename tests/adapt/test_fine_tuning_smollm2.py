@@ -133,11 +133,19 @@ def test_a_taught_pattern_is_learned_with_auto_settings(
     assert all(base[n] != code_word(n) for n in base), base
     assert all(answers[n] != base[n] for n in base if n in learned)
 
-    # The newest kept checkpoint (the last step) is served with the same weights.
-    newest = next(iter(client.fine_tuning.jobs.checkpoints.list(job.id)))
-    assert newest.step_number == done.model_extra["ember"]["data_summary"]["total_steps"]
-    at_checkpoint = newest.fine_tuned_model_checkpoint
-    assert all(greedy(client, at_checkpoint, question(n)) == answers[n] for n in base)
+    # Every kept checkpoint is served with its own adapter, and answers what it was taught:
+    # the newest (the last step) as the fine-tuned model does, the earlier ones (late in
+    # training too: only the newest three are kept) the taught answers, not the base's.
+    kept = list(client.fine_tuning.jobs.checkpoints.list(job.id))
+    total = done.model_extra["ember"]["data_summary"]["total_steps"]
+    assert [c.step_number for c in kept] == [total, total - 10, total - 20]  # every 10 steps
+    for checkpoint in kept:
+        name = checkpoint.fine_tuned_model_checkpoint
+        served = {n: greedy(client, name, question(n)) for n in base}
+        if checkpoint is kept[0]:
+            assert served == {n: answers[n] for n in base}, (name, served)
+        taught = [n for n in served if served[n] == code_word(n)]
+        assert len(taught) >= 2 and all(served[n] != base[n] for n in taught), (name, served)
 
     # The merged GGUF on llama.cpp answers as the fine-tuned model does.
     exported = ember_cli(server.home, "tune", "export", job.id, "--format", "gguf")
@@ -146,6 +154,54 @@ def test_a_taught_pattern_is_learned_with_auto_settings(
     on_llama = {n: greedy(client, gguf_model, question(n)) for n in (3, 17, 29)}
     assert sum(on_llama[n] == code_word(n) for n in on_llama) >= 2, on_llama
     assert all(on_llama[n] != base[n] for n in on_llama if on_llama[n] == code_word(n))
+
+
+def colour(n: int) -> dict[str, Any]:
+    return {
+        "input": {"messages": [{"role": "user", "content": f"Which colour suits box {n}?"}]},
+        "preferred_output": [{"role": "assistant", "content": "Blue suits it best."}],
+        "non_preferred_output": [{"role": "assistant", "content": "Red suits it best."}],
+    }
+
+
+def test_a_dpo_job_shifts_the_preference_on_held_back_pairs(client: openai.OpenAI) -> None:
+    job = client.fine_tuning.jobs.create(
+        model=SMOLLM2,
+        training_file=upload(client, [colour(n) for n in range(12)]),
+        validation_file=upload(client, [colour(n) for n in range(100, 104)]),
+        suffix="blue",
+        seed=1,
+        method={
+            "type": "dpo",
+            # Six steps (two passes in batches of four) keep it short; the rate stays "auto".
+            "dpo": {"hyperparameters": {"beta": 0.1, "n_epochs": 2, "batch_size": 4}},
+        },
+    )
+    done = wait_done(client, job.id)
+    assert done.method.dpo.hyperparameters.learning_rate_multiplier == 2.5  # DPO's auto rate
+    assert done.model_extra["ember"]["data_summary"]["total_steps"] == 6
+
+    # The job's learning check: on the four held-back pairs, the preferred answer's
+    # log-probability margin over the non-preferred one rose, and the job says so.
+    check = done.model_extra["ember"]["learning_check"]
+    before, after = check["before"], check["after"]
+    assert after["margin"] > before["margin"] + 1.0, check
+    assert after["accuracy"] == 1.0 and check["learned"] is True, check
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=1000))
+    verdict = next(e for e in events if e.message.startswith("Learning check: learned"))
+    assert "held-back preference margin" in verdict.message
+    assert verdict.data["before"]["margin"] == before["margin"]
+    assert verdict.data["after"]["margin"] == after["margin"]
+    trained = [e.data for e in events if e.data and "reward_margin" in e.data]
+    assert len(trained) == 6
+
+    served = client.chat.completions.create(
+        model=done.fine_tuned_model,
+        messages=[{"role": "user", "content": "Which colour suits box 101?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert served.model == done.fine_tuned_model and served.choices[0].message.content
 
 
 def test_a_supervised_file_is_refused_for_dpo(client: openai.OpenAI) -> None:
