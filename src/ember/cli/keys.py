@@ -27,6 +27,23 @@ def _store() -> Store:
     return Store(load_settings().database)
 
 
+# The limits ``create`` and ``update`` both take.
+BudgetUsd = Annotated[float | None, typer.Option(help="USD budget per month.")]
+BudgetUsdDay = Annotated[float | None, typer.Option(help="USD budget per day.")]
+BudgetTokens = Annotated[int | None, typer.Option(help="Token budget per month.")]
+BudgetTokensDay = Annotated[int | None, typer.Option(help="Token budget per day.")]
+Rpm = Annotated[int | None, typer.Option(help="Requests per minute.")]
+Tpm = Annotated[int | None, typer.Option(help="Tokens per minute.")]
+Policy = Annotated[
+    str | None,
+    typer.Option(help=r'Guard policy: a \[guard_policies."NAME"] table or a PII action.'),
+]
+
+
+def _model_list(models: str | None) -> list[str] | None:
+    return [m.strip() for m in models.split(",") if m.strip()] if models else None
+
+
 def _fail(exc: EmberError) -> typer.Exit:
     err_console.print(f"[red]Error:[/red] {exc.message}", highlight=False)
     return typer.Exit(1)
@@ -38,16 +55,13 @@ def create(
     models: Annotated[
         str | None, typer.Option(help="Comma-separated model names it may use (default: all).")
     ] = None,
-    budget_usd: Annotated[float | None, typer.Option(help="USD budget per month.")] = None,
-    budget_usd_day: Annotated[float | None, typer.Option(help="USD budget per day.")] = None,
-    budget_tokens: Annotated[int | None, typer.Option(help="Token budget per month.")] = None,
-    budget_tokens_day: Annotated[int | None, typer.Option(help="Token budget per day.")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(help='Guard policy: a [guard_policies."NAME"] table or a PII action.'),
-    ] = None,
+    budget_usd: BudgetUsd = None,
+    budget_usd_day: BudgetUsdDay = None,
+    budget_tokens: BudgetTokens = None,
+    budget_tokens_day: BudgetTokensDay = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    policy: Policy = None,
 ) -> None:
     """Create a key and print it (the only time it is shown; only a salted hash is kept)."""
     settings = load_settings()
@@ -57,7 +71,7 @@ def create(
             store,
             settings,
             name=name,
-            models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+            models=_model_list(models),
             policy=policy,
             budget_usd_month=budget_usd,
             budget_usd_day=budget_usd_day,
@@ -93,16 +107,13 @@ def update(
     models: Annotated[
         str | None, typer.Option(help="Comma-separated model names it may use.")
     ] = None,
-    budget_usd: Annotated[float | None, typer.Option(help="USD budget per month.")] = None,
-    budget_usd_day: Annotated[float | None, typer.Option(help="USD budget per day.")] = None,
-    budget_tokens: Annotated[int | None, typer.Option(help="Token budget per month.")] = None,
-    budget_tokens_day: Annotated[int | None, typer.Option(help="Token budget per day.")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(help='Guard policy: a [guard_policies."NAME"] table or a PII action.'),
-    ] = None,
+    budget_usd: BudgetUsd = None,
+    budget_usd_day: BudgetUsdDay = None,
+    budget_tokens: BudgetTokens = None,
+    budget_tokens_day: BudgetTokensDay = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    policy: Policy = None,
     clear: Annotated[
         str | None,
         typer.Option(help="Comma-separated limits to remove: " + ", ".join(_CLEARABLE) + "."),
@@ -112,7 +123,7 @@ def update(
     changes: dict[str, object] = {
         name: value
         for name, value in (
-            ("models", [m.strip() for m in models.split(",") if m.strip()] if models else None),
+            ("models", _model_list(models)),
             ("policy", policy),
             ("budget_usd_month", budget_usd),
             ("budget_usd_day", budget_usd_day),
